@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { configSchema, type Config } from './schema.js';
+
+/** Formats one schema issue as `key.path: problem`, the line an operator can act on. */
+function formatIssue(issue: z.core.$ZodIssue): string[] {
+  const path = issue.path.map(String).join('.');
+  const prefix = path ? `${path}: ` : '';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown key`);
+    case 'invalid_type':
+      return [`${prefix}${issue.input === undefined ? 'is required' : `must be ${article(issue.expected)}`}`];
+    case 'invalid_value':
+      return [`${prefix}must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
+    default:
+      return [`${prefix}${issue.message}`];
+  }
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * Validates a parsed config object and returns it defaulted and frozen. Throws
+ * ConfigError listing every problem, one `key.path: problem` line each.
+ */
+export function parseConfig(input: unknown, source = 'config'): Config {
+  const result = configSchema.safeParse(input ?? {});
+  if (!result.success) throw new ConfigError(source, result.error.issues.flatMap(formatIssue));
+  return deepFreeze(result.data);
+}
+
+/** Reads a YAML (or JSON) config file and validates it. */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [`cannot read file: ${(error as Error).message}`], { cause: error });
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(file, [`not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`], {
+      cause: error,
+    });
+  }
+  return parseConfig(raw, file);
+}

@@ -1,0 +1,164 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/*
+ * One schema gives both the validator and the TypeScript type (`Config`). Every object is
+ * strict: an unknown key is an error, because a misspelt key silently falling back to its
+ * default is how a production config lies to its operator. Defaults live here and only here.
+ */
+
+/** A duration in ms, written as integer ms or `"500ms"`, `"2s"`, `"30m"`. */
+function duration(min = 0) {
+  return z.unknown().transform((input, ctx): number => {
+    const ms = parseDuration(input);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must be a duration like "500ms", "2s", "30m" or integer ms' });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: 'custom', message: `must be ≥ ${min}ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(min, { error: `must be ≥ ${min}` })
+    .max(max, { error: `must be ≤ ${max}` });
+}
+
+const host = z.string({ error: 'must be a host name or address' }).min(1, { error: 'must not be empty' });
+const port = integer(0, 65535);
+const listen = (defaultPort: number) =>
+  z.strictObject({ host: host.default('127.0.0.1'), port: port.default(defaultPort) }).prefault({});
+
+const httpUrl = z.string({ error: 'must be a URL' }).refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'must be an http(s) URL with no path, like http://127.0.0.1:9001' },
+);
+
+/** Secrets are compared in constant time; a short one is guessable. */
+const secret = z.string({ error: 'must be a string' }).min(16, { error: 'must be at least 16 characters' });
+
+const nodeSchema = z.strictObject({
+  id: z
+    .string({ error: 'must be a string' })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, { error: 'must be 1-64 letters, digits, "-" or "_"' }),
+  url: httpUrl,
+  weight: integer(1, 1000).default(1),
+});
+
+export const policies = ['least-sessions', 'round-robin', 'least-connections', 'random-two-choices'] as const;
+
+export const configSchema = z
+  .strictObject({
+    proxy: z
+      .strictObject({
+        listen: listen(8080),
+        /** Header names are trusted for X-Forwarded-* only from these addresses. */
+        trustedProxies: z.array(z.string()).default([]),
+        /** Pin clients that carry no session id by client IP (off: breaks behind NAT). */
+        clientIpAffinity: z.boolean({ error: 'must be true or false' }).default(false),
+        /** Bodies up to this size are buffered so a refused request can be retried on another node. */
+        maxBodyBytes: integer(0).default(1_048_576),
+        maxHeaderBytes: integer(1024, 1_048_576).default(16_384),
+        maxConnections: integer(1).default(10_000),
+        timeouts: z
+          .strictObject({
+            /** Time a client has to send its request headers (slowloris). */
+            headers: duration(1).default(10_000),
+            /** Time a client has to send a whole request. */
+            request: duration(1).default(60_000),
+            /** Idle keep-alive time of a client connection. */
+            idle: duration(1).default(5_000),
+            /** Time a node has to answer a proxied request. */
+            upstream: duration(1).default(30_000),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        listen: listen(8081),
+        /** Required when admin.listen.host is not a loopback address. */
+        token: secret.optional(),
+      })
+      .prefault({}),
+    session: z
+      .strictObject({
+        cookieName: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'must be a cookie name token' }).default('SESSIONID'),
+        urlParam: z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'must be a URL parameter name' }).default('sessionId'),
+        idleTimeout: duration(1000).default(30 * 60_000),
+        /** Add `Secure` to the cookie (set it when clients reach the proxy over TLS). */
+        cookieSecure: z.boolean({ error: 'must be true or false' }).default(false),
+        maxSessions: integer(1).default(1_000_000),
+        sweepInterval: duration(10).default(1000),
+        /** A session accessed within this window counts as active (not evictable). */
+        activeWindow: duration(0).default(60_000),
+        /** Key that signs session ids. Unset: generated once and kept in `secretFile`. */
+        secret: secret.optional(),
+        secretFile: z.string().default('.stickylb/secret'),
+      })
+      .prefault({}),
+    balancing: z
+      .strictObject({
+        policy: z.enum(policies, { error: `must be one of ${policies.join(', ')}` }).default('least-sessions'),
+      })
+      .prefault({}),
+    health: z
+      .strictObject({
+        interval: duration(10).default(1000),
+        timeout: duration(1).default(500),
+        rise: integer(1).default(2),
+        fall: integer(1).default(2),
+        path: z.string().startsWith('/', { error: 'must start with /' }).default('/health'),
+      })
+      .prefault({}),
+    replication: z
+      .strictObject({
+        store: z.enum(['memory', 'redis'], { error: 'must be memory or redis' }).default('memory'),
+        mode: z.enum(['sync', 'async'], { error: 'must be sync or async' }).default('sync'),
+        /** How often `async` mode flushes its batch: the window of writes a crash can lose. */
+        flushInterval: duration(1).default(10),
+        /** Shared secret of the replication endpoints. Unset: generated by `start` for its children. */
+        secret: secret.optional(),
+      })
+      .prefault({}),
+    redis: z.strictObject({ url: z.string().default('redis://127.0.0.1:6379') }).prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      })
+      .prefault({}),
+    nodes: z.array(nodeSchema).min(1, { error: 'must list at least one node' }),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.nodes.forEach((node, index) => {
+      if (seen.has(node.id)) {
+        ctx.addIssue({ code: 'custom', path: ['nodes', index, 'id'], message: `duplicate node id "${node.id}"` });
+      }
+      seen.add(node.id);
+    });
+    if (config.health.timeout >= config.health.interval) {
+      ctx.addIssue({ code: 'custom', path: ['health', 'timeout'], message: 'must be shorter than health.interval' });
+    }
+  });
+
+/** The validated, defaulted config; durations are in milliseconds. */
+export type Config = z.output<typeof configSchema>;
+/** What a config file may contain. */
+export type ConfigInput = z.input<typeof configSchema>;
+export type NodeConfig = Config['nodes'][number];
+export type BalancingPolicyName = (typeof policies)[number];
