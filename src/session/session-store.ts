@@ -1,0 +1,415 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { SessionLimitError, SessionNotFoundError, VersionConflictError } from '../errors.js';
+import type {
+  SessionEntry,
+  SessionState,
+  SessionStoreOptions,
+  StoreEvents,
+  StoreMetrics,
+} from './session-types.js';
+import { AccessList, CLOCK_CHECK_EVERY } from './access-list.js';
+import { StoreEntry } from './store-entry.js';
+import { BytesEstimate, RateMeter } from './store-metrics.js';
+import { WriteQueue } from './write-queue.js';
+
+export type { SessionEntry, SessionState, SessionStoreOptions, StoreEvents, StoreMetrics };
+
+/** setInterval's limit: a longer delay silently becomes 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Sessions in memory with idle expiry, a `maxSessions` bound, per-session versions and
+ * atomic updates. Knows nothing of HTTP: nodes keep compartment data in it, the proxy uses
+ * it as its affinity table.
+ *
+ * Entries sit in one Map and in a list ordered by last access (least recent first), linked
+ * through the entries themselves: a touch is O(1) and the sweep pops expired entries from
+ * the head, so its cost grows with the number of expired sessions, not with the total.
+ * Reads expire lazily too, so `size` may count sessions that expired since the last sweep
+ * (at most `sweepIntervalMs` old once `start()` runs).
+ *
+ * Events are emitted only when someone listens, so an unobserved store pays nothing for them.
+ */
+export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
+  private readonly byId = new Map<string, StoreEntry<V>>();
+  private readonly list: AccessList<V>;
+  private readonly idleTimeoutMs: number;
+  private readonly maxSessions: number;
+  private readonly activeWindowMs: number;
+  private readonly sweepIntervalMs: number;
+  private readonly sweepSliceMs: number;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+  private sliceCutShort = false;
+  /** EventEmitter's internal listener total, used when present (it has been since Node 6). */
+  declare private readonly _eventsCount: number;
+  private readonly hasEventsCount: boolean;
+  private readonly asyncWrites = new WriteQueue();
+
+  private expiredTotal = 0;
+  private evictedTotal = 0;
+  private readonly expiredRate: RateMeter;
+  private readonly evictedRate: RateMeter;
+  private sweepRuns = 0;
+  private longestSweepSliceMs = 0;
+  private lastSweepMs = 0;
+  private readonly bytesEstimate = new BytesEstimate();
+
+  constructor(options: SessionStoreOptions) {
+    super();
+    this.hasEventsCount = typeof this._eventsCount === 'number';
+    this.idleTimeoutMs = requireNumber('idleTimeoutMs', options.idleTimeoutMs, 1);
+    this.maxSessions = requireNumber('maxSessions', options.maxSessions ?? Infinity, 1);
+    // A window longer than the idle timeout would make every live session active.
+    this.activeWindowMs = Math.min(
+      requireNumber('activeWindowMs', options.activeWindowMs ?? 60_000, 0),
+      this.idleTimeoutMs,
+    );
+    this.sweepIntervalMs = requireNumber('sweepIntervalMs', options.sweepIntervalMs ?? 1000, 1, MAX_TIMER_MS);
+    this.sweepSliceMs = requireNumber('sweepSliceMs', options.sweepSliceMs ?? 2, 0);
+    this.now = options.now ?? (() => Date.now());
+    const now = this.now();
+    this.list = new AccessList<V>(this.activeWindowMs, now);
+    this.expiredRate = new RateMeter(now);
+    this.evictedRate = new RateMeter(now);
+  }
+
+  /** Stored sessions, including any that expired since the last sweep and were not read since. */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /**
+   * Creates a session at version 1. On an id that is already live nothing is replaced: the
+   * existing entry is touched and returned (an id collision is the caller's bug, not data).
+   * When `maxSessions` is reached the least recently used session is expired if it is, else
+   * evicted if idle; if it is active, throws SessionLimitError.
+   */
+  create(id: string, value: V): SessionEntry<V> {
+    const now = this.now();
+    const existing = this.byId.get(id);
+    if (existing !== undefined) {
+      if (now - existing.lastAccessAt < this.idleTimeoutMs) {
+        this.list.touch(existing, now);
+        if (this.hears('touched')) this.emit('touched', existing);
+        return existing;
+      }
+      this.expire(existing);
+    }
+    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
+    const entry = new StoreEntry(id, value, 1, now, now);
+    this.byId.set(id, entry);
+    this.list.append(entry, now);
+    if (this.hears('created')) this.emit('created', entry);
+    return entry;
+  }
+
+  /** The live session, touched (its idle time restarts); an expired one is removed and emits `expired`. */
+  get(id: string): SessionEntry<V> | undefined {
+    const entry = this.byId.get(id);
+    if (entry === undefined) return undefined;
+    const now = this.now();
+    if (now - entry.lastAccessAt >= this.idleTimeoutMs) {
+      this.expire(entry);
+      return undefined;
+    }
+    this.list.touch(entry, now);
+    if (this.hears('touched')) this.emit('touched', entry);
+    return entry;
+  }
+
+  /** The live session without touching it; an expired one is removed as in `get`. */
+  peek(id: string): SessionEntry<V> | undefined {
+    return this.liveEntry(id, this.now());
+  }
+
+  /** Restarts the session's idle time; false when it is not live. */
+  touch(id: string): boolean {
+    return this.get(id) !== undefined;
+  }
+
+  /** Whether the session is live (no touch). */
+  has(id: string): boolean {
+    return this.liveEntry(id, this.now()) !== undefined;
+  }
+
+  /** Removes a live session and emits `deleted`; false when there was none (an expired one emits `expired`). */
+  delete(id: string): boolean {
+    const entry = this.liveEntry(id, this.now());
+    if (entry === undefined) return false;
+    this.remove(entry);
+    if (this.hears('deleted')) this.emit('deleted', entry);
+    return true;
+  }
+
+  /**
+   * Applies `fn` to the value (mutate it, or return a replacement) and bumps the version,
+   * synchronously. If `fn` throws, the version stays and the error propagates; changes `fn`
+   * already made in place stay too (the value is not copied: pass a copy to roll back).
+   */
+  update(id: string, fn: (value: V) => V | void): SessionEntry<V> {
+    const now = this.now();
+    const entry = this.liveEntry(id, now);
+    if (entry === undefined) throw new SessionNotFoundError(id);
+    const result = fn(entry.value);
+    if (!entry.isLinked) throw new SessionNotFoundError(id);
+    if (result !== undefined) entry.value = result as V;
+    entry.version++;
+    this.list.touch(entry, now);
+    if (this.hears('updated')) this.emit('updated', entry);
+    return entry;
+  }
+
+  /**
+   * `update` for asynchronous `fn`, serialised per session: a call starts only when the
+   * previous one for the same id has settled, so interleaved requests never lose an update.
+   * Rejects with SessionNotFoundError if the session is gone when its turn comes or when `fn`
+   * settles, and with VersionConflictError if a synchronous write (`update`, `replace`, `put`)
+   * changed it while `fn` ran (its result would overwrite that write).
+   */
+  updateAsync(id: string, fn: (value: V) => Promise<V | void>): Promise<SessionEntry<V>> {
+    return this.asyncWrites.run(id, () => this.applyAsync(id, fn));
+  }
+
+  /** Compare-and-set: stores `value` only if the version is still `expectedVersion`, else throws VersionConflictError. */
+  replace(id: string, value: V, expectedVersion: number): SessionEntry<V> {
+    const now = this.now();
+    const entry = this.liveEntry(id, now);
+    if (entry === undefined) throw new SessionNotFoundError(id);
+    if (expectedVersion !== entry.version) throw new VersionConflictError(id, expectedVersion, entry.version);
+    entry.value = value;
+    entry.version++;
+    this.list.touch(entry, now);
+    if (this.hears('updated')) this.emit('updated', entry);
+    return entry;
+  }
+
+  /**
+   * Installs a replicated copy (replica, failover restore) only if `version` is newer than the
+   * stored one, else throws VersionConflictError: a stale copy is refused, never applied.
+   * `lastAccessAt` (default now; a future one counts as now) keeps idle expiry in step with
+   * the primary; an existing session keeps the later of the two times. Emits `created` or
+   * `updated`; obeys `maxSessions` like `create`.
+   */
+  put(id: string, value: V, version: number, lastAccessAt?: number): SessionEntry<V> {
+    const now = this.now();
+    const requested = lastAccessAt === undefined || lastAccessAt > now ? now : lastAccessAt;
+    const existing = this.liveEntry(id, now);
+    if (existing !== undefined) {
+      if (version <= existing.version) throw new VersionConflictError(id, version, existing.version);
+      existing.value = value;
+      existing.version = version;
+      const at = Math.max(requested, existing.lastAccessAt);
+      this.list.remove(existing);
+      this.list.insert(existing, at);
+      if (this.hears('updated')) this.emit('updated', existing);
+      return existing;
+    }
+    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
+    const entry = new StoreEntry(id, value, version, now, requested);
+    this.byId.set(id, entry);
+    this.list.insert(entry, requested);
+    if (this.hears('created')) this.emit('created', entry);
+    return entry;
+  }
+
+  /** The state of an entry now, by its last access time alone. */
+  stateOf(entry: SessionEntry<V>): SessionState {
+    const idleMs = this.now() - entry.lastAccessAt;
+    if (idleMs >= this.idleTimeoutMs) return 'expired';
+    return idleMs < this.activeWindowMs ? 'active' : 'idle';
+  }
+
+  /**
+   * Live entries, least recently used first, without touching them. Deleting, touching or
+   * updating the entry just yielded is safe (a touched entry is not visited again); removing
+   * other entries mid-iteration may end it early.
+   */
+  *entries(): IterableIterator<SessionEntry<V>> {
+    const last = this.list.newest;
+    const now = this.now();
+    let remaining = this.byId.size;
+    let entry = this.list.oldest;
+    while (entry !== undefined && remaining-- > 0) {
+      const next = this.list.newerThan(entry);
+      if (now - entry.lastAccessAt < this.idleTimeoutMs) yield entry;
+      if (entry === last || (next !== undefined && !next.isLinked)) return;
+      entry = next;
+    }
+  }
+
+  /**
+   * Counters now. `idle` includes sessions expired but not yet swept. `expiredPerSec` and
+   * `evictedPerSec` cover the last closed window of ≥ 1 s (windows close on sweep ticks and
+   * on this call). `bytesPerSession` is an estimate from ≤ 64 recent sessions, refreshed at
+   * most once a second; bench/store.ts measures the real heap cost.
+   */
+  metrics(): StoreMetrics {
+    const now = this.now();
+    this.rollRates(now);
+    this.list.advanceActive(now);
+    const total = this.byId.size;
+    const active = this.list.activeCount;
+    return {
+      total,
+      active,
+      idle: total - active,
+      expiredPerSec: this.expiredRate.perSec,
+      evictedPerSec: this.evictedRate.perSec,
+      expiredTotal: this.expiredTotal,
+      evictedTotal: this.evictedTotal,
+      sweepRuns: this.sweepRuns,
+      longestSweepSliceMs: this.longestSweepSliceMs,
+      lastSweepMs: this.lastSweepMs,
+      bytesPerSession: this.bytesEstimate.read(now, () => this.list.newestFirst()),
+    };
+  }
+
+  /**
+   * One full sweep now, in slices of about `sweepSliceMs` with a `setImmediate` yield between
+   * them; resolves to the number of sessions it expired. A sweep already running is joined.
+   * `lastSweepMs` records the busy time of the sweep (its slices, not the yields).
+   */
+  sweep(): Promise<number> {
+    this.sweeping ??= this.runSweep().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  /** Starts the periodic sweep: one unref'd interval per store, never a timer per session. */
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => {
+      // A listener that throws is an uncaught exception, as with any EventEmitter listener.
+      if (this.sweeping === undefined) this.sweep().catch(rethrowAsync);
+    }, this.sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the periodic sweep (a sweep in progress finishes). */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async applyAsync(id: string, fn: (value: V) => Promise<V | void>): Promise<SessionEntry<V>> {
+    const now = this.now();
+    const entry = this.liveEntry(id, now);
+    if (entry === undefined) throw new SessionNotFoundError(id);
+    this.list.touch(entry, now);
+    const version = entry.version;
+    const result = await fn(entry.value);
+    if (!entry.isLinked) throw new SessionNotFoundError(id);
+    if (entry.version !== version) throw new VersionConflictError(id, version, entry.version);
+    if (result !== undefined) entry.value = result as V;
+    entry.version = version + 1;
+    this.list.touch(entry, this.now());
+    if (this.hears('updated')) this.emit('updated', entry);
+    return entry;
+  }
+
+  private async runSweep(): Promise<number> {
+    let expired = 0;
+    let busyMs = 0;
+    this.rollRates(this.now());
+    for (;;) {
+      const started = performance.now();
+      expired += this.sweepSlice(this.now(), started);
+      const sliceMs = performance.now() - started;
+      busyMs += sliceMs;
+      if (sliceMs > this.longestSweepSliceMs) this.longestSweepSliceMs = sliceMs;
+      if (!this.sliceCutShort) break;
+      await yieldToEventLoop();
+    }
+    this.sweepRuns++;
+    this.lastSweepMs = busyMs;
+    return expired;
+  }
+
+  /** Expires from the head until a live entry, then moves the active boundary; stops early when the time box is used. */
+  private sweepSlice(now: number, started: number): number {
+    let expired = 0;
+    for (;;) {
+      const head = this.list.oldest;
+      if (head === undefined || now - head.lastAccessAt < this.idleTimeoutMs) break;
+      this.expire(head);
+      expired++;
+      if (expired % CLOCK_CHECK_EVERY === 0 && performance.now() - started >= this.sweepSliceMs) {
+        this.sliceCutShort = true;
+        return expired;
+      }
+    }
+    this.sliceCutShort = !this.list.advanceActive(now, started, this.sweepSliceMs);
+    return expired;
+  }
+
+  /**
+   * Whether anyone listens to `event`. `listenerCount` alone cost a quarter of `get`'s time
+   * (bench/store.ts), so a store without any listener answers from EventEmitter's own count.
+   */
+  private hears(event: keyof StoreEvents<V>): boolean {
+    return (!this.hasEventsCount || this._eventsCount > 0) && this.listenerCount(event) > 0;
+  }
+
+  private liveEntry(id: string, now: number): StoreEntry<V> | undefined {
+    const entry = this.byId.get(id);
+    if (entry === undefined) return undefined;
+    if (now - entry.lastAccessAt >= this.idleTimeoutMs) {
+      this.expire(entry);
+      return undefined;
+    }
+    return entry;
+  }
+
+  private remove(entry: StoreEntry<V>): void {
+    this.list.remove(entry);
+    this.byId.delete(entry.id);
+  }
+
+  private expire(entry: StoreEntry<V>): void {
+    this.remove(entry);
+    this.expiredTotal++;
+    if (this.hears('expired')) this.emit('expired', entry);
+  }
+
+  /** Frees one slot for a new session: the least recently used one, unless it is active. */
+  private makeRoom(now: number): void {
+    while (this.byId.size >= this.maxSessions) {
+      const head = this.list.oldest;
+      if (head === undefined) throw new SessionLimitError(this.maxSessions);
+      const idleMs = now - head.lastAccessAt;
+      if (idleMs >= this.idleTimeoutMs) {
+        this.expire(head);
+      } else if (idleMs >= this.activeWindowMs) {
+        this.remove(head);
+        this.evictedTotal++;
+        if (this.hears('evicted')) this.emit('evicted', head);
+      } else {
+        throw new SessionLimitError(this.maxSessions);
+      }
+    }
+  }
+
+  private rollRates(now: number): void {
+    this.expiredRate.roll(now, this.expiredTotal);
+    this.evictedRate.roll(now, this.evictedTotal);
+  }
+}
+
+function requireNumber(name: string, value: number, min: number, max = Infinity): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
+    throw new RangeError(`SessionStore: ${name} must be a number in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+function rethrowAsync(error: unknown): void {
+  process.nextTick(() => {
+    throw error;
+  });
+}
