@@ -1,0 +1,169 @@
+import { BadRequestError } from '../errors.js';
+import {
+  compartmentSizes,
+  createSessionData,
+  deleteValue,
+  enterCompartment,
+  getValue,
+  leaveCompartment,
+  setValue,
+  type CompartmentData,
+  type JsonValue,
+  type SessionEntry,
+  type SessionStore,
+} from '../session/index.js';
+
+/** What a request changed in the store; handed to the plugin's `onWrite` seam (replication). */
+export type SessionWrite =
+  | { readonly kind: 'updated'; readonly key: string; readonly entry: SessionEntry<CompartmentData> }
+  | { readonly kind: 'deleted'; readonly key: string };
+
+/**
+ * The session of one request, as an app sees it (`request.session`). Nothing touches the
+ * store until a method or property other than `id`/`key` is used: then the session is
+ * materialised (fetched, or created empty) and the request counts as having used it.
+ *
+ * Reads are synchronous and return copies, so app code cannot change stored data behind
+ * the store's back. Writes are asynchronous: each runs through `store.updateAsync`, which
+ * serialises writes per session (no lost update between interleaved requests), bumps the
+ * version and fires the store's `updated` event.
+ */
+export class SessionHandle {
+  /** The client-facing session id (`<random>.<route>.<mac>`); undefined when the request carried none. */
+  readonly id: string | undefined;
+  /** The store key (the random part of the id, stable across failovers); undefined without an id. */
+  readonly key: string | undefined;
+
+  readonly #store: SessionStore<CompartmentData>;
+  /** Why there is no usable id (missing or malformed header); thrown on first access. */
+  readonly #problem: string | undefined;
+  #isUsed = false;
+  #pendingWrite: SessionWrite | undefined;
+
+  constructor(
+    store: SessionStore<CompartmentData>,
+    identity: { id: string; key: string } | { problem: string },
+  ) {
+    this.#store = store;
+    if ('problem' in identity) {
+      this.id = undefined;
+      this.key = undefined;
+      this.#problem = identity.problem;
+    } else {
+      this.id = identity.id;
+      this.key = identity.key;
+      this.#problem = undefined;
+    }
+  }
+
+  /** True once this request has read or written the session (it then exists in the store). */
+  get isUsed(): boolean {
+    return this.#isUsed;
+  }
+
+  /** The session's version: bumped by every write. */
+  get version(): number {
+    return this.#entry().version;
+  }
+
+  /** A deep copy of the whole compartment tree; changing it changes nothing. */
+  get data(): CompartmentData {
+    return structuredClone(this.#entry().value);
+  }
+
+  /** The value of `key` in the compartment at `path` ('' is the root), or undefined. */
+  get(key: string, path = ''): JsonValue | undefined {
+    const value = getValue(this.#entry().value, path, key);
+    return value !== null && typeof value === 'object' ? structuredClone(value) : value;
+  }
+
+  /** Every compartment with its approximate size in bytes. */
+  compartments(): Array<{ path: string; bytes: number }> {
+    return compartmentSizes(this.#entry().value);
+  }
+
+  /** Sets `key` in the compartment at `path`, entering the compartment if needed. */
+  async set(key: string, value: JsonValue, path = ''): Promise<void> {
+    await this.update((data) => {
+      setValue(data, path, key, value);
+    });
+  }
+
+  /** Removes `key` from the compartment at `path`; resolves to whether it was there. */
+  async delete(key: string, path = ''): Promise<boolean> {
+    return this.update((data) => deleteValue(data, path, key));
+  }
+
+  /** Enters (creates, with any missing parents) the compartment at `path`. */
+  async enter(path: string): Promise<void> {
+    await this.update((data) => {
+      enterCompartment(data, path);
+    });
+  }
+
+  /** Leaves the compartment at `path`, dropping it and all its children; resolves to whether it existed. */
+  async leave(path: string): Promise<boolean> {
+    return this.update((data) => leaveCompartment(data, path));
+  }
+
+  /**
+   * Runs `fn` on a draft of the session data and stores the draft when `fn` settles, as one
+   * versioned write serialised with every other write to this session. If `fn` throws,
+   * nothing is stored. Resolves to what `fn` returned.
+   */
+  async update<T>(fn: (data: CompartmentData) => T | Promise<T>): Promise<T> {
+    const key = this.#requireKey();
+    this.#entry();
+    let result: T | undefined;
+    const apply = async (value: CompartmentData): Promise<CompartmentData> => {
+      // A draft, so a throwing or half-finished fn leaves the stored value untouched.
+      const draft = structuredClone(value);
+      result = await fn(draft);
+      return draft;
+    };
+    let entry: SessionEntry<CompartmentData>;
+    try {
+      entry = await this.#store.updateAsync(key, apply);
+    } catch (error) {
+      // Once more on a fresh value when the session was destroyed or expired while this write
+      // waited (like any access, the write then materialises a new session), or when a
+      // replicated copy was installed under it (`put`): fn's result would overwrite that.
+      const code = (error as { code?: unknown }).code;
+      if (code !== 'SLB_SESSION_NOT_FOUND' && code !== 'SLB_VERSION_CONFLICT') throw error;
+      this.#store.create(key, createSessionData());
+      entry = await this.#store.updateAsync(key, apply);
+    }
+    this.#pendingWrite = { kind: 'updated', key, entry };
+    return result as T;
+  }
+
+  /** Deletes the session from the store; returns whether it existed. A later access starts a fresh one. */
+  destroy(): boolean {
+    const key = this.#requireKey();
+    const existed = this.#store.delete(key);
+    this.#isUsed = false;
+    this.#pendingWrite = { kind: 'deleted', key };
+    return existed;
+  }
+
+  /** The last write of this request not yet handed to `onWrite`, cleared by the call. */
+  takePendingWrite(): SessionWrite | undefined {
+    const write = this.#pendingWrite;
+    this.#pendingWrite = undefined;
+    return write;
+  }
+
+  #requireKey(): string {
+    if (this.key === undefined) throw new BadRequestError(this.#problem ?? 'no session id');
+    return this.key;
+  }
+
+  /** The live entry, fetched (touching it once per request) or created empty. */
+  #entry(): SessionEntry<CompartmentData> {
+    const key = this.#requireKey();
+    const entry = this.#isUsed ? this.#store.peek(key) : this.#store.get(key);
+    const live = entry ?? this.#store.create(key, createSessionData());
+    this.#isUsed = true;
+    return live;
+  }
+}

@@ -1,0 +1,103 @@
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
+import { SESSION_HEADER, SESSION_USED_HEADER, sessionKeyOf } from '../protocol.js';
+import type { CompartmentData, SessionStore } from '../session/index.js';
+import { internalRoutes } from './internal-routes.js';
+import { SessionHandle, type SessionWrite } from './session-handle.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** This request's session; created in the store only when first used. */
+    readonly session: SessionHandle;
+  }
+}
+
+/** Options of `sessionPlugin`. */
+export interface SessionPluginOptions {
+  /** The node's session store; the plugin never starts or stops it. */
+  store: SessionStore<CompartmentData>;
+  /** Request header carrying the client-facing session id (set by the proxy). */
+  headerName?: string;
+  /**
+   * Called with the request's last write before its response leaves, and awaited: the seam
+   * for synchronous replication (a write the client saw acknowledged is already replicated).
+   * A rejection turns the response into that error.
+   */
+  onWrite?: (write: SessionWrite) => Promise<void>;
+  /**
+   * The replication secret. When set, the plugin also serves the node-internal routes the
+   * proxy's failover manager calls (install moved-in sessions, evict moved-away ones).
+   */
+  internalSecret?: string;
+}
+
+/** Ids are base64url parts joined by dots; anything else never reaches the store. */
+const SESSION_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,255}$/;
+const NO_ID_MESSAGE = 'no session id: requests reach nodes through the stickylb proxy';
+
+const kHandle = Symbol('stickylb.sessionHandle');
+type RequestWithHandle = FastifyRequest & { [kHandle]: SessionHandle | null };
+
+function createHandle(
+  store: SessionStore<CompartmentData>,
+  header: string | string[] | undefined,
+): SessionHandle {
+  if (header === undefined || header === '') return new SessionHandle(store, { problem: NO_ID_MESSAGE });
+  if (typeof header !== 'string' || !SESSION_ID_PATTERN.test(header)) {
+    return new SessionHandle(store, { problem: 'malformed session id header' });
+  }
+  return new SessionHandle(store, { id: header, key: sessionKeyOf(header) });
+}
+
+const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done) => {
+  const { store, onWrite } = options;
+  if (options.internalSecret !== undefined) {
+    void app.register(internalRoutes, { store, secret: options.internalSecret });
+  }
+  const headerName = (options.headerName ?? SESSION_HEADER).toLowerCase();
+
+  // The handle is built on first use of `request.session`, so a request that never looks
+  // at its session (health checks, static files) allocates nothing and stores nothing.
+  app.decorateRequest(kHandle, null);
+  app.decorateRequest('session', {
+    getter(this: FastifyRequest): SessionHandle {
+      const request = this as RequestWithHandle;
+      return (request[kHandle] ??= createHandle(store, request.headers[headerName]));
+    },
+  });
+
+  app.addHook(
+    'onSend',
+    (
+      request: FastifyRequest,
+      reply: FastifyReply,
+      payload: unknown,
+      next: (error?: Error | null, value?: unknown) => void,
+    ) => {
+      const handle = (request as RequestWithHandle)[kHandle];
+      if (handle === null) {
+        next(null, payload);
+        return;
+      }
+      // Tells the proxy the session is in use, so it keeps it (it strips the header).
+      if (handle.isUsed) reply.header(SESSION_USED_HEADER, '1');
+      // Taken before the await: if onWrite fails, the error reply passes here again.
+      const write = handle.takePendingWrite();
+      if (write === undefined || onWrite === undefined) {
+        next(null, payload);
+        return;
+      }
+      onWrite(write).then(
+        () => next(null, payload),
+        (error: unknown) => next(error instanceof Error ? error : new Error(String(error))),
+      );
+    },
+  );
+  done();
+};
+
+/**
+ * Gives every request of the app `request.session`, backed by the node's session store and
+ * keyed by the id the proxy passes in `headerName`. Apps using it know nothing of the proxy.
+ */
+export const sessionPlugin = fastifyPlugin(plugin, { fastify: '5.x', name: 'stickylb-session' });
