@@ -1,0 +1,20 @@
+export type {
+  JsonValue,
+  ReplicaRecord,
+  ReplicaStore,
+  ReplicaStoreStats,
+  ReplicaWrite,
+  WriteOutcome,
+} from './replica-store.js';
+export { MemoryReplicaStore, type MemoryReplicaStoreOptions } from './memory-replica-store.js';
+export { buildReplicationServer, type ReplicationServerOptions } from './replication-server.js';
+export {
+  Replicator,
+  type ReplicatedSession,
+  type ReplicatorOptions,
+  type ReplicatorStats,
+  type SeedResult,
+} from './replicator.js';
+export { SessionMovedError } from '../errors.js';
+export { REPLICA_PATH_PREFIX, REPLICA_ROUTES } from './replication-protocol.js';
+export { replicaEndpointOf } from './replica-endpoint.js';

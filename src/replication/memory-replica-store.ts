@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import { ReplicaStoreError, SessionLimitError } from '../errors.js';
+import { SessionStore, type JsonValue, type SessionEntry } from '../session/index.js';
+import type {
+  ReplicaRecord,
+  ReplicaStore,
+  ReplicaStoreStats,
+  ReplicaWrite,
+  WriteOutcome,
+} from './replica-store.js';
+
+/** Options of a MemoryReplicaStore; durations in milliseconds. */
+export interface MemoryReplicaStoreOptions {
+  /** A replica not written or touched by its owner for this long expires (`session.idleTimeout`). */
+  idleTimeoutMs: number;
+  /** Upper bound on replicas (`session.maxSessions` × nodes is a fair value; default Infinity). */
+  maxSessions?: number;
+  /** Period of the sweep started by `start()` (default 1000). */
+  sweepIntervalMs?: number;
+  /** Wall clock in ms (default `Date.now`). */
+  now?: () => number;
+}
+
+/**
+ * What the session store holds per replica. The version lives in the store entry, so the
+ * store's own `put` refuses stale versions; `owner` is fencing metadata, not session data.
+ */
+interface ReplicaSlot {
+  owner: string;
+  readonly data: JsonValue;
+}
+
+/**
+ * The `memory` replica store, hosted by the proxy's control plane. It is a SessionStore of
+ * `{owner, data}`: the store's versions refuse stale writes, its idle expiry and sweeper
+ * expire replicas of sessions their node stopped using, and `maxSessions` bounds it.
+ *
+ * Every method runs synchronously to completion (the promises are only the interface's
+ * shape), so each call is atomic: that is what makes `transfer` exactly-once.
+ *
+ * Records keep the `data` objects they are given and `read` returns them: callers must not
+ * mutate either (the replication server hands in freshly parsed JSON).
+ */
+export class MemoryReplicaStore implements ReplicaStore {
+  readonly epoch = randomBytes(12).toString('base64url');
+  readonly #sessions: SessionStore<ReplicaSlot>;
+  #isClosed = false;
+  readonly #counts = {
+    writeCalls: 0,
+    writes: 0,
+    staleRejected: 0,
+    notOwnerRejected: 0,
+    touchCalls: 0,
+    touches: 0,
+    removes: 0,
+    transfers: 0,
+  };
+
+  constructor(options: MemoryReplicaStoreOptions) {
+    this.#sessions = new SessionStore<ReplicaSlot>({
+      idleTimeoutMs: options.idleTimeoutMs,
+      ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
+      ...(options.sweepIntervalMs !== undefined ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
+      ...(options.now !== undefined ? { now: options.now } : {}),
+    });
+  }
+
+  /** Starts the periodic sweep of expired replicas (one unref'd timer). */
+  start(): void {
+    this.#assertOpen();
+    this.#sessions.start();
+  }
+
+  async write(writer: string, records: ReadonlyArray<ReplicaWrite>): Promise<WriteOutcome[]> {
+    this.#assertOpen();
+    const counts = this.#counts;
+    counts.writeCalls++;
+    // Validated up front: a bad record must not leave half a batch applied.
+    for (const record of records) assertVersion(record.version);
+    const outcomes: WriteOutcome[] = new Array<WriteOutcome>(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as ReplicaWrite;
+      const existing = this.#sessions.peek(record.key);
+      if (existing !== undefined && existing.value.owner !== writer) {
+        counts.notOwnerRejected++;
+        outcomes[i] = 'not-owner';
+      } else if (existing !== undefined && record.version <= existing.version) {
+        counts.staleRejected++;
+        outcomes[i] = 'stale';
+      } else {
+        try {
+          this.#sessions.put(
+            record.key,
+            { owner: writer, data: record.data },
+            record.version,
+            record.lastAccessAt,
+          );
+        } catch (error) {
+          // Records before this one stay applied: each is complete on its own, and the
+          // node's sync write fails, so nothing unreplicated is acknowledged.
+          if (error instanceof SessionLimitError) {
+            throw new ReplicaStoreError(`replica store full: ${error.message}`, { cause: error });
+          }
+          throw error;
+        }
+        counts.writes++;
+        outcomes[i] = 'ok';
+      }
+    }
+    return outcomes;
+  }
+
+  async read(key: string): Promise<ReplicaRecord | undefined> {
+    this.#assertOpen();
+    const entry = this.#sessions.peek(key);
+    return entry === undefined ? undefined : toRecord(entry);
+  }
+
+  async readMany(keys: readonly string[]): Promise<Array<ReplicaRecord | undefined>> {
+    this.#assertOpen();
+    return keys.map((key) => {
+      const entry = this.#sessions.peek(key);
+      return entry === undefined ? undefined : toRecord(entry);
+    });
+  }
+
+  async touch(writer: string, keys: readonly string[]): Promise<void> {
+    this.#assertOpen();
+    this.#counts.touchCalls++;
+    for (const key of keys) {
+      if (this.#sessions.peek(key)?.value.owner === writer && this.#sessions.touch(key)) {
+        this.#counts.touches++;
+      }
+    }
+  }
+
+  async remove(writer: string, keys: readonly string[]): Promise<void> {
+    this.#assertOpen();
+    for (const key of keys) {
+      if (this.#sessions.peek(key)?.value.owner === writer && this.#sessions.delete(key)) {
+        this.#counts.removes++;
+      }
+    }
+  }
+
+  async transfer(key: string, from: string, to: string): Promise<ReplicaRecord | undefined> {
+    this.#assertOpen();
+    const entry = this.#sessions.peek(key);
+    if (entry === undefined || entry.value.owner !== from) return undefined;
+    // The owner changes in place: the data did not change, so neither may the version (the
+    // new owner continues from it), and a failover is not a use of the session (no touch).
+    entry.value.owner = to;
+    this.#counts.transfers++;
+    return toRecord(entry);
+  }
+
+  async keysOf(owner: string): Promise<string[]> {
+    this.#assertOpen();
+    // One pass over all replicas (60-90 ms per million here): failover and recovery are rare,
+    // and an index per owner would cost memory on every replica for them.
+    const keys: string[] = [];
+    for (const entry of this.#sessions.entries()) {
+      if (entry.value.owner === owner) keys.push(entry.id);
+    }
+    return keys;
+  }
+
+  stats(): ReplicaStoreStats {
+    const metrics = this.#sessions.metrics();
+    return {
+      records: this.#sessions.size,
+      ...this.#counts,
+      expired: metrics.expiredTotal + metrics.evictedTotal,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#isClosed = true;
+    this.#sessions.stop();
+  }
+
+  #assertOpen(): void {
+    if (this.#isClosed) throw new ReplicaStoreError('replica store is closed');
+  }
+}
+
+function toRecord(entry: SessionEntry<ReplicaSlot>): ReplicaRecord {
+  return {
+    key: entry.id,
+    version: entry.version,
+    owner: entry.value.owner,
+    data: entry.value.data,
+    lastAccessAt: entry.lastAccessAt,
+  };
+}
+
+/** A NaN or fractional version would compare false both ways and break stale detection for good. */
+function assertVersion(version: number): void {
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new RangeError(`replica version must be a positive integer, got ${String(version)}`);
+  }
+}
