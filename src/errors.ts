@@ -96,6 +96,13 @@ export class HeadersTooLargeError extends StickyError {
   }
 }
 
+/** The client took longer than `proxy.timeouts.headers` / `request` to send its request. */
+export class RequestTimeoutError extends StickyError {
+  constructor() {
+    super('SLB_REQUEST_TIMEOUT', 408, 'request not received in time');
+  }
+}
+
 /** The request body is larger than `proxy.maxBodyBytes`. */
 export class BodyTooLargeError extends StickyError {
   constructor(maxBodyBytes: number) {
@@ -131,6 +138,15 @@ export class ReplicaStoreError extends StickyError {
   }
 }
 
+/** A failover moved the session to another node while this one was cut off: drop the local copy and fail the request. */
+export class SessionMovedError extends StickyError {
+  readonly key: string;
+  constructor(key: string) {
+    super('SLB_SESSION_MOVED', 409, `session ${key.slice(0, 6)}… moved to another node`);
+    this.key = key;
+  }
+}
+
 /** Every error class, for the test that keeps codes unique and documented. */
 export const errorClasses = [
   ConfigError,
@@ -143,9 +159,11 @@ export const errorClasses = [
   UpstreamTimeoutError,
   BadRequestError,
   HeadersTooLargeError,
+  RequestTimeoutError,
   BodyTooLargeError,
   NotFoundError,
   UnauthorizedError,
   ForbiddenError,
   ReplicaStoreError,
+  SessionMovedError,
 ] as const;

@@ -12,7 +12,10 @@ function formatIssue(issue: z.core.$ZodIssue): string[] {
     case 'unrecognized_keys':
       return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown key`);
     case 'invalid_type':
-      return [`${prefix}${issue.input === undefined ? 'is required' : `must be ${article(issue.expected)}`}`];
+      // Zod reports a missing key as an invalid_type whose message ends in "received undefined".
+      return [
+        `${prefix}${/received undefined$/.test(issue.message) ? 'is required' : `must be ${article(issue.expected)}`}`,
+      ];
     case 'invalid_value':
       return [`${prefix}must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
     default:
@@ -54,9 +57,13 @@ export function loadConfig(file: string): Config {
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new ConfigError(file, [`not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`], {
-      cause: error,
-    });
+    throw new ConfigError(
+      file,
+      [`not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`],
+      {
+        cause: error,
+      },
+    );
   }
   return parseConfig(raw, file);
 }

@@ -1,0 +1,39 @@
+import { EventEmitter } from 'node:events';
+
+/** One thing that happened, as the dashboard's event log and the SSE stream show it. */
+export interface LoggedEvent {
+  id: number;
+  at: number;
+  type: string;
+  message: string;
+  [detail: string]: unknown;
+}
+
+/**
+ * The recent control-plane events (node down/up, failovers, drains, reloads) in a ring
+ * buffer, and an 'event' for live subscribers (SSE). Bounded: old events fall off.
+ */
+export class EventLog extends EventEmitter<{ event: [LoggedEvent] }> {
+  readonly #events: LoggedEvent[] = [];
+  readonly #capacity: number;
+  #nextId = 1;
+
+  constructor(capacity = 500) {
+    super();
+    this.#capacity = capacity;
+  }
+
+  /** Records an event and tells subscribers. */
+  push(type: string, message: string, detail: Record<string, unknown> = {}): LoggedEvent {
+    const event: LoggedEvent = { ...detail, id: this.#nextId++, at: Date.now(), type, message };
+    this.#events.push(event);
+    if (this.#events.length > this.#capacity) this.#events.shift();
+    this.emit('event', event);
+    return event;
+  }
+
+  /** The latest `limit` events, oldest first. */
+  recent(limit = 100): LoggedEvent[] {
+    return this.#events.slice(-limit);
+  }
+}

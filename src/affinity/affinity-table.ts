@@ -1,0 +1,128 @@
+import { SessionLimitError } from '../errors.js';
+import type { NodeRegistry } from '../nodes/index.js';
+import { SessionStore, type SessionEntry } from '../session/index.js';
+
+/** What the table remembers of a session: the node that holds it. */
+export interface AffinityRecord {
+  nodeId: string;
+}
+
+/**
+ * Session → node, for what the session id cannot say by itself: which node holds a
+ * session after a failover moved it, how many sessions each node holds, and when a
+ * session expires. Built on the same SessionStore the nodes use, so entries expire with
+ * `session.idleTimeout` and are swept in slices.
+ */
+export class AffinityTable {
+  readonly store: SessionStore<AffinityRecord>;
+  readonly #registry: NodeRegistry;
+  /** Sessions whose node differs from the route in their id (moved by failover). */
+  readonly #moved = new Map<string, string>();
+  /** Sessions that could not be recorded because the table was full. */
+  untracked = 0;
+
+  constructor(options: {
+    registry: NodeRegistry;
+    idleTimeoutMs: number;
+    maxSessions: number;
+    sweepIntervalMs: number;
+    activeWindowMs: number;
+  }) {
+    this.#registry = options.registry;
+    this.store = new SessionStore<AffinityRecord>({
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxSessions: options.maxSessions,
+      sweepIntervalMs: options.sweepIntervalMs,
+      activeWindowMs: options.activeWindowMs,
+    });
+    const release = (entry: SessionEntry<AffinityRecord>): void => {
+      this.#count(entry.value.nodeId, -1);
+      this.#moved.delete(entry.id);
+    };
+    this.store.on('expired', release);
+    this.store.on('evicted', release);
+    this.store.on('deleted', release);
+  }
+
+  /** Live sessions in the table. */
+  get size(): number {
+    return this.store.size;
+  }
+
+  /** Whether any session has moved off the node its id names (lets the hot path skip a lookup). */
+  get hasMoved(): boolean {
+    return this.#moved.size > 0;
+  }
+
+  /** The node a moved session now lives on, if it moved. */
+  movedNodeOf(key: string): string | undefined {
+    return this.#moved.get(key);
+  }
+
+  /** The node holding `key`, without refreshing its idle time. */
+  nodeOf(key: string): string | undefined {
+    return this.store.peek(key)?.value.nodeId;
+  }
+
+  /** Records that `nodeId` served session `key` (creates or refreshes the entry). */
+  record(key: string, nodeId: string, routedNodeId: string = nodeId): void {
+    const entry = this.store.get(key);
+    if (entry === undefined) {
+      try {
+        this.store.create(key, { nodeId });
+      } catch (error) {
+        if (!(error instanceof SessionLimitError)) throw error;
+        this.untracked++;
+        return;
+      }
+      this.#count(nodeId, 1);
+      if (nodeId !== routedNodeId) this.#moved.set(key, nodeId);
+    } else if (entry.value.nodeId !== nodeId) {
+      this.assign(key, nodeId, routedNodeId);
+    }
+  }
+
+  /**
+   * Re-pins a session to another node (failover, evacuate, rebalance). `routedNodeId` is
+   * the node its current id routes to: when they differ the hot path must look it up.
+   */
+  assign(key: string, nodeId: string, routedNodeId: string): void {
+    const entry = this.store.peek(key);
+    if (entry === undefined) {
+      this.record(key, nodeId, routedNodeId);
+      return;
+    }
+    const previous = entry.value.nodeId;
+    if (previous !== nodeId) {
+      this.store.update(key, (record) => {
+        record.nodeId = nodeId;
+      });
+      this.#count(previous, -1);
+      this.#count(nodeId, 1);
+    }
+    if (nodeId === routedNodeId) this.#moved.delete(key);
+    else this.#moved.set(key, nodeId);
+  }
+
+  /** Sessions held by a node, least recently used first. */
+  *sessionsOf(nodeId: string): IterableIterator<string> {
+    for (const entry of this.store.entries()) if (entry.value.nodeId === nodeId) yield entry.id;
+  }
+
+  delete(key: string): boolean {
+    return this.store.delete(key);
+  }
+
+  start(): void {
+    this.store.start();
+  }
+
+  stop(): void {
+    this.store.stop();
+  }
+
+  #count(nodeId: string, delta: number): void {
+    const node = this.#registry.get(nodeId);
+    if (node) node.sessions += delta;
+  }
+}

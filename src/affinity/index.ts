@@ -1,0 +1,3 @@
+export { AffinityTable, type AffinityRecord } from './affinity-table.js';
+export { SessionCookie } from './session-cookie.js';
+export { SessionIdCodec, SESSION_ID_LENGTH, type ParsedSessionId } from './session-id.js';

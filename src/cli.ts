@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig, type Config } from './config/index.js';
+import { ConfigError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { LocalNodes } from './nodes/index.js';
+import { StickyLb } from './stickylb.js';
+
+const USAGE = `usage:
+  stickylb start   [--config FILE]          proxy, admin and the local nodes of the config (child processes)
+  stickylb proxy   [--config FILE]          proxy and admin only, for nodes started elsewhere
+  stickylb backend --id ID [--config FILE]  one demo node (e.g. to bring a killed one back)
+
+--config defaults to config/default.yaml`;
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c', default: 'config/default.yaml' },
+      id: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || command === undefined || command === 'help') {
+    console.log(USAGE);
+    return;
+  }
+  const configFile = values.config;
+  const config = loadConfig(configFile);
+  const logger = createLogger({
+    name: `stickylb:${command === 'backend' ? values.id : command}`,
+    level: config.log.level,
+  });
+
+  switch (command) {
+    case 'start':
+    case 'proxy':
+      await runProxy(command, config, configFile, logger);
+      return;
+    case 'backend': {
+      if (!values.id) throw new UsageError('backend needs --id ID (one of the config nodes)');
+      const { runDemoNode } = await import('../backends/demo/server.js');
+      await runDemoNode({ config, nodeId: values.id, logger });
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+async function runProxy(
+  command: 'start' | 'proxy',
+  config: Config,
+  configFile: string,
+  logger: Logger,
+): Promise<void> {
+  const nodes =
+    command === 'start'
+      ? new LocalNodes({ cliPath: fileURLToPath(import.meta.url), configFile, logger })
+      : undefined;
+  await nodes?.start(config.nodes, config.health.path);
+  const lb = new StickyLb(config, logger);
+  await lb.listen();
+  const proxyUrl = `http://${config.proxy.listen.host}:${lb.proxyAddress?.port}`;
+  const adminUrl = `http://${config.admin.listen.host}:${lb.adminAddress?.port}`;
+  logger.info(
+    { proxy: proxyUrl, admin: adminUrl, pid: process.pid },
+    `stickylb proxy on ${proxyUrl}, admin on ${adminUrl}`,
+  );
+
+  let isStopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (isStopping) {
+      logger.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    isStopping = true;
+    logger.info(`${signal}: finishing in-flight requests, then stopping`);
+    await lb.close();
+    await nodes?.stopAll();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig(configFile);
+      const notes = lb.reload(next);
+      void nodes?.retain(next.nodes).then(() => nodes.start(next.nodes, next.health.path));
+      logger.info(
+        { notes },
+        `config reloaded from ${configFile}${notes.length ? `: ${notes.join('; ')}` : ''}`,
+      );
+    } catch (error) {
+      logger.error(`config reload refused, running config kept:\n${(error as Error).message}`);
+    }
+  });
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) console.error(error.message);
+  else if (
+    error instanceof UsageError ||
+    (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+  ) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+  } else console.error(error);
+  process.exit(1);
+});

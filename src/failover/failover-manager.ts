@@ -1,0 +1,391 @@
+import { EventEmitter } from 'node:events';
+import type { AffinityTable } from '../affinity/index.js';
+import { NoHealthyNodeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
+import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
+import type { SessionInstaller } from './session-installer.js';
+
+/** Why sessions are being moved. */
+export type MoveReason = 'down' | 'evacuate' | 'rebalance' | 'request';
+
+/** What one move of many sessions did (a failover, an evacuation, a rebalance). */
+export interface MoveReport {
+  nodeId: string;
+  reason: MoveReason;
+  /** Sessions moved with their state. */
+  moved: number;
+  /** Sessions moved without state: the replica store had none (never replicated, or expired). */
+  lost: number;
+  /** Sessions that could not be moved (no target could take them). */
+  failed: number;
+  /** Sessions each target received. */
+  targets: Record<string, number>;
+  startedAt: number;
+  durationMs: number;
+}
+
+export type FailoverEvents = {
+  'move:start': [nodeId: string, reason: MoveReason, sessions: number];
+  'move:end': [report: MoveReport];
+};
+
+/** Sessions per install request: one HTTP round trip per batch and target. */
+const BATCH_SIZE = 200;
+/** Attempts per batch when a target fails while receiving it. */
+const MAX_ATTEMPTS = 3;
+
+/**
+ * Moves sessions, state and all, off a node: when health marks it down (proactively), when a
+ * request for one of its sessions arrives first (on demand), and for drain-evacuate and
+ * rebalance. For each session: pick a target by the balancing policy, take ownership in the
+ * replica store (an atomic transfer, so a session never gets two owners), install the state
+ * on the target, then re-pin the affinity. Requests for a session being moved wait for it.
+ * Decided in one place only (this control-plane object), never per worker.
+ */
+export class FailoverManager extends EventEmitter<FailoverEvents> {
+  readonly #registry: NodeRegistry;
+  readonly #affinity: AffinityTable;
+  readonly #replicas: ReplicaStore;
+  readonly #installer: SessionInstaller;
+  readonly #pickNode: (excluding?: string) => ProxyNode;
+  readonly #onTargetFailure: (node: ProxyNode, error: Error) => void;
+  readonly #logger: Logger;
+  /** Session key → the move in progress for it: a request arriving meanwhile awaits it. */
+  readonly #moving = new Map<string, Promise<ProxyNode>>();
+  /** Node id → keys moved off it while it was down, to evict when it comes back. */
+  readonly #movedAway = new Map<string, Set<string>>();
+  /** Node id → the proactive move running for it. */
+  readonly #running = new Map<string, Promise<MoveReport>>();
+  readonly totals = { failovers: 0, moved: 0, lost: 0, failed: 0 };
+
+  constructor(options: {
+    registry: NodeRegistry;
+    affinity: AffinityTable;
+    replicas: ReplicaStore;
+    installer: SessionInstaller;
+    pickNode: (excluding?: string) => ProxyNode;
+    onTargetFailure: (node: ProxyNode, error: Error) => void;
+    logger: Logger;
+  }) {
+    super();
+    this.#registry = options.registry;
+    this.#affinity = options.affinity;
+    this.#replicas = options.replicas;
+    this.#installer = options.installer;
+    this.#pickNode = options.pickNode;
+    this.#onTargetFailure = options.onTargetFailure;
+    this.#logger = options.logger;
+  }
+
+  /** Whether a move is under way for this session (the proxy then waits for it). */
+  movingTo(key: string): Promise<ProxyNode> | undefined {
+    return this.#moving.get(key);
+  }
+
+  /**
+   * On demand: a request arrived for a session whose node cannot serve it. Resolves to the
+   * node that now holds the session (joining a move already under way).
+   */
+  moveSession(key: string, fromNodeId: string): Promise<ProxyNode> {
+    const pending = this.#moving.get(key);
+    if (pending !== undefined) return pending;
+    const holder = this.#affinity.nodeOf(key);
+    if (holder !== undefined && holder !== fromNodeId) {
+      const node = this.#registry.get(holder);
+      if (node?.isServing) return Promise.resolve(node);
+    }
+    return this.#moveBatch([key], fromNodeId, 'request').then(() => {
+      const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
+      if (node === undefined || !node.isServing) throw new NoHealthyNodeError();
+      return node;
+    });
+  }
+
+  /**
+   * Moves every session off a node (failover when down, or evacuate). Resolves when all
+   * are moved; a second call while one runs joins it.
+   */
+  moveAll(nodeId: string, reason: MoveReason): Promise<MoveReport> {
+    const running = this.#running.get(nodeId);
+    if (running !== undefined) return running;
+    const run = this.#moveAll(nodeId, reason).finally(() => this.#running.delete(nodeId));
+    this.#running.set(nodeId, run);
+    return run;
+  }
+
+  /**
+   * Moves sessions from the busiest nodes to the idlest until every node holds within
+   * `spread` (a fraction of the mean, e.g. 0.2) of the mean. Least recently used sessions
+   * move first: they are the least likely to have a request in flight.
+   */
+  async rebalance(spread: number): Promise<MoveReport> {
+    const startedAt = Date.now();
+    const report: MoveReport = {
+      nodeId: '*',
+      reason: 'rebalance',
+      moved: 0,
+      lost: 0,
+      failed: 0,
+      targets: {},
+      startedAt,
+      durationMs: 0,
+    };
+    const nodes = this.#registry.candidates;
+    if (nodes.length < 2) return report;
+    const totalWeight = nodes.reduce((sum, node) => sum + node.weight, 0);
+    const total = nodes.reduce((sum, node) => sum + node.sessions, 0);
+    const fairShare = (node: ProxyNode) => (total * node.weight) / totalWeight;
+    for (const source of [...nodes].sort((a, b) => b.sessions / b.weight - a.sessions / a.weight)) {
+      const excess = Math.floor(source.sessions - fairShare(source) * (1 + spread));
+      if (excess <= 0) continue;
+      const keys: string[] = [];
+      for (const key of this.#affinity.sessionsOf(source.id)) {
+        if (keys.length >= Math.ceil(source.sessions - fairShare(source))) break;
+        keys.push(key);
+      }
+      const part = await this.#moveKeys(
+        keys,
+        source.id,
+        'rebalance',
+        (candidate) => candidate.sessions < fairShare(candidate),
+      );
+      mergeReport(report, part);
+    }
+    report.durationMs = Date.now() - startedAt;
+    this.emit('move:end', report);
+    return report;
+  }
+
+  /** A node came back: make it forget sessions that moved away while it was down (never two owners). */
+  async onNodeUp(nodeId: string): Promise<void> {
+    const keys = this.#movedAway.get(nodeId);
+    const node = this.#registry.get(nodeId);
+    if (keys === undefined || keys.size === 0 || node === undefined) return;
+    try {
+      await this.#installer.evict(node.url, [...keys]);
+      this.#movedAway.delete(nodeId);
+    } catch (error) {
+      // The replica store's owner fence still refuses its writes for those sessions.
+      this.#logger.warn(
+        { node: nodeId, error: (error as Error).message },
+        'could not evict moved sessions from returning node',
+      );
+    }
+  }
+
+  async #moveAll(nodeId: string, reason: MoveReason): Promise<MoveReport> {
+    // The affinity table knows the sessions it has seen; the replica store also knows those
+    // replicated since a proxy restart that no request has touched yet.
+    const keys = new Set(this.#affinity.sessionsOf(nodeId));
+    for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
+    const report = await this.#moveKeys([...keys], nodeId, reason);
+    this.emit('move:end', report);
+    return report;
+  }
+
+  async #moveKeys(
+    keys: string[],
+    fromNodeId: string,
+    reason: MoveReason,
+    accepts: (candidate: ProxyNode) => boolean = () => true,
+  ): Promise<MoveReport> {
+    const startedAt = Date.now();
+    const report: MoveReport = {
+      nodeId: fromNodeId,
+      reason,
+      moved: 0,
+      lost: 0,
+      failed: 0,
+      targets: {},
+      startedAt,
+      durationMs: 0,
+    };
+    if (reason !== 'rebalance') {
+      this.totals.failovers += reason === 'down' ? 1 : 0;
+      this.emit('move:start', fromNodeId, reason, keys.length);
+    }
+    for (let i = 0; i < keys.length; i += BATCH_SIZE) {
+      mergeReport(report, await this.#moveBatch(keys.slice(i, i + BATCH_SIZE), fromNodeId, reason, accepts));
+    }
+    report.durationMs = Date.now() - startedAt;
+    if (keys.length > 0) {
+      this.#logger.info(
+        {
+          node: fromNodeId,
+          reason,
+          moved: report.moved,
+          lost: report.lost,
+          failed: report.failed,
+          ms: report.durationMs,
+        },
+        `${reason}: ${report.moved + report.lost} sessions moved from ${fromNodeId} in ${report.durationMs} ms`,
+      );
+    }
+    return report;
+  }
+
+  /** Moves one batch: transfer ownership, install on targets, re-pin. */
+  async #moveBatch(
+    keys: readonly string[],
+    fromNodeId: string,
+    reason: MoveReason,
+    accepts: (candidate: ProxyNode) => boolean = () => true,
+  ): Promise<MoveReport> {
+    const report: MoveReport = {
+      nodeId: fromNodeId,
+      reason,
+      moved: 0,
+      lost: 0,
+      failed: 0,
+      targets: {},
+      startedAt: Date.now(),
+      durationMs: 0,
+    };
+    // Skip keys being moved right now, and keys the affinity table already has elsewhere.
+    const mine = keys.filter((key) => {
+      if (this.#moving.has(key)) return false;
+      const holder = this.#affinity.nodeOf(key);
+      return holder === undefined || holder === fromNodeId || !this.#registry.get(holder)?.isServing;
+    });
+    if (mine.length === 0) {
+      await Promise.allSettled(keys.map((key) => this.#moving.get(key)));
+      return report;
+    }
+    let settle!: () => void;
+    const done = new Promise<void>((resolve) => (settle = resolve));
+    for (const key of mine) {
+      this.#moving.set(
+        key,
+        done.then(() => {
+          const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
+          if (node === undefined || !node.isServing) throw new NoHealthyNodeError();
+          return node;
+        }),
+      );
+    }
+    try {
+      // Group by target: one install request per target node.
+      const groups = new Map<ProxyNode, string[]>();
+      for (const key of mine) {
+        let target: ProxyNode;
+        try {
+          target = this.#pickTarget(fromNodeId, accepts);
+        } catch {
+          report.failed++;
+          continue;
+        }
+        // Counted at once so the balancing policy spreads the rest of the batch.
+        target.sessions++;
+        const group = groups.get(target);
+        if (group) group.push(key);
+        else groups.set(target, [key]);
+      }
+      await Promise.all(
+        [...groups].map(async ([target, group]) => {
+          target.sessions -= group.length; // the affinity table counts them for real on assign
+          await this.#moveGroup(group, fromNodeId, target, report, accepts);
+        }),
+      );
+    } finally {
+      settle();
+      for (const key of mine) this.#moving.delete(key);
+    }
+    this.totals.moved += report.moved;
+    this.totals.lost += report.lost;
+    this.totals.failed += report.failed;
+    return report;
+  }
+
+  async #moveGroup(
+    keys: string[],
+    fromNodeId: string,
+    firstTarget: ProxyNode,
+    report: MoveReport,
+    accepts: (candidate: ProxyNode) => boolean,
+  ): Promise<void> {
+    let owner = fromNodeId;
+    let target = firstTarget;
+    for (let attempt = 1; ; attempt++) {
+      const records: ReplicaRecord[] = [];
+      /** Keys another move already took (the replica has another live owner): follow it, do not move. */
+      const alreadyMoved = new Map<string, string>();
+      await Promise.all(
+        keys.map(async (key) => {
+          let record = await this.#replicas.transfer(key, owner, target.id);
+          if (record === undefined) {
+            const current = await this.#replicas.read(key);
+            if (current !== undefined && current.owner !== owner) {
+              if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
+              // Owned by a node that is gone too (down, or removed from the config): take it from there.
+              else record = await this.#replicas.transfer(key, current.owner, target.id);
+            }
+          }
+          if (record !== undefined) records.push(record);
+        }),
+      );
+      try {
+        if (records.length > 0) await this.#installer.install(target.url, records);
+      } catch (error) {
+        this.#onTargetFailure(target, error as Error);
+        if (attempt >= MAX_ATTEMPTS) {
+          report.failed += keys.length;
+          return;
+        }
+        // The records now belong to the failed target: take them from it for the next one.
+        owner = target.id;
+        try {
+          target = this.#pickTarget(fromNodeId, accepts, target.id);
+        } catch {
+          report.failed += keys.length;
+          return;
+        }
+        continue;
+      }
+      const withState = new Set(records.map((record) => record.key));
+      let count = 0;
+      for (const key of keys) {
+        const holder = alreadyMoved.get(key);
+        if (holder !== undefined) {
+          this.#affinity.assign(key, holder, '');
+          continue;
+        }
+        this.#affinity.assign(key, target.id, '');
+        if (withState.has(key)) report.moved++;
+        else report.lost++;
+        count++;
+        this.#rememberMovedAway(fromNodeId, key);
+      }
+      if (count > 0) report.targets[target.id] = (report.targets[target.id] ?? 0) + count;
+      return;
+    }
+  }
+
+  #pickTarget(
+    fromNodeId: string,
+    accepts: (candidate: ProxyNode) => boolean,
+    alsoExcluding?: string,
+  ): ProxyNode {
+    const target = this.#pickNode(fromNodeId);
+    if (target.id !== alsoExcluding && accepts(target)) return target;
+    const fallback = this.#registry.candidates.find(
+      (node) => node.id !== fromNodeId && node.id !== alsoExcluding && accepts(node),
+    );
+    if (fallback === undefined) throw new NoHealthyNodeError();
+    return fallback;
+  }
+
+  #rememberMovedAway(nodeId: string, key: string): void {
+    let keys = this.#movedAway.get(nodeId);
+    if (keys === undefined) this.#movedAway.set(nodeId, (keys = new Set()));
+    keys.add(key);
+  }
+}
+
+function mergeReport(into: MoveReport, part: MoveReport): void {
+  into.moved += part.moved;
+  into.lost += part.lost;
+  into.failed += part.failed;
+  for (const [node, count] of Object.entries(part.targets))
+    into.targets[node] = (into.targets[node] ?? 0) + count;
+}

@@ -1,0 +1,104 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { isIP } from 'node:net';
+import type { NodeConfig } from '../config/index.js';
+import type { Logger } from '../log.js';
+
+/** Whether a node's URL points at this machine, so `start` runs it as a child process. */
+export function isLocalNode(node: NodeConfig): boolean {
+  const host = new URL(node.url).hostname;
+  return host === 'localhost' || host === '[::1]' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/**
+ * The demo nodes `stickylb start` runs as child processes, one OS process each (so a
+ * `kill -9` takes down exactly one node). A node that dies is not restarted: watching
+ * its sessions fail over is the point; bring it back with `stickylb backend --id`.
+ */
+export class LocalNodes {
+  readonly #children = new Map<string, ChildProcess>();
+  readonly #cliPath: string;
+  readonly #configFile: string;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #logger: Logger;
+  #isStopping = false;
+
+  constructor(options: { cliPath: string; configFile: string; env?: NodeJS.ProcessEnv; logger: Logger }) {
+    this.#cliPath = options.cliPath;
+    this.#configFile = options.configFile;
+    this.#env = options.env ?? process.env;
+    this.#logger = options.logger;
+  }
+
+  /** Pids of running children, by node id. */
+  get pids(): Record<string, number | undefined> {
+    return Object.fromEntries([...this.#children].map(([id, child]) => [id, child.pid]));
+  }
+
+  /** Starts every local node of the list that is not running yet, and waits until each answers /health. */
+  async start(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+    const started = nodes.filter((node) => isLocalNode(node) && !this.#children.has(node.id));
+    for (const node of started) this.#spawn(node);
+    await Promise.all(started.map((node) => waitForHealth(new URL(healthPath, node.url).href, 15_000)));
+  }
+
+  /** Stops the children of nodes no longer listed (config reload). */
+  async retain(nodes: readonly NodeConfig[]): Promise<void> {
+    const keep = new Set(nodes.map((node) => node.id));
+    await Promise.all([...this.#children.keys()].filter((id) => !keep.has(id)).map((id) => this.#stop(id)));
+  }
+
+  /** SIGTERM to every child; SIGKILL to any still alive after `graceMs`. */
+  async stopAll(graceMs = 5000): Promise<void> {
+    this.#isStopping = true;
+    await Promise.all([...this.#children.keys()].map((id) => this.#stop(id, graceMs)));
+  }
+
+  #spawn(node: NodeConfig): void {
+    const child = spawn(
+      process.execPath,
+      [this.#cliPath, 'backend', '--id', node.id, '--config', this.#configFile],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: this.#env,
+      },
+    );
+    this.#children.set(node.id, child);
+    this.#logger.info({ node: node.id, pid: child.pid }, `started node ${node.id} (pid ${child.pid})`);
+    child.once('exit', (code, signal) => {
+      if (this.#children.get(node.id) === child) this.#children.delete(node.id);
+      if (!this.#isStopping) {
+        this.#logger.warn(
+          { node: node.id, code, signal },
+          `node ${node.id} exited (${signal ?? `code ${code}`}); not restarted`,
+        );
+      }
+    });
+  }
+
+  async #stop(id: string, graceMs = 5000): Promise<void> {
+    const child = this.#children.get(id);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+    this.#children.delete(id);
+  }
+}
+
+/** Polls a URL until it answers 200 or `timeoutMs` passes (then resolves anyway: health checks take over). */
+async function waitForHealth(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await response.arrayBuffer();
+      if (response.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}

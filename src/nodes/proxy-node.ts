@@ -1,0 +1,45 @@
+import type { Agent } from 'node:http';
+import type { BalancedNode } from '../balancing/index.js';
+import type { NodeConfig } from '../config/index.js';
+
+/** What the admin API calls a node's state. */
+export type NodeState = 'up' | 'down' | 'draining';
+
+/** A node as the proxy sees it at run time: config, route token, health, counts. */
+export class ProxyNode implements BalancedNode {
+  readonly id: string;
+  url: string;
+  weight: number;
+  /** Opaque token that session ids routed here carry. */
+  readonly route: string;
+  /** Options object handed to http-proxy for every request to this node (built once, not per request). */
+  proxyOptions: { target: string; agent: Agent };
+  /** Health as last decided by the health checker; starts up so a fresh proxy serves at once. */
+  isHealthy = true;
+  /** Drained nodes take no new sessions but keep serving the ones they hold. */
+  isDraining = false;
+  /** Live sessions whose primary is this node (kept by the affinity table). */
+  sessions = 0;
+  /** Requests in flight to this node right now. */
+  inFlight = 0;
+  /** Requests answered, by status class, since start. */
+  requests = 0;
+
+  constructor(config: NodeConfig, route: string, agent: Agent) {
+    this.id = config.id;
+    this.url = config.url;
+    this.weight = config.weight;
+    this.route = route;
+    this.proxyOptions = { target: config.url, agent };
+  }
+
+  get state(): NodeState {
+    if (!this.isHealthy) return 'down';
+    return this.isDraining ? 'draining' : 'up';
+  }
+
+  /** Can this node take requests of sessions it already holds? */
+  get isServing(): boolean {
+    return this.isHealthy;
+  }
+}

@@ -1,0 +1,38 @@
+import { StickyError, UpstreamError } from '../errors.js';
+
+/** Connection-level failures that mean the node is unreachable or died: passive health evidence. */
+const NODE_FAILURE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ETIMEDOUT',
+]);
+
+/** Whether an upstream error says the node itself failed (as opposed to our own timeout). */
+export function isNodeFailure(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && NODE_FAILURE_CODES.has(code);
+}
+
+/** Whether the request surely never reached the node (safe to replay, whatever the method). */
+export function isConnectRefused(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
+}
+
+/**
+ * The one place an upstream failure becomes a client-facing error: our own timeout stays
+ * a 504; refused, reset or anything else the node did is a 502.
+ */
+export function toClientError(error: unknown): StickyError {
+  if (error instanceof StickyError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const reason =
+    code === 'ECONNREFUSED'
+      ? 'node refused the connection'
+      : code === 'ECONNRESET'
+        ? 'node closed the connection mid-request'
+        : 'node failed while handling the request';
+  return new UpstreamError(reason, { cause: error });
+}

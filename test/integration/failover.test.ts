@@ -1,0 +1,261 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SESSION_HEADER } from '../../src/protocol.js';
+import { Client, startCluster, waitFor, type Cluster } from './harness.js';
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+});
+
+interface AdminState {
+  nodes: Array<{ id: string; state: string; sessions: number }>;
+  sessions: { total: number };
+}
+
+async function adminState(c: Cluster): Promise<AdminState> {
+  return (await (await fetch(`${c.adminUrl}/api/state`)).json()) as AdminState;
+}
+
+async function adminPost(c: Cluster, path: string): Promise<{ status: number; json: any }> {
+  const response = await fetch(`${c.adminUrl}${path}`, { method: 'POST' });
+  return { status: response.status, json: await response.json() };
+}
+
+/** `count` clients, each with `writes` acknowledged counter increments; returns client → node. */
+async function seedSessions(
+  c: Cluster,
+  count: number,
+  writes: number,
+): Promise<Map<Client, { node: string; count: number }>> {
+  const clients = new Map<Client, { node: string; count: number }>();
+  await Promise.all(
+    Array.from({ length: count }, async () => {
+      const client = new Client(c.proxyUrl);
+      let last = { node: '', count: 0 };
+      for (let i = 0; i < writes; i++) {
+        const { status, json } = await client.request('POST', '/api/counter');
+        expect(status).toBe(200);
+        last = { node: json.node, count: json.count };
+      }
+      clients.set(client, last);
+    }),
+  );
+  return clients;
+}
+
+function busiest(sessions: Map<Client, { node: string }>): string {
+  const counts = new Map<string, number>();
+  for (const { node } of sessions.values()) counts.set(node, (counts.get(node) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
+}
+
+describe('failover with state', () => {
+  it('kill -9 the busiest node: the next request of every session keeps its counter, no error', async () => {
+    cluster = await startCluster({ nodeCount: 3 });
+    const sessions = await seedSessions(cluster, 30, 3);
+    const victim = busiest(sessions);
+    const before = await adminState(cluster);
+    await cluster.nodes.find((node) => node.id === victim)?.kill('SIGKILL');
+
+    for (const [client, last] of sessions) {
+      const { status, json } = await client.request('POST', '/api/counter');
+      expect(status).toBe(200);
+      expect(json.count).toBe(last.count + 1);
+      expect(json.node).not.toBe(victim);
+    }
+
+    const after = await waitFor(async () => {
+      const state = await adminState(cluster as Cluster);
+      return state.nodes.find((node) => node.id === victim)?.state === 'down' ? state : undefined;
+    });
+    expect(after.nodes.find((node) => node.id === victim)?.sessions).toBe(0);
+    expect(after.sessions.total).toBe(before.sessions.total);
+    expect(after.nodes.reduce((sum, node) => sum + node.sessions, 0)).toBe(after.sessions.total);
+  });
+
+  it('re-issues the cookie with the new route after a failover', async () => {
+    cluster = await startCluster({ nodeCount: 2 });
+    const client = new Client(cluster.proxyUrl);
+    const first = await client.request('POST', '/api/counter');
+    const oldId = client.sessionId as string;
+    await cluster.nodes.find((node) => node.id === first.json.node)?.kill('SIGKILL');
+    const moved = await client.request('POST', '/api/counter');
+    expect(moved.json.count).toBe(2);
+    expect(client.sessionId).not.toBe(oldId);
+    expect(client.sessionId?.split('.')[0]).toBe(oldId.split('.')[0]);
+    // An old copy of the cookie (another tab) still reaches the session.
+    const stale = await fetch(`${cluster.proxyUrl}/api/counter`, {
+      headers: { cookie: `SESSIONID=${oldId}` },
+    });
+    expect(((await stale.json()) as { count: number }).count).toBe(2);
+  });
+
+  it('chaos: 40 writers, two nodes killed 1.5 s apart, nothing acknowledged is lost', async () => {
+    cluster = await startCluster({ nodeCount: 3 });
+    const c = cluster;
+    const deadline = Date.now() + 8000;
+    let requests = 0;
+    let errors = 0;
+    const clients = Array.from({ length: 40 }, () => ({
+      client: new Client(c.proxyUrl),
+      lastAck: 0,
+      failedSinceAck: 0,
+    }));
+    const writers = clients.map(async (state) => {
+      // Bounded in time and count.
+      for (let i = 0; i < 2000 && Date.now() < deadline; i++) {
+        requests++;
+        try {
+          const { status, json } = await state.client.request('POST', '/api/counter');
+          if (status === 200) {
+            expect(json.count).toBeGreaterThan(state.lastAck);
+            state.lastAck = json.count;
+            state.failedSinceAck = 0;
+          } else {
+            errors++;
+            state.failedSinceAck++;
+          }
+        } catch {
+          errors++;
+          state.failedSinceAck++;
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await c.nodes[0]?.kill('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await c.nodes[1]?.kill('SIGKILL');
+    await Promise.all(writers);
+
+    expect(requests).toBeGreaterThan(400);
+    expect(errors / requests).toBeLessThanOrEqual(0.01);
+    let exact = 0;
+    for (const state of clients) {
+      const { status, json } = await state.client.request('GET', '/api/counter');
+      expect(status).toBe(200);
+      expect(json.node).toBe('node-3');
+      // Never below the last acknowledged value; above it only by writes that failed after it
+      // (a node may apply and replicate a write, then die before answering).
+      expect(json.count).toBeGreaterThanOrEqual(state.lastAck);
+      expect(json.count).toBeLessThanOrEqual(state.lastAck + state.failedSinceAck);
+      if (json.count === state.lastAck) exact++;
+    }
+    expect(exact).toBeGreaterThanOrEqual(clients.length - errors);
+  }, 60_000);
+
+  it('SIGSTOP a node until it is down, move its sessions, SIGCONT it: no stale state wins', async () => {
+    cluster = await startCluster({ nodeCount: 3 });
+    const c = cluster;
+    const sessions = await seedSessions(c, 15, 2);
+    const victim = c.nodes.find((node) => node.id === busiest(sessions));
+    if (victim === undefined) throw new Error('no victim');
+    const victims = [...sessions].filter(([, last]) => last.node === victim.id);
+
+    victim.child.kill('SIGSTOP');
+    try {
+      await waitFor(() => c.lb.registry.get(victim.id)?.state === 'down');
+      await waitFor(() => c.lb.registry.get(victim.id)?.sessions === 0);
+      // Writes land on the new nodes while the old one sleeps.
+      for (const [client, last] of victims) {
+        const { json } = await client.request('POST', '/api/counter');
+        expect(json).toMatchObject({ count: last.count + 1 });
+        expect(json.node).not.toBe(victim.id);
+      }
+    } finally {
+      victim.child.kill('SIGCONT');
+    }
+    await waitFor(() => c.lb.registry.get(victim.id)?.state === 'up');
+
+    for (const [client, last] of victims) {
+      const key = (client.sessionId as string).split('.')[0] as string;
+      // The woken node's stale copy neither serves through the proxy…
+      const { json } = await client.request('GET', '/api/counter');
+      expect(json.count).toBe(last.count + 1);
+      expect(json.node).not.toBe(victim.id);
+      // …nor overwrites the replica if a request reaches it directly.
+      const direct = await fetch(`${victim.url}/api/counter`, {
+        method: 'POST',
+        headers: { [SESSION_HEADER]: client.sessionId as string },
+      });
+      expect(direct.status).toBe(409);
+      expect(((await direct.json()) as { error: string }).error).toBe('SLB_SESSION_MOVED');
+      const replica = await c.lb.replicas.read(key);
+      expect(replica?.owner).not.toBe(victim.id);
+      expect((replica?.data as { values: { count: number } }).values.count).toBe(last.count + 1);
+    }
+  });
+
+  it('a node brought back takes new sessions while moved ones stay put', async () => {
+    cluster = await startCluster({ nodeCount: 2 });
+    const c = cluster;
+    const sessions = await seedSessions(c, 10, 1);
+    const node1 = c.nodes[0];
+    if (node1 === undefined) throw new Error('no node');
+    await node1.kill('SIGKILL');
+    for (const [client] of sessions)
+      expect((await client.request('POST', '/api/counter')).json.node).toBe('node-2');
+
+    await node1.restart(); // what `npx stickylb backend --id node-1` does
+    await waitFor(() => c.lb.registry.get('node-1')?.state === 'up');
+    for (const [client, last] of sessions) {
+      const { json } = await client.request('GET', '/api/counter');
+      expect(json).toMatchObject({ node: 'node-2', count: last.count + 1 });
+    }
+    const fresh = await seedSessions(c, 4, 1);
+    expect([...fresh.values()].every((last) => last.node === 'node-1')).toBe(true);
+  });
+
+  it('drain stops new sessions going to a node; its sessions stay', async () => {
+    cluster = await startCluster({ nodeCount: 3 });
+    const sessions = await seedSessions(cluster, 9, 1);
+    const drained = await adminPost(cluster, '/api/nodes/node-3/drain');
+    expect(drained).toMatchObject({ status: 200, json: { node: 'node-3', state: 'draining' } });
+    const fresh = await seedSessions(cluster, 12, 1);
+    expect([...fresh.values()].some((last) => last.node === 'node-3')).toBe(false);
+    for (const [client, last] of sessions) {
+      expect((await client.request('GET', '/api/counter')).json.node).toBe(last.node);
+    }
+    expect((await adminPost(cluster, '/api/nodes/node-3/undrain')).json.state).toBe('up');
+    expect((await adminPost(cluster, '/api/nodes/node-9/drain')).status).toBe(404);
+  });
+
+  it('evacuate moves every session off a node; then it can be killed with nothing lost', async () => {
+    cluster = await startCluster({ nodeCount: 3 });
+    const sessions = await seedSessions(cluster, 18, 2);
+    const { status, json } = await adminPost(cluster, '/api/nodes/node-2/evacuate');
+    expect(status).toBe(200);
+    expect(json.report.failed).toBe(0);
+    expect(json.report.lost).toBe(0);
+    const state = await adminState(cluster);
+    expect(state.nodes.find((node) => node.id === 'node-2')).toMatchObject({
+      state: 'draining',
+      sessions: 0,
+    });
+    await cluster.nodes[1]?.kill('SIGKILL');
+    for (const [client, last] of sessions) {
+      const { status: code, json: body } = await client.request('POST', '/api/counter');
+      expect(code).toBe(200);
+      expect(body.count).toBe(last.count + 1);
+      expect(body.node).not.toBe('node-2');
+    }
+  });
+
+  it('rebalance spreads sessions onto a node that joined empty, state and all', async () => {
+    cluster = await startCluster({ nodeCount: 2 });
+    const c = cluster;
+    await adminPost(c, '/api/nodes/node-2/drain');
+    const sessions = await seedSessions(c, 20, 2);
+    expect([...sessions.values()].every((last) => last.node === 'node-1')).toBe(true);
+    await adminPost(c, '/api/nodes/node-2/undrain');
+    const { json } = await adminPost(c, '/api/rebalance');
+    expect(json.report.moved).toBeGreaterThanOrEqual(8);
+    const state = await adminState(c);
+    const [a, b] = state.nodes.map((node) => node.sessions) as [number, number];
+    expect(Math.abs(a - b)).toBeLessThanOrEqual(Math.ceil(0.2 * 10) * 2);
+    for (const [client, last] of sessions) {
+      const { json: body } = await client.request('POST', '/api/counter');
+      expect(body.count).toBe(last.count + 1);
+    }
+  });
+});
