@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import { StickyLb } from '../../src/stickylb.js';
-import { Client, startCluster, type Cluster } from './harness.js';
+import { Client, startCluster, waitFor, type Cluster } from './harness.js';
 
 let cluster: Cluster;
 beforeAll(async () => {
@@ -12,6 +12,23 @@ afterAll(async () => {
   await cluster?.close();
 });
 
+/** Replaces the cluster's proxy with a fresh one on the same ports (same config, empty memory). */
+async function restartProxy(): Promise<StickyLb> {
+  const config = cluster.lb.config;
+  const port = cluster.lb.proxyAddress?.port as number;
+  await cluster.lb.close(1000);
+  // Let this test's fetch pool see the old proxy's FINs; a browser would retry on a stale
+  // keep-alive socket, undici's fetch does not.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const lb = new StickyLb(
+    parseConfig({ ...config, proxy: { ...config.proxy, listen: { host: '127.0.0.1', port } } }),
+    createSilentLogger(),
+  );
+  await lb.listen();
+  cluster.lb = lb;
+  return lb;
+}
+
 describe('proxy restart', () => {
   it('keeps every session on its node with its state', async () => {
     const clients = Array.from({ length: 12 }, () => new Client(cluster.proxyUrl));
@@ -20,24 +37,36 @@ describe('proxy restart', () => {
       await client.request('POST', '/api/counter');
       homes.set(client, (await client.request('POST', '/api/counter')).json.node);
     }
-    const config = cluster.lb.config;
-    await cluster.lb.close(1000);
-    // Let this test's fetch pool see the old proxy's FINs; a browser would retry on a stale
-    // keep-alive socket, undici's fetch does not.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-
     // Same config (and so the same id secret), new process state: nothing in the affinity table.
-    const port = cluster.lb.proxyAddress?.port as number;
-    const lb = new StickyLb(
-      parseConfig({ ...config, proxy: { ...config.proxy, listen: { host: '127.0.0.1', port } } }),
-      createSilentLogger(),
-    );
-    await lb.listen();
-    cluster.lb = lb;
+    await restartProxy();
     for (const client of clients) {
       const { json } = await client.request('POST', '/api/counter');
       expect(json.node).toBe(homes.get(client));
       expect(json.count).toBe(3);
+    }
+  });
+
+  it('has the nodes re-seed the empty replica store, so a later failover keeps every counter', async () => {
+    const clients = Array.from({ length: 9 }, () => new Client(cluster.proxyUrl));
+    const last = new Map<Client, { node: string; count: number }>();
+    for (const client of clients) {
+      await client.request('POST', '/api/counter');
+      const { json } = await client.request('POST', '/api/counter');
+      last.set(client, { node: json.node, count: json.count });
+    }
+    const lb = await restartProxy();
+    expect(lb.replicas.stats().records).toBe(0);
+    // No request touches these sessions: the nodes notice the new store (its epoch) and re-send them.
+    await waitFor(
+      () => lb.replicas.stats().records >= cluster.lb.registry.all.length && lb.replicas.stats().records >= 9,
+      15_000,
+    );
+    const victim = [...last.values()][0]?.node as string;
+    await cluster.nodes.find((node) => node.id === victim)?.kill('SIGKILL');
+    for (const [client, before] of last) {
+      const { status, json } = await client.request('POST', '/api/counter');
+      expect(status).toBe(200);
+      expect(json.count).toBe(before.count + 1);
     }
   });
 });
