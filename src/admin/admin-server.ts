@@ -1,58 +1,75 @@
 import Fastify, {
+  LogController,
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { ForbiddenError, NotFoundError, StickyError, UnauthorizedError } from '../errors.js';
-import type { MoveReport } from '../failover/index.js';
+import { BadRequestError, ForbiddenError, NotFoundError, StickyError, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { AdminControl, AdminState } from './admin-control.js';
 import { isTokenValid, tokenOf } from './admin-auth.js';
+import { createAdminMetrics } from './admin-metrics.js';
+import { DASHBOARD_HEADERS, DashboardAssets } from './dashboard-assets.js';
+import { EventStream } from './event-stream.js';
+import { SessionHistory } from './session-history.js';
+import { MAX_TEST_SESSIONS } from './test-sessions.js';
 
-/** What the admin API reads and acts on; the StickyLb instance provides it. */
-export interface AdminControl {
-  state(): AdminState;
-  drain(nodeId: string): boolean;
-  undrain(nodeId: string): boolean;
-  evacuate(nodeId: string): Promise<MoveReport>;
-  rebalance(): Promise<MoveReport>;
-  hasNode(nodeId: string): boolean;
-}
+export type { AdminControl, AdminState };
 
-/** `GET /api/state` (contract: nodes[].id/url/state/sessions, sessions.total). */
-export interface AdminState {
-  nodes: Array<{
-    id: string;
-    url: string;
-    state: 'up' | 'down' | 'draining';
-    sessions: number;
-    weight: number;
-    healthy: boolean;
-    draining: boolean;
-    inFlight: number;
-    requests: number;
-  }>;
-  sessions: { total: number };
-  [extra: string]: unknown;
-}
-
-/**
- * The admin listener: JSON API (and, later, dashboard, SSE and metrics). With a token
- * configured every route requires it; state-changing routes are POST only and refuse
- * cross-site requests (Origin / Sec-Fetch-Site), so a page the operator visits cannot
- * drain their nodes.
- */
-export async function buildAdminServer(options: {
+/** Options of the admin listener; intervals in ms (tests shorten them). */
+export interface AdminServerOptions {
   control: AdminControl;
   token?: string | undefined;
   logger: Logger;
-}): Promise<FastifyInstance> {
+  /** SSE `state` snapshot period (default 1000). */
+  snapshotIntervalMs?: number;
+  /** SSE heartbeat comment period (default 15 000). */
+  heartbeatMs?: number;
+  /** Sessions-per-node timeline sample period (default 2000; 300 samples are kept). */
+  historyIntervalMs?: number;
+}
+
+/** Status codes of Fastify's own client errors (bad JSON, failed schema, wrong content type), as stable codes. */
+const CLIENT_ERROR_CODES: Record<number, string> = {
+  400: 'SLB_BAD_REQUEST',
+  401: 'SLB_UNAUTHORIZED',
+  403: 'SLB_FORBIDDEN',
+  404: 'SLB_NOT_FOUND',
+  413: 'SLB_BODY_TOO_LARGE',
+};
+
+/**
+ * The admin listener: dashboard page and its assets, JSON API, Server-Sent Events,
+ * Prometheus metrics. With a token configured every route requires it (`Authorization:
+ * Bearer`, or `?token=` where a browser cannot set headers: EventSource, the page's own
+ * assets); state-changing routes are POST only and refuse cross-site requests (Origin /
+ * Sec-Fetch-Site), so a page the operator visits cannot drain their nodes.
+ */
+export async function buildAdminServer(options: AdminServerOptions): Promise<FastifyInstance> {
   const { control, token } = options;
   const app = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast keeps FastifyInstance's default generics.
     loggerInstance: options.logger.child({ component: 'admin' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 4096,
   });
+  const assets = new DashboardAssets();
+  const stream = new EventStream({
+    events: control.events,
+    snapshot: () => liveState(control),
+    snapshotIntervalMs: options.snapshotIntervalMs,
+    heartbeatMs: options.heartbeatMs,
+  });
+  const history = new SessionHistory({
+    sample: () => control.sessionCounts(),
+    intervalMs: options.historyIntervalMs,
+  });
+  const metrics = createAdminMetrics(control, { sseClients: () => stream.size });
+  history.start();
+  // Event streams never end by themselves: end them first, or closing would wait for them.
+  app.addHook('preClose', async () => stream.close());
+  app.addHook('onClose', async () => history.stop());
 
   app.addHook('onRequest', async (request: FastifyRequest) => {
     if (token !== undefined) {
@@ -69,19 +86,53 @@ export async function buildAdminServer(options: {
       const status =
         error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
       if (status === 500) options.logger.error({ err: error }, 'admin request failed');
-      return reply.code(status).send({ error: error.code ?? 'SLB_ADMIN_ERROR', message: error.message });
+      const code = CLIENT_ERROR_CODES[status] ?? (status === 500 ? 'SLB_ADMIN_ERROR' : 'SLB_BAD_REQUEST');
+      return reply.code(status).send({ error: code, message: error.message });
     },
   );
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(new NotFoundError().toJSON()));
 
-  app.get('/api/state', async () => control.state());
+  // Dashboard.
+  app.get('/', async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    // Only a token that passed the check above is echoed, and only when one is configured.
+    const pageToken = token !== undefined && typeof query.token === 'string' ? query.token : undefined;
+    return reply.headers(DASHBOARD_HEADERS).type('text/html; charset=utf-8').send(assets.index(pageToken));
+  });
+  app.get<{ Params: { file: string } }>('/assets/:file', async (request, reply) => {
+    const asset = assets.file(request.params.file);
+    if (asset === undefined) throw new NotFoundError();
+    return reply.headers(DASHBOARD_HEADERS).type(asset.contentType).send(asset.body);
+  });
+
+  // JSON API.
+  app.get('/api/state', async () => {
+    await control.refreshState();
+    return withTotals(control.state());
+  });
+  app.get('/api/history', async () => ({ intervalMs: history.intervalMs, samples: history.samples() }));
+  app.get('/api/events', { exposeHeadRoute: false }, (request, reply) => {
+    reply.hijack();
+    const query = request.query as Record<string, unknown>;
+    const header = request.headers['last-event-id'];
+    const lastEventId =
+      typeof header === 'string'
+        ? header
+        : typeof query.lastEventId === 'string'
+          ? query.lastEventId
+          : undefined;
+    stream.attach(request.raw, reply.raw, lastEventId);
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.contentType).send(await metrics.render()),
+  );
 
   const nodeAction =
     (action: (id: string) => boolean) => async (request: FastifyRequest<{ Params: { id: string } }>) => {
       const { id } = request.params;
       if (!control.hasNode(id)) throw new NotFoundError(`no node "${id}"`);
       const changed = action(id);
-      return { node: id, changed, state: control.state().nodes.find((node) => node.id === id)?.state };
+      return { node: id, changed, state: nodeStateOf(control, id) };
     };
   app.post(
     '/api/nodes/:id/drain',
@@ -96,11 +147,42 @@ export async function buildAdminServer(options: {
     const { id } = request.params;
     if (!control.hasNode(id)) throw new NotFoundError(`no node "${id}"`);
     const report = await control.evacuate(id);
-    return { node: id, state: control.state().nodes.find((node) => node.id === id)?.state, report };
+    return { node: id, state: nodeStateOf(control, id), report };
   });
   app.post('/api/rebalance', async () => ({ report: await control.rebalance() }));
+  // Answers when every session is created; the dashboard watches the counts grow meanwhile.
+  app.post<{ Body: { count?: unknown } | undefined }>('/api/test-sessions', async (request) => {
+    const count = request.body?.count;
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_TEST_SESSIONS)
+      throw new BadRequestError(`count: must be an integer from 1 to ${MAX_TEST_SESSIONS}`);
+    return control.createTestSessions(count);
+  });
+  app.post('/api/sweep', async () => control.sweep());
 
   return app;
+}
+
+/** The state the event stream sends each second: events travel as their own SSE events. */
+function liveState(control: AdminControl): Omit<AdminState, 'events'> {
+  const { events: _events, ...rest } = withTotals(control.state());
+  return rest;
+}
+
+/** Adds `totals`: sums over the nodes. */
+export function withTotals(state: AdminState): AdminState {
+  const totals = { replicas: state.replication.records, inFlight: 0, requests: 0, requestsPerSec: 0 };
+  for (const node of state.nodes) {
+    totals.inFlight += node.inFlight;
+    totals.requests += node.requests;
+    totals.requestsPerSec += node.requestsPerSec;
+  }
+  totals.requestsPerSec = Math.round(totals.requestsPerSec * 10) / 10;
+  state.totals = totals;
+  return state;
+}
+
+function nodeStateOf(control: AdminControl, nodeId: string): string | undefined {
+  return control.state().nodes.find((node) => node.id === nodeId)?.state;
 }
 
 /** Refuses a state-changing request sent by a page of another origin (CSRF). */

@@ -36,4 +36,18 @@ export class EventLog extends EventEmitter<{ event: [LoggedEvent] }> {
   recent(limit = 100): LoggedEvent[] {
     return this.#events.slice(-limit);
   }
+
+  /** Events after `id` still in the buffer, oldest first (an SSE client's `Last-Event-ID` replay). */
+  since(id: number): LoggedEvent[] {
+    const events = this.#events;
+    // Ids are consecutive, so the position of `id + 1` is known without a search.
+    const first = events[0];
+    if (first === undefined) return [];
+    return events.slice(Math.max(0, id + 1 - first.id));
+  }
+
+  /** Id of the latest event (0 before the first). */
+  get lastId(): number {
+    return this.#nextId - 1;
+  }
 }

@@ -1,3 +1,7 @@
-export { buildAdminServer, type AdminControl, type AdminState } from './admin-server.js';
+export { buildAdminServer, type AdminServerOptions } from './admin-server.js';
+export type { AdminControl, AdminNodeState, AdminState, SweepReport } from './admin-control.js';
 export { isLoopbackHost, isTokenValid } from './admin-auth.js';
 export { EventLog, type LoggedEvent } from './event-log.js';
+export { NodeTraffic, type TrafficSummary } from './node-traffic.js';
+export { createTestSessions, MAX_TEST_SESSIONS, type TestSessionsReport } from './test-sessions.js';
+export { ReplicaCounter } from './replica-counter.js';

@@ -1,0 +1,312 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { AdminControl, AdminState } from './admin-control.js';
+import { LATENCY_BOUNDS_MS, type NodeTraffic } from './node-traffic.js';
+
+type Labels = Record<string, string>;
+type Samples = Array<[Labels, number]>;
+
+/** One scrape reads the state once, however many metrics it fills. */
+const SNAPSHOT_TTL_MS = 250;
+
+/**
+ * `GET /metrics`: a prom-client Registry of this proxy's own (never the global one). Every
+ * value is read lazily in `collect()` from counters the proxy keeps anyway, so the request
+ * path never calls prom-client. `extra` adds gauges of the admin listener itself.
+ */
+export function createAdminMetrics(control: AdminControl, extra: { sseClients: () => number }): AdminMetrics {
+  const registry = new Registry();
+  let cached: AdminState | undefined;
+  let cachedAt = -Infinity;
+  const state = (): AdminState => {
+    const now = performance.now();
+    if (cached === undefined || now - cachedAt > SNAPSHOT_TTL_MS) {
+      cached = control.state();
+      cachedAt = now;
+    }
+    return cached;
+  };
+  const perNode = (value: (node: AdminState['nodes'][number]) => number): Samples =>
+    state().nodes.map((node) => [{ node: node.id }, value(node)]);
+  const gauge = (name: string, help: string, labelNames: string[], read: () => Samples): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.set(labels, value);
+      },
+    });
+  };
+  const counter = (name: string, help: string, labelNames: string[], read: () => Samples): void => {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.inc(labels, value);
+      },
+    });
+  };
+  const one = (value: () => number) => (): Samples => [[{}, value()]];
+
+  // Nodes.
+  gauge('stickylb_node_sessions', 'Live sessions whose primary is the node', ['node'], () =>
+    perNode((node) => node.sessions),
+  );
+  // Absent above MAX_COUNTED_REPLICAS replicas (not counted then).
+  gauge('stickylb_node_replicas', 'Replicas the node owns in the replica store', ['node'], () =>
+    state().nodes.flatMap((node): Samples =>
+      node.replicas === null ? [] : [[{ node: node.id }, node.replicas]],
+    ),
+  );
+  gauge('stickylb_node_in_flight', 'Requests in flight to the node', ['node'], () =>
+    perNode((node) => node.inFlight),
+  );
+  gauge('stickylb_node_weight', 'Balancing weight of the node', ['node'], () =>
+    perNode((node) => node.weight),
+  );
+  gauge('stickylb_node_up', '1 when health checks pass for the node, else 0', ['node'], () =>
+    perNode((node) => (node.healthy ? 1 : 0)),
+  );
+  gauge(
+    'stickylb_node_state',
+    'The node state (up, down, draining): 1 for the current one',
+    ['node', 'state'],
+    () =>
+      state().nodes.flatMap((node) =>
+        (['up', 'down', 'draining'] as const).map((s): [Labels, number] => [
+          { node: node.id, state: s },
+          node.state === s ? 1 : 0,
+        ]),
+      ),
+  );
+  counter(
+    'stickylb_requests_total',
+    'Requests answered through the proxy, by node and status class',
+    ['node', 'status_class'],
+    () =>
+      state().nodes.flatMap((node) =>
+        Object.entries(node.responses).map(([statusClass, n]): [Labels, number] => [
+          { node: node.id, status_class: statusClass },
+          n,
+        ]),
+      ),
+  );
+  registry.registerMetric(
+    new LatencyHistogramMetric(control.traffic, () =>
+      state().nodes.map((node) => node.id),
+    ) as unknown as Metric,
+  );
+
+  // Sessions and the affinity table.
+  gauge(
+    'stickylb_sessions',
+    'Live sessions in the affinity table',
+    [],
+    one(() => state().sessions.total),
+  );
+  gauge('stickylb_affinity_sessions', 'Affinity table sessions by state', ['state'], () => [
+    [{ state: 'active' }, state().affinity.active],
+    [{ state: 'idle' }, state().affinity.idle],
+  ]);
+  counter(
+    'stickylb_affinity_untracked_total',
+    'Sessions the full affinity table could not record',
+    [],
+    one(() => state().sessions.untracked),
+  );
+  counter(
+    'stickylb_affinity_sweeps_total',
+    'Sweeps of the affinity table',
+    [],
+    one(() => state().affinity.sweepRuns),
+  );
+  counter(
+    'stickylb_affinity_expired_total',
+    'Sessions expired from the affinity table',
+    [],
+    one(() => state().affinity.expiredTotal),
+  );
+  counter(
+    'stickylb_affinity_evicted_total',
+    'Sessions evicted from the full affinity table',
+    [],
+    one(() => state().affinity.evictedTotal),
+  );
+  gauge(
+    'stickylb_affinity_sweep_longest_pause_seconds',
+    'Longest event-loop pause of one affinity sweep slice',
+    [],
+    one(() => state().affinity.longestSweepSliceMs / 1000),
+  );
+  gauge(
+    'stickylb_affinity_last_sweep_seconds',
+    'Busy time of the latest affinity sweep',
+    [],
+    one(() => state().affinity.lastSweepMs / 1000),
+  );
+  gauge(
+    'stickylb_affinity_bytes_per_session',
+    'Estimated heap bytes per affinity table entry',
+    [],
+    one(() => state().affinity.bytesPerSession),
+  );
+
+  // Failover.
+  counter(
+    'stickylb_failovers_total',
+    'Nodes failed over (marked down with their sessions moved)',
+    [],
+    one(() => state().failover.failovers),
+  );
+  counter('stickylb_moved_sessions_total', 'Sessions moved off a node, by outcome', ['outcome'], () => [
+    [{ outcome: 'moved' }, state().failover.moved],
+    [{ outcome: 'lost' }, state().failover.lost],
+    [{ outcome: 'failed' }, state().failover.failed],
+  ]);
+
+  // Replication (the replica store in this proxy).
+  gauge(
+    'stickylb_replicas',
+    'Replicas in the replica store',
+    [],
+    one(() => state().replication.records),
+  );
+  counter(
+    'stickylb_replication_write_batches_total',
+    'Replication write batches received',
+    [],
+    one(() => state().replication.writeCalls),
+  );
+  counter(
+    'stickylb_replication_writes_total',
+    'Replica records written',
+    [],
+    one(() => state().replication.writes),
+  );
+  counter('stickylb_replication_rejected_total', 'Replica writes refused, by reason', ['reason'], () => [
+    [{ reason: 'stale' }, state().replication.staleRejected],
+    [{ reason: 'not_owner' }, state().replication.notOwnerRejected],
+  ]);
+  counter(
+    'stickylb_replication_transfers_total',
+    'Replicas whose owner a failover changed',
+    [],
+    one(() => state().replication.transfers),
+  );
+  counter(
+    'stickylb_replication_expired_total',
+    'Replicas expired or evicted',
+    [],
+    one(() => state().replication.expired),
+  );
+
+  // Proxy.
+  const proxy = (key: keyof AdminState['proxy']) => () => state().proxy[key];
+  counter(
+    'stickylb_proxy_requests_total',
+    'Requests and upgrades the proxy received',
+    [],
+    one(proxy('requests')),
+  );
+  counter(
+    'stickylb_proxy_errors_total',
+    'Requests the proxy answered with an error, by code',
+    ['code'],
+    () => [
+      [{ code: 'SLB_UPSTREAM_FAILED' }, proxy('upstreamErrors')()],
+      [{ code: 'SLB_UPSTREAM_TIMEOUT' }, proxy('upstreamTimeouts')()],
+      [{ code: 'SLB_NO_HEALTHY_NODE' }, proxy('noHealthyNode')()],
+      // Malformed, too large or too slow requests (SLB_BAD_REQUEST, SLB_HEADERS_TOO_LARGE, SLB_REQUEST_TIMEOUT).
+      [{ code: 'client_error' }, proxy('clientErrors')()],
+    ],
+  );
+  counter('stickylb_proxy_retries_total', 'Requests replayed on another node', [], one(proxy('retries')));
+  counter(
+    'stickylb_proxy_client_aborts_total',
+    'Responses the client left before they finished',
+    [],
+    one(proxy('clientAborts')),
+  );
+  counter(
+    'stickylb_proxy_rejected_ids_total',
+    'Session ids that failed verification',
+    [],
+    one(proxy('rejectedIds')),
+  );
+
+  // Admin listener.
+  gauge('stickylb_admin_sse_clients', 'Dashboards connected to the event stream', [], one(extra.sseClients));
+
+  return {
+    contentType: registry.contentType,
+    async render(): Promise<string> {
+      return `${await registry.metrics()}\n${await processRegistry().metrics()}`;
+    },
+  };
+}
+
+/** The `/metrics` text of one admin listener. */
+export interface AdminMetrics {
+  contentType: string;
+  render(): Promise<string>;
+}
+
+let sharedProcessRegistry: Registry | undefined;
+
+/**
+ * prom-client's default metrics (event-loop lag, GC, heap, CPU) describe the process, not one
+ * proxy, and start observers that live as long as the process: one registry per process.
+ */
+function processRegistry(): Registry {
+  if (sharedProcessRegistry === undefined) {
+    sharedProcessRegistry = new Registry();
+    collectDefaultMetrics({ register: sharedProcessRegistry });
+  }
+  return sharedProcessRegistry;
+}
+
+/**
+ * `stickylb_request_duration_seconds`, a Prometheus histogram built from NodeTraffic's fixed
+ * buckets at scrape time. prom-client's Histogram only takes one observation at a time, which
+ * the request path must not pay for; a registry accepts any object with this shape.
+ */
+class LatencyHistogramMetric {
+  readonly name = 'stickylb_request_duration_seconds';
+  readonly help = 'Time from request received to response finished, by node';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #traffic: NodeTraffic;
+  readonly #nodeIds: () => string[];
+
+  constructor(traffic: NodeTraffic, nodeIds: () => string[]) {
+    this.#traffic = traffic;
+    this.#nodeIds = nodeIds;
+  }
+
+  async get(): Promise<{
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: Array<{ metricName: string; labels: Labels; value: number }>;
+  }> {
+    const values: Array<{ metricName: string; labels: Labels; value: number }> = [];
+    for (const node of this.#nodeIds()) {
+      const histogram = this.#traffic.histogram(node);
+      let cumulative = 0;
+      LATENCY_BOUNDS_MS.forEach((boundMs, bucket) => {
+        cumulative += histogram.counts[bucket] ?? 0;
+        const le = boundMs === Infinity ? '+Inf' : String(boundMs / 1000);
+        values.push({ metricName: `${this.name}_bucket`, labels: { node, le }, value: cumulative });
+      });
+      values.push({ metricName: `${this.name}_sum`, labels: { node }, value: histogram.sumMs / 1000 });
+      values.push({ metricName: `${this.name}_count`, labels: { node }, value: histogram.count });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}

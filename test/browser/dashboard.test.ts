@@ -1,0 +1,185 @@
+import { join, resolve } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Client, startCluster, waitFor, type Cluster } from '../integration/harness.js';
+import { launchChromium, RESULTS_DIR } from './chromium.js';
+
+/** Changes reach the page within about a second (SSE snapshot); this leaves room for a slow CI machine. */
+const UI_TIMEOUT_MS = 15_000;
+/**
+ * Health checks that tolerate a machine busy with a browser and other test files (the
+ * harness default of a 150 ms timeout can mark a loaded node down), yet see a kill in ~1 s.
+ */
+const HEALTH = { interval: '500ms', timeout: '400ms' };
+
+let browser: Browser;
+let cluster: Cluster | undefined;
+let page: Page | undefined;
+let pageErrors: string[] = [];
+
+beforeAll(async () => {
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(async () => {
+  await page?.close();
+  page = undefined;
+  await cluster?.close();
+  cluster = undefined;
+  expect(pageErrors).toEqual([]);
+  pageErrors = [];
+});
+
+async function adminState(c: Cluster): Promise<any> {
+  return (await fetch(`${c.adminUrl}/api/state`)).json();
+}
+
+/** Creates sessions the way the dashboard's buttons do: `POST /api/test-sessions`. */
+async function seed(c: Cluster, count: number): Promise<void> {
+  const response = await fetch(`${c.adminUrl}/api/test-sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ count }),
+  });
+  expect(await response.json()).toMatchObject({ created: count });
+}
+
+async function openDashboard(c: Cluster, viewport = { width: 1366, height: 768 }): Promise<Page> {
+  page = await browser.newPage({ viewport });
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(`${c.adminUrl}/`);
+  await page.waitForSelector('#connection.pill-live', { timeout: UI_TIMEOUT_MS });
+  await page.waitForSelector('#nodes tbody tr[data-node]', { timeout: UI_TIMEOUT_MS });
+  return page;
+}
+
+async function cell(p: Page, nodeId: string, field: string): Promise<string> {
+  return (
+    (await p.locator(`#nodes tr[data-node="${nodeId}"] [data-field="${field}"]`).textContent()) ?? ''
+  ).trim();
+}
+
+const count = (text: string): number => Number(text.replace(/,/g, ''));
+
+/** Waits until every node's row shows the session count of the admin API. */
+async function waitForCounts(p: Page, c: Cluster): Promise<any> {
+  return waitFor(async () => {
+    const state = await adminState(c);
+    for (const node of state.nodes) {
+      if (count(await cell(p, node.id, 'sessions')) !== node.sessions) return undefined;
+    }
+    return state;
+  }, UI_TIMEOUT_MS);
+}
+
+describe('dashboard', () => {
+  it('lists every node with its state and session count', async () => {
+    cluster = await startCluster({ nodeCount: 3, config: { health: HEALTH } });
+    await seed(cluster, 300);
+    const p = await openDashboard(cluster);
+    const state = await waitForCounts(p, cluster);
+    expect(state.sessions.total).toBe(300);
+    for (const node of state.nodes) {
+      expect(await cell(p, node.id, 'state')).toBe('up');
+      expect(node.sessions).toBeGreaterThan(0);
+      // The distribution chart has a bar per node.
+      expect(await p.locator(`#distribution g[data-node="${node.id}"]`).count()).toBe(1);
+    }
+    await waitFor(async () => (await p.locator('#total-sessions').textContent()) === '300', UI_TIMEOUT_MS);
+    await p.screenshot({ path: join(RESULTS_DIR, 'dashboard.png') });
+  });
+
+  it('shows a node killed with -9 down with its sessions moved, live, without a reload', async () => {
+    cluster = await startCluster({ nodeCount: 3, config: { health: HEALTH } });
+    await seed(cluster, 300);
+    const p = await openDashboard(cluster);
+    const before = await waitForCounts(p, cluster);
+    const victim = [...before.nodes].sort((a: any, b: any) => b.sessions - a.sessions)[0].id as string;
+    await p.evaluate(() => {
+      (globalThis as any).stickylbTestMarker = 'same page';
+    });
+
+    await cluster.nodes.find((node) => node.id === victim)?.kill('SIGKILL');
+
+    await waitFor(
+      async () => (await cell(p, victim, 'state')) === 'down' && (await cell(p, victim, 'sessions')) === '0',
+      UI_TIMEOUT_MS,
+    );
+    const entry = p.locator('#events li[data-type="failover:end"]').first();
+    await entry.waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await entry.textContent()).toMatch(
+      new RegExp(`failover: \\d+ sessions moved from ${victim} in \\d+ ms`),
+    );
+    // Every session is on a surviving node, and the page says so.
+    const after = await waitForCounts(p, cluster);
+    expect(after.sessions.total).toBe(300);
+    expect(await p.evaluate(() => (globalThis as any).stickylbTestMarker)).toBe('same page');
+    await p.screenshot({ path: join(RESULTS_DIR, 'dashboard-failover.png') });
+  });
+
+  it('drains a node from the page: new sessions stop going to it', async () => {
+    cluster = await startCluster({ nodeCount: 3, config: { health: HEALTH } });
+    await seed(cluster, 60);
+    const p = await openDashboard(cluster);
+    const before = await waitForCounts(p, cluster);
+    const drained = 'node-2';
+    const heldBefore = before.nodes.find((node: any) => node.id === drained).sessions as number;
+
+    await p.click(`#nodes button[data-node="${drained}"][data-action="drain"]`);
+
+    await waitFor(async () => (await cell(p, drained, 'state')) === 'draining', UI_TIMEOUT_MS);
+    await p
+      .locator(`#nodes button[data-node="${drained}"][data-action="undrain"]`)
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    await p.locator('#events li[data-type="node:drain"]').first().waitFor({ timeout: UI_TIMEOUT_MS });
+    const nodesOfNewSessions = await Promise.all(
+      Array.from({ length: 30 }, async () => {
+        const { status, json } = await new Client(cluster!.proxyUrl).request('POST', '/api/counter');
+        expect(status).toBe(200);
+        return json.node as string;
+      }),
+    );
+    expect(nodesOfNewSessions).not.toContain(drained);
+    const after = await waitForCounts(p, cluster);
+    expect(after.nodes.find((node: any) => node.id === drained).sessions).toBe(heldBefore);
+    expect(after.sessions.total).toBe(90);
+  });
+
+  // `STICKYLB_DOCS_SCREENSHOT=1 npx vitest run test/browser` refreshes the README's picture.
+  it.runIf(process.env.STICKYLB_DOCS_SCREENSHOT === '1')(
+    'renders docs/dashboard.png after a failover',
+    async () => {
+      // Health checks patient enough that the load below marks no node down by itself.
+      cluster = await startCluster({
+        nodeCount: 3,
+        config: { health: { interval: '1s', timeout: '800ms' } },
+      });
+      const c = cluster;
+      const p = await openDashboard(c);
+      // Some steady traffic, so rate and latency columns have something to show.
+      let isRunning = true;
+      const clients = Array.from({ length: 8 }, () => new Client(c.proxyUrl));
+      const load = Promise.all(
+        clients.map(async (client) => {
+          while (isRunning) await client.request('POST', '/api/counter').catch(() => undefined);
+        }),
+      );
+      await seed(c, 4000);
+      await new Promise((r) => setTimeout(r, 8000));
+      await seed(c, 6000);
+      await new Promise((r) => setTimeout(r, 8000));
+      await c.nodes.find((node) => node.id === 'node-2')?.kill('SIGKILL');
+      await p.locator('#events li[data-type="failover:end"]').first().waitFor({ timeout: UI_TIMEOUT_MS });
+      await new Promise((r) => setTimeout(r, 6000));
+      isRunning = false;
+      await load;
+      await p.screenshot({ path: resolve('docs/dashboard.png') });
+      await p.setViewportSize({ width: 1920, height: 1080 });
+      await new Promise((r) => setTimeout(r, 1500));
+      await p.screenshot({ path: join(RESULTS_DIR, 'dashboard-1920.png') });
+    },
+    120_000,
+  );
+});
