@@ -62,31 +62,28 @@ async function runProxy(
     command === 'start'
       ? new LocalNodes({ cliPath: fileURLToPath(import.meta.url), configFile, logger })
       : undefined;
-  await nodes?.start(config.nodes, config.health.path);
-  const lb = new StickyLb(config, logger);
-  await lb.listen();
-  const proxyUrl = `http://${config.proxy.listen.host}:${lb.proxyAddress?.port}`;
-  const adminUrl = `http://${config.admin.listen.host}:${lb.adminAddress?.port}`;
-  logger.info(
-    { proxy: proxyUrl, admin: adminUrl, pid: process.pid },
-    `stickylb proxy on ${proxyUrl}, admin on ${adminUrl}`,
-  );
-
+  let lb: StickyLb | undefined = undefined;
   let isStopping = false;
+  let isStarted = false;
+
+  // Registered before anything listens: a signal during start-up must still stop everything
+  // cleanly (with workers, clients are served before the admin listener is up).
   const stop = async (signal: string): Promise<void> => {
     if (isStopping) {
       logger.warn(`${signal} again: exiting now`);
       process.exit(1);
     }
     isStopping = true;
+    if (!isStarted) return; // start-up sees isStopping and stops when it is done
     logger.info(`${signal}: finishing in-flight requests, then stopping`);
-    await lb.close();
+    await lb?.close();
     await nodes?.stopAll();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGHUP', () => {
+    if (lb === undefined) return;
     try {
       const next = loadConfig(configFile);
       const notes = lb.reload(next);
@@ -99,6 +96,22 @@ async function runProxy(
       logger.error(`config reload refused, running config kept:\n${(error as Error).message}`);
     }
   });
+
+  await nodes?.start(config.nodes, config.health.path);
+  lb = new StickyLb(config, logger);
+  await lb.listen();
+  isStarted = true;
+  const proxyUrl = `http://${config.proxy.listen.host}:${lb.proxyAddress?.port}`;
+  const adminUrl = `http://${config.admin.listen.host}:${lb.adminAddress?.port}`;
+  const workers = lb.workers === undefined ? 'in this process' : `${lb.workers.size} workers`;
+  logger.info(
+    { proxy: proxyUrl, admin: adminUrl, pid: process.pid, workers: lb.workers?.pids },
+    `stickylb proxy on ${proxyUrl} (${workers}), admin on ${adminUrl}`,
+  );
+  if (isStopping) {
+    isStopping = false;
+    await stop('signal during start-up');
+  }
 }
 
 class UsageError extends Error {}

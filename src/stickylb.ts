@@ -1,23 +1,30 @@
-import { Agent } from 'node:http';
+import type { Agent } from 'node:http';
+import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import {
   buildAdminServer,
+  createTestSessions,
   EventLog,
   isLoopbackHost,
+  NodeTraffic,
+  ReplicaCounter,
   type AdminControl,
   type AdminState,
+  type SweepReport,
+  type TestSessionsReport,
 } from './admin/index.js';
-import { AffinityTable, SessionCookie, SessionIdCodec } from './affinity/index.js';
-import { createBalancingPolicy } from './balancing/index.js';
+import { AffinityTable, SessionIdCodec } from './affinity/index.js';
 import type { Config } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { FailoverManager, SessionInstaller, type MoveReport } from './failover/index.js';
 import { HealthChecker, healthSettingsFrom } from './health/index.js';
 import type { Logger } from './log.js';
 import { NodeRegistry, type ProxyNode } from './nodes/index.js';
-import { ProxyServer } from './proxy/proxy-server.js';
-import { Router } from './proxy/router.js';
+import { createDataPlane, createUpstreamAgent } from './proxy/data-plane.js';
+import type { ProxyServer } from './proxy/proxy-server.js';
+import type { Router } from './proxy/router.js';
+import { WorkerPool } from './proxy/worker-pool.js';
 import { buildReplicationServer, MemoryReplicaStore } from './replication/index.js';
 import { loadSecret } from './secret-file.js';
 import { SessionStore } from './session/index.js';
@@ -36,6 +43,11 @@ export class StickyLb implements AdminControl {
   readonly replicas: MemoryReplicaStore;
   readonly failover: FailoverManager;
   readonly events = new EventLog();
+  /** Per-node request rate and latency, fed by the proxy's response hook (admin). */
+  readonly traffic = new NodeTraffic();
+  readonly #replicaCounts: ReplicaCounter;
+  /** Test-session batches run one after another. */
+  #testSessions: Promise<unknown> = Promise.resolve();
   readonly agent: Agent;
   #config: Config;
   #admin: FastifyInstance | undefined;
@@ -43,6 +55,11 @@ export class StickyLb implements AdminControl {
   readonly #logger: Logger;
   readonly #clientIps: SessionStore<string> | undefined;
   readonly #replicationSecret: string;
+  readonly #sessionSecret: string;
+  /** Proxy worker processes; undefined when the data plane runs in this process (`proxy.workers: 1`). */
+  readonly workers: WorkerPool | undefined;
+  readonly #workerCount: number;
+  #countsTimer: NodeJS.Timeout | undefined;
   proxyAddress: AddressInfo | undefined;
   adminAddress: AddressInfo | undefined;
   replicationAddress: AddressInfo | undefined;
@@ -51,18 +68,16 @@ export class StickyLb implements AdminControl {
     StickyLb.assertAdminIsSafe(config);
     this.#config = config;
     this.#logger = logger;
-    const codec = new SessionIdCodec(Buffer.from(loadSecret(config.session)));
+    this.#sessionSecret = loadSecret(config.session);
+    const codec = new SessionIdCodec(Buffer.from(this.#sessionSecret));
     this.#replicationSecret = loadSecret(config.replication);
-    // Keep-alive toward the nodes: without it every request pays a TCP handshake (0.14× HAProxy
-    // measured here vs 0.50× with it). LIFO reuses the warmest socket; idle sockets close after
-    // 60 s, before the nodes' 65 s keep-alive timeout can close one under us.
-    this.agent = new Agent({
-      keepAlive: true,
-      maxSockets: 512,
-      maxFreeSockets: 256,
-      scheduling: 'lifo',
-      timeout: 60_000,
-    });
+    this.#workerCount = config.proxy.workers === 'auto' ? availableParallelism() : config.proxy.workers;
+    if (this.#workerCount > 1 && config.proxy.clientIpAffinity) {
+      throw new ConfigError('config', [
+        'proxy.clientIpAffinity: needs proxy.workers: 1 (the client-IP table is not shared between workers)',
+      ]);
+    }
+    this.agent = createUpstreamAgent();
     this.registry = new NodeRegistry(config.nodes, { routeOf: (id) => codec.routeOf(id), agent: this.agent });
     this.affinity = new AffinityTable({
       registry: this.registry,
@@ -71,11 +86,6 @@ export class StickyLb implements AdminControl {
       sweepIntervalMs: config.session.sweepInterval,
       activeWindowMs: config.session.activeWindow,
     });
-    const cookie = new SessionCookie({
-      cookieName: config.session.cookieName,
-      urlParam: config.session.urlParam,
-      secure: config.session.cookieSecure,
-    });
     this.#clientIps = config.proxy.clientIpAffinity
       ? new SessionStore<string>({
           idleTimeoutMs: config.session.idleTimeout,
@@ -83,14 +93,51 @@ export class StickyLb implements AdminControl {
           sweepIntervalMs: config.session.sweepInterval,
         })
       : undefined;
-    this.router = new Router({
+    // With workers, this process keeps a router only to pick failover targets; the workers
+    // build their own data plane the same way (src/proxy/proxy-worker.ts).
+    ({ router: this.router, proxy: this.proxy } = createDataPlane({
+      config,
       codec,
-      cookie,
       registry: this.registry,
       affinity: this.affinity,
-      policy: createBalancingPolicy(config.balancing.policy),
+      agent: this.agent,
+      logger,
       clientIps: this.#clientIps,
-    });
+      onNodeFailure: (node, error) => this.health.reportFailure(node.id, error.message),
+      moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
+    }));
+    this.workers =
+      this.#workerCount > 1
+        ? new WorkerPool({
+            count: this.#workerCount,
+            config,
+            sessionSecret: this.#sessionSecret,
+            logger: logger.child({ component: 'workers' }),
+            control: {
+              nodeSnapshots: () =>
+                this.registry.all.map((node) => ({
+                  id: node.id,
+                  isHealthy: node.isHealthy,
+                  isDraining: node.isDraining,
+                  sessions: node.sessions,
+                })),
+              movedEntries: () => this.affinity.movedEntries(),
+              recordUsed: (key, nodeId) => this.affinity.record(key, nodeId),
+              reportFailure: (nodeId, reason) => this.health.reportFailure(nodeId, reason),
+              moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
+              absorbTraffic: (workerId, snapshot) =>
+                snapshot === undefined
+                  ? this.traffic.forget(workerId)
+                  : this.traffic.absorb(workerId, snapshot),
+            },
+          })
+        : undefined;
+    if (this.workers !== undefined) {
+      const workers = this.workers;
+      this.affinity.onMovedChange = (key, nodeId) => workers.queueMoved(key, nodeId);
+      this.registry.on('state', () => workers.broadcastNodes());
+      this.registry.on('changed', () => workers.broadcastNodes());
+    }
 
     this.health = new HealthChecker({
       ...healthSettingsFrom(config.health),
@@ -127,16 +174,20 @@ export class StickyLb implements AdminControl {
     });
     this.failover.on('move:end', (report) => this.#onMoveEnd(report));
 
-    this.proxy = new ProxyServer({
-      config: config.proxy,
-      router: this.router,
-      cookie,
-      affinity: this.affinity,
-      agent: this.agent,
-      logger: logger.child({ component: 'proxy' }),
-      onNodeFailure: (node, error) => this.health.reportFailure(node.id, error.message),
-      moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
+    // Admin: rate and latency per node (counters only on the request path), replicas per owner.
+    this.proxy.onResponse = (node, statusCode, startedAtMs) =>
+      this.traffic.record(node.id, statusCode, startedAtMs);
+    this.#replicaCounts = new ReplicaCounter({
+      count: async () => {
+        const counts = new Map<string, number>();
+        for (const node of this.registry.all)
+          counts.set(node.id, (await this.replicas.keysOf(node.id)).length);
+        return counts;
+      },
+      records: () => this.replicas.stats().records,
     });
+    this.failover.on('move:end', () => this.#replicaCounts.invalidate());
+    this.registry.on('changed', () => this.traffic.retain(new Set(this.registry.all.map((node) => node.id))));
   }
 
   /** Binding the admin API off loopback without a token would hand the cluster to the network. */
@@ -165,7 +216,20 @@ export class StickyLb implements AdminControl {
     });
     await this.#replication.listen({ port: replication.listen.port, host: replication.listen.host });
     this.replicationAddress = this.#replication.server.address() as AddressInfo;
-    this.proxyAddress = await this.proxy.listen(proxy.listen.port, proxy.listen.host);
+    if (this.workers === undefined) {
+      this.proxyAddress = await this.proxy.listen(proxy.listen.port, proxy.listen.host);
+    } else {
+      const port = await this.workers.start();
+      this.proxyAddress = { address: proxy.listen.host, family: 'IPv4', port };
+      // Session counts reach the workers' balancers at most 100 ms late (state changes at once).
+      let lastSignature = '';
+      this.#countsTimer = setInterval(() => {
+        const signature = this.registry.all.map((node) => node.sessions).join(',');
+        if (signature !== lastSignature) this.workers?.broadcastNodes();
+        lastSignature = signature;
+      }, 100);
+      this.#countsTimer.unref();
+    }
     this.#admin = await buildAdminServer({ control: this, token: admin.token, logger: this.#logger });
     await this.#admin.listen({ port: admin.listen.port, host: admin.listen.host });
     this.adminAddress = this.#admin.server.address() as AddressInfo;
@@ -175,7 +239,13 @@ export class StickyLb implements AdminControl {
   /** Graceful stop: listeners closed, in-flight requests finished (up to `graceMs`), timers stopped. */
   async close(graceMs = 10_000): Promise<void> {
     await this.health.stop();
-    await Promise.all([this.proxy.close(graceMs), this.#admin?.close(), this.#replication?.close()]);
+    if (this.#countsTimer !== undefined) clearInterval(this.#countsTimer);
+    await Promise.all([
+      this.workers === undefined ? this.proxy.close(graceMs) : this.workers.close(graceMs),
+      this.#admin?.close(),
+    ]);
+    // Last: nodes finishing in-flight requests still replicate their writes.
+    await this.#replication?.close();
     await this.replicas.close();
     this.affinity.stop();
     this.#clientIps?.stop();
@@ -226,6 +296,7 @@ export class StickyLb implements AdminControl {
   }
 
   state(): AdminState {
+    const pooled = this.workers?.stats();
     return {
       nodes: this.registry.all.map((node) => ({
         id: node.id,
@@ -235,15 +306,21 @@ export class StickyLb implements AdminControl {
         weight: node.weight,
         healthy: node.isHealthy,
         draining: node.isDraining,
-        inFlight: node.inFlight,
-        requests: node.requests,
+        inFlight: pooled === undefined ? node.inFlight : (pooled.nodes[node.id]?.[0] ?? 0),
+        requests: pooled === undefined ? node.requests : (pooled.nodes[node.id]?.[1] ?? 0),
         lastCheck: this.health.lastResult(node.id),
+        ...this.#nodeDetail(node.id),
       })),
-      sessions: { total: this.affinity.size },
-      proxy: { ...this.proxy.counters, rejectedIds: this.router.counters.rejectedIds },
+      sessions: { total: this.affinity.size, untracked: this.affinity.untracked },
+      proxy: pooled?.counters ?? { ...this.proxy.counters, rejectedIds: this.router.counters.rejectedIds },
+      workers:
+        this.workers === undefined
+          ? { count: 1, pids: [process.pid] }
+          : { count: this.workers.size, pids: this.workers.pids, forks: this.workers.forks },
       failover: { ...this.failover.totals },
       replication: this.replicas.stats(),
       events: this.events.recent(50),
+      ...this.#stateDetail(),
     };
   }
 
@@ -281,20 +358,9 @@ export class StickyLb implements AdminControl {
       void this.failover.onNodeUp(nodeId);
     } else {
       this.events.push('node:down', `${nodeId} is down: ${reason}`, { node: nodeId, reason });
-      // Pooled sockets to a dead node would fail the next requests with an ambiguous reset
-      // (not replayable for POST); a fresh connection is refused cleanly and replayed.
-      this.#dropIdleSockets(nodeId);
       // Move its sessions now, before their next requests arrive.
       void this.failover.moveAll(nodeId, 'down');
     }
-  }
-
-  #dropIdleSockets(nodeId: string): void {
-    const node = this.registry.get(nodeId);
-    if (node === undefined) return;
-    const { hostname, port } = new URL(node.url);
-    const name = this.agent.getName({ host: hostname, port: Number(port) || 80 });
-    for (const socket of this.agent.freeSockets[name] ?? []) socket.destroy();
   }
 
   #onMoveEnd(report: MoveReport): void {
@@ -307,8 +373,76 @@ export class StickyLb implements AdminControl {
     });
   }
 
+  refreshState(): Promise<void> {
+    return this.#replicaCounts.ensureFresh();
+  }
+
+  sessionCounts(): Array<{ id: string; sessions: number }> {
+    return this.registry.all.map((node) => ({ id: node.id, sessions: node.sessions }));
+  }
+
+  /**
+   * Creates `count` real sessions through this proxy's own listener (`POST /api/counter`
+   * without a cookie), 32 at a time. Batches run one after another.
+   */
+  createTestSessions(count: number): Promise<TestSessionsReport> {
+    const run = this.#testSessions.then(async () => {
+      const address = this.proxyAddress;
+      if (address === undefined) throw new Error('the proxy is not listening');
+      this.events.push('test-sessions:start', `creating ${count} test sessions`, { count });
+      const report = await createTestSessions({ host: loopbackOf(address), port: address.port, count });
+      this.events.push(
+        'test-sessions:end',
+        `${report.created} test sessions created in ${report.durationMs} ms${report.failed ? `, ${report.failed} failed` : ''}`,
+        { ...report },
+      );
+      this.#replicaCounts.invalidate();
+      return report;
+    });
+    this.#testSessions = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Sweeps expired sessions out of the affinity table (and the client-IP table) now. */
+  async sweep(): Promise<SweepReport> {
+    const started = performance.now();
+    const [expired] = await Promise.all([this.affinity.store.sweep(), this.#clientIps?.sweep()]);
+    const report = {
+      affinity: {
+        expired,
+        durationMs: Math.round(performance.now() - started),
+        sessions: this.affinity.size,
+      },
+    };
+    this.events.push('sweep', `sweep: ${expired} expired sessions removed from the affinity table`, report);
+    return report;
+  }
+
+  /** Admin detail of one node: replicas it owns, rate, latency, status classes. */
+  #nodeDetail(
+    nodeId: string,
+  ): Pick<AdminState['nodes'][number], 'replicas' | 'requestsPerSec' | 'latencyMs' | 'responses'> {
+    const counts = this.#replicaCounts.counts;
+    return {
+      replicas: counts === undefined ? null : (counts.get(nodeId) ?? 0),
+      ...this.traffic.summary(nodeId),
+    };
+  }
+
+  /** Admin detail of the whole proxy: affinity table metrics, event cursor. */
+  #stateDetail(): Pick<AdminState, 'affinity' | 'lastEventId' | 'at'> {
+    return { affinity: this.affinity.store.metrics(), lastEventId: this.events.lastId, at: Date.now() };
+  }
+
   /** The node a session is pinned to now (tests, admin). */
   nodeOfSession(key: string): ProxyNode | undefined {
     return this.registry.get(this.affinity.nodeOf(key) ?? '');
   }
+}
+
+/** An address to reach a listener bound to `address` from this machine (a wildcard bind answers on loopback). */
+function loopbackOf(address: AddressInfo): string {
+  if (address.address === '0.0.0.0' || address.address === '') return '127.0.0.1';
+  if (address.address === '::') return '::1';
+  return address.address;
 }

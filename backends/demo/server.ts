@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { createLogger, type Logger } from '../../src/log.js';
+import { EXIT_WITH_PARENT_ENV } from '../../src/nodes/index.js';
 import { replicaEndpointOf, Replicator } from '../../src/replication/index.js';
 import { loadSecret } from '../../src/secret-file.js';
 import { SessionStore, type CompartmentData } from '../../src/session/index.js';
@@ -162,5 +163,11 @@ export async function runDemoNode(options: DemoNodeOptions): Promise<DemoNode> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  if (process.env[EXIT_WITH_PARENT_ENV] === '1') {
+    // Started by `stickylb start`: its end (even by kill -9) closes our stdin.
+    process.stdin.on('end', () => onSignal('SIGTERM'));
+    process.stdin.on('error', () => onSignal('SIGTERM'));
+    process.stdin.resume();
+  }
   return node;
 }

@@ -1,6 +1,7 @@
 import { SessionLimitError } from '../errors.js';
 import type { NodeRegistry } from '../nodes/index.js';
 import { SessionStore, type SessionEntry } from '../session/index.js';
+import type { AffinityView } from './affinity-view.js';
 
 /** What the table remembers of a session: the node that holds it. */
 export interface AffinityRecord {
@@ -13,13 +14,15 @@ export interface AffinityRecord {
  * session expires. Built on the same SessionStore the nodes use, so entries expire with
  * `session.idleTimeout` and are swept in slices.
  */
-export class AffinityTable {
+export class AffinityTable implements AffinityView {
   readonly store: SessionStore<AffinityRecord>;
   readonly #registry: NodeRegistry;
   /** Sessions whose node differs from the route in their id (moved by failover). */
   readonly #moved = new Map<string, string>();
   /** Sessions that could not be recorded because the table was full. */
   untracked = 0;
+  /** Told when a session's moved-to node changes (undefined: no longer moved), so proxy workers can mirror it. */
+  onMovedChange: ((key: string, nodeId: string | undefined) => void) | undefined;
 
   constructor(options: {
     registry: NodeRegistry;
@@ -37,7 +40,7 @@ export class AffinityTable {
     });
     const release = (entry: SessionEntry<AffinityRecord>): void => {
       this.#count(entry.value.nodeId, -1);
-      this.#moved.delete(entry.id);
+      if (this.#moved.delete(entry.id)) this.onMovedChange?.(entry.id, undefined);
     };
     this.store.on('expired', release);
     this.store.on('evicted', release);
@@ -64,22 +67,25 @@ export class AffinityTable {
     return this.store.peek(key)?.value.nodeId;
   }
 
-  /** Records that `nodeId` served session `key` (creates or refreshes the entry). */
-  record(key: string, nodeId: string, routedNodeId: string = nodeId): void {
-    const entry = this.store.get(key);
-    if (entry === undefined) {
-      try {
-        this.store.create(key, { nodeId });
-      } catch (error) {
-        if (!(error instanceof SessionLimitError)) throw error;
-        this.untracked++;
-        return;
-      }
-      this.#count(nodeId, 1);
-      if (nodeId !== routedNodeId) this.#moved.set(key, nodeId);
-    } else if (entry.value.nodeId !== nodeId) {
-      this.assign(key, nodeId, routedNodeId);
+  /**
+   * Records that `nodeId` served session `key`: creates the entry, or refreshes it. It never
+   * re-pins an existing session: a late answer from the node a session just moved off
+   * (evacuate, rebalance) must not pull it back. Only `assign` (failover) moves sessions.
+   */
+  record(key: string, nodeId: string): void {
+    if (this.store.get(key) === undefined) this.#create(key, nodeId, nodeId);
+  }
+
+  #create(key: string, nodeId: string, routedNodeId: string): void {
+    try {
+      this.store.create(key, { nodeId });
+    } catch (error) {
+      if (!(error instanceof SessionLimitError)) throw error;
+      this.untracked++;
+      return;
     }
+    this.#count(nodeId, 1);
+    if (nodeId !== routedNodeId) this.#setMoved(key, nodeId);
   }
 
   /**
@@ -89,7 +95,7 @@ export class AffinityTable {
   assign(key: string, nodeId: string, routedNodeId: string): void {
     const entry = this.store.peek(key);
     if (entry === undefined) {
-      this.record(key, nodeId, routedNodeId);
+      this.#create(key, nodeId, routedNodeId);
       return;
     }
     const previous = entry.value.nodeId;
@@ -100,8 +106,19 @@ export class AffinityTable {
       this.#count(previous, -1);
       this.#count(nodeId, 1);
     }
-    if (nodeId === routedNodeId) this.#moved.delete(key);
-    else this.#moved.set(key, nodeId);
+    if (nodeId === routedNodeId) {
+      if (this.#moved.delete(key)) this.onMovedChange?.(key, undefined);
+    } else this.#setMoved(key, nodeId);
+  }
+
+  /** Every moved session and its node (a new proxy worker starts from this). */
+  movedEntries(): Array<[string, string]> {
+    return [...this.#moved];
+  }
+
+  #setMoved(key: string, nodeId: string): void {
+    this.#moved.set(key, nodeId);
+    this.onMovedChange?.(key, nodeId);
   }
 
   /** Sessions held by a node, least recently used first. */

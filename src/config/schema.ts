@@ -69,6 +69,15 @@ export const configSchema = z
     proxy: z
       .strictObject({
         listen: listen(8080),
+        /**
+         * Proxy worker processes: `auto` = one per core, or a number. 1 runs the data plane in
+         * the control-plane process itself (no IPC).
+         */
+        workers: z
+          .union([z.literal('auto'), integer(1, 256)], {
+            error: 'must be "auto" or a whole number from 1 to 256',
+          })
+          .default('auto'),
         /** Header names are trusted for X-Forwarded-* only from these addresses. */
         trustedProxies: z.array(z.string()).default([]),
         /** Pin clients that carry no session id by client IP (off: breaks behind NAT). */

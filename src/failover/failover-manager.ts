@@ -120,17 +120,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
    * move first: they are the least likely to have a request in flight.
    */
   async rebalance(spread: number): Promise<MoveReport> {
-    const startedAt = Date.now();
-    const report: MoveReport = {
-      nodeId: '*',
-      reason: 'rebalance',
-      moved: 0,
-      lost: 0,
-      failed: 0,
-      targets: {},
-      startedAt,
-      durationMs: 0,
-    };
+    const report = emptyReport('*', 'rebalance');
     const nodes = this.#registry.candidates;
     if (nodes.length < 2) return report;
     const totalWeight = nodes.reduce((sum, node) => sum + node.weight, 0);
@@ -152,7 +142,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       );
       mergeReport(report, part);
     }
-    report.durationMs = Date.now() - startedAt;
+    report.durationMs = Date.now() - report.startedAt;
     this.emit('move:end', report);
     return report;
   }
@@ -180,7 +170,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     const keys = new Set(this.#affinity.sessionsOf(nodeId));
     for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
     const report = await this.#moveKeys([...keys], nodeId, reason);
-    this.emit('move:end', report);
+    if (keys.size > 0) this.emit('move:end', report);
     return report;
   }
 
@@ -190,25 +180,16 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     reason: MoveReason,
     accepts: (candidate: ProxyNode) => boolean = () => true,
   ): Promise<MoveReport> {
-    const startedAt = Date.now();
-    const report: MoveReport = {
-      nodeId: fromNodeId,
-      reason,
-      moved: 0,
-      lost: 0,
-      failed: 0,
-      targets: {},
-      startedAt,
-      durationMs: 0,
-    };
-    if (reason !== 'rebalance') {
+    const report = emptyReport(fromNodeId, reason);
+    // A node with no sessions (e.g. down before it ever served) is no event worth reporting.
+    if (reason !== 'rebalance' && keys.length > 0) {
       this.totals.failovers += reason === 'down' ? 1 : 0;
       this.emit('move:start', fromNodeId, reason, keys.length);
     }
     for (let i = 0; i < keys.length; i += BATCH_SIZE) {
       mergeReport(report, await this.#moveBatch(keys.slice(i, i + BATCH_SIZE), fromNodeId, reason, accepts));
     }
-    report.durationMs = Date.now() - startedAt;
+    report.durationMs = Date.now() - report.startedAt;
     if (keys.length > 0) {
       this.#logger.info(
         {
@@ -232,16 +213,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     reason: MoveReason,
     accepts: (candidate: ProxyNode) => boolean = () => true,
   ): Promise<MoveReport> {
-    const report: MoveReport = {
-      nodeId: fromNodeId,
-      reason,
-      moved: 0,
-      lost: 0,
-      failed: 0,
-      targets: {},
-      startedAt: Date.now(),
-      durationMs: 0,
-    };
+    const report = emptyReport(fromNodeId, reason);
     // Skip keys being moved right now, and keys the affinity table already has elsewhere.
     const mine = keys.filter((key) => {
       if (this.#moving.has(key)) return false;
@@ -254,15 +226,17 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     }
     let settle!: () => void;
     const done = new Promise<void>((resolve) => (settle = resolve));
+    // Requests for these keys wait on this; one that nobody awaits must not become an
+    // unhandled rejection (Node 20 would end the process).
+    const holderAfterMove = (key: string): ProxyNode => {
+      const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
+      if (node === undefined || !node.isServing) throw new NoHealthyNodeError();
+      return node;
+    };
     for (const key of mine) {
-      this.#moving.set(
-        key,
-        done.then(() => {
-          const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
-          if (node === undefined || !node.isServing) throw new NoHealthyNodeError();
-          return node;
-        }),
-      );
+      const waiting = done.then(() => holderAfterMove(key));
+      waiting.catch(() => undefined);
+      this.#moving.set(key, waiting);
     }
     try {
       // Group by target: one install request per target node.
@@ -380,6 +354,10 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     if (keys === undefined) this.#movedAway.set(nodeId, (keys = new Set()));
     keys.add(key);
   }
+}
+
+function emptyReport(nodeId: string, reason: MoveReason): MoveReport {
+  return { nodeId, reason, moved: 0, lost: 0, failed: 0, targets: {}, startedAt: Date.now(), durationMs: 0 };
 }
 
 function mergeReport(into: MoveReport, part: MoveReport): void {

@@ -3,6 +3,9 @@ import { isIP } from 'node:net';
 import type { NodeConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 
+/** Set for nodes `start` runs: they exit when their stdin (a pipe from `start`) closes. */
+export const EXIT_WITH_PARENT_ENV = 'STICKYLB_EXIT_WITH_PARENT';
+
 /** Whether a node's URL points at this machine, so `start` runs it as a child process. */
 export function isLocalNode(node: NodeConfig): boolean {
   const host = new URL(node.url).hostname;

@@ -54,9 +54,18 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     if (!node || node.isHealthy === isHealthy) return false;
     const previous = node.state;
     node.isHealthy = isHealthy;
+    // Pooled sockets to a dead node would fail the next requests with an ambiguous reset (not
+    // replayable for POST); a fresh connection is refused cleanly and replayed.
+    if (!isHealthy) this.#dropIdleSockets(node);
     this.#refresh();
     this.emit('state', node, previous);
     return true;
+  }
+
+  #dropIdleSockets(node: ProxyNode): void {
+    const { hostname, port } = new URL(node.url);
+    const name = this.#agent.getName({ host: hostname, port: Number(port) || 80 });
+    for (const socket of this.#agent.freeSockets[name] ?? []) socket.destroy();
   }
 
   /** Drains (no new sessions) or undrains a node. Returns whether it changed anything. */

@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { once } from 'node:events';
 import httpProxy from 'http-proxy';
-import type { AffinityTable, SessionCookie } from '../affinity/index.js';
+import type { AffinityView, SessionCookie } from '../affinity/index.js';
 import type { Config } from '../config/index.js';
 import {
   BadRequestError,
@@ -35,12 +35,15 @@ const kProxyReq = Symbol('stickylb.proxyReq');
 const kAttempts = Symbol('stickylb.attempts');
 const kBody = Symbol('stickylb.body');
 const kBodyBytes = Symbol('stickylb.bodyBytes');
+const kStartedAt = Symbol('stickylb.startedAt');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
   [kRoute]?: RouteDecision;
   [kProxyReq]?: ClientRequest;
   [kAttempts]?: number;
+  /** `performance.now()` when the request arrived (admin latency). */
+  [kStartedAt]?: number;
 };
 /** A request whose body is kept (up to maxBodyBytes) so a refused attempt can be replayed; null: too big. */
 type ProxiedRequest = IncomingMessage & {
@@ -70,11 +73,24 @@ export interface ProxyCounters {
   retries: number;
 }
 
+/** All proxy counters at zero. */
+export function createProxyCounters(): ProxyCounters {
+  return {
+    requests: 0,
+    upstreamErrors: 0,
+    upstreamTimeouts: 0,
+    clientAborts: 0,
+    noHealthyNode: 0,
+    clientErrors: 0,
+    retries: 0,
+  };
+}
+
 export interface ProxyServerOptions {
   config: Config['proxy'];
   router: Router;
   cookie: SessionCookie;
-  affinity: AffinityTable;
+  affinity: AffinityView;
   agent: Agent;
   logger: Logger;
   /** Passive health: a proxied request found the node refusing or resetting connections. */
@@ -82,6 +98,9 @@ export interface ProxyServerOptions {
   /** Moves a session off a node that cannot serve it; resolves to its new node. */
   moveSession?: (key: string, fromNodeId: string) => Promise<ProxyNode>;
 }
+
+/** Told of every forwarded request's response when it closes (admin rate and latency): counters only. */
+export type ResponseHook = (node: ProxyNode, statusCode: number, startedAtMs: number) => void;
 
 /**
  * The client-facing HTTP server: routes each request with the Router, forwards it with
@@ -91,20 +110,16 @@ export interface ProxyServerOptions {
  */
 export class ProxyServer {
   readonly server: Server;
-  readonly counters: ProxyCounters = {
-    requests: 0,
-    upstreamErrors: 0,
-    upstreamTimeouts: 0,
-    clientAborts: 0,
-    noHealthyNode: 0,
-    clientErrors: 0,
-    retries: 0,
-  };
+  readonly counters: ProxyCounters = createProxyCounters();
+  /** Set by whoever keeps per-node rate and latency (the admin's NodeTraffic); `performance.now()` clock. */
+  onResponse: ResponseHook | undefined = undefined;
   readonly #proxy: httpProxy;
   readonly #options: ProxyServerOptions;
   readonly #trusted: Set<string>;
   readonly #upgraded = new Set<Duplex>();
   readonly #onUpstreamTimeout: (this: ClientRequest) => void;
+  /** Mutable so a reload can change it under the shared timeout handler. */
+  readonly #upstream: { timeoutMs: number };
   readonly #onResponseClose: (this: ProxiedResponse) => void;
   readonly #captureChunk: (this: ProxiedRequest, chunk: Buffer) => void;
 
@@ -112,6 +127,7 @@ export class ProxyServer {
     this.#options = options;
     const { config } = options;
     this.#trusted = new Set(config.trustedProxies.map(normalizeAddress));
+    this.#upstream = { timeoutMs: config.timeouts.upstream };
     this.server = createServer(
       {
         maxHeaderSize: config.maxHeaderBytes,
@@ -134,11 +150,11 @@ export class ProxyServer {
     // Never reached (every call passes a callback), but http-proxy rethrows without a listener.
     this.#proxy.on('error', this.#onProxyError);
 
-    const upstreamMs = config.timeouts.upstream;
     const counters = this.counters;
+    const upstream = this.#upstream;
     this.#onUpstreamTimeout = function onUpstreamTimeout(this: ClientRequest) {
       counters.upstreamTimeouts++;
-      this.destroy(new UpstreamTimeoutError(upstreamMs));
+      this.destroy(new UpstreamTimeoutError(upstream.timeoutMs));
     };
     const maxBodyBytes = config.maxBodyBytes;
     // Shared 'data' handler: keeps the body so a refused attempt can be replayed on another node.
@@ -150,6 +166,8 @@ export class ProxyServer {
       if (bytes > maxBodyBytes) this[kBody] = null;
       else body.push(chunk);
     };
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by the shared handler below
+    const self = this;
     // Shared 'close' handler: frees the node slot and aborts the upstream request if the client left early.
     this.#onResponseClose = function onResponseClose(this: ProxiedResponse) {
       const decision = this[kRoute];
@@ -157,6 +175,8 @@ export class ProxyServer {
       if (decision !== undefined && this[kAttempts] !== undefined) {
         decision.node.inFlight--;
         decision.node.requests++;
+        const onResponse = self.onResponse;
+        if (onResponse !== undefined) onResponse(decision.node, this.statusCode, this[kStartedAt] as number);
       }
       if (!this.writableFinished) {
         counters.clientAborts++;
@@ -165,6 +185,15 @@ export class ProxyServer {
         if (proxyReq !== undefined && !proxyReq.destroyed) proxyReq.destroy();
       }
     };
+  }
+
+  /** Applies reloaded timeouts and limits to the running server (SIGHUP); nothing is dropped. */
+  reconfigure(config: Config['proxy']): void {
+    this.server.headersTimeout = config.timeouts.headers;
+    this.server.requestTimeout = config.timeouts.request;
+    this.server.keepAliveTimeout = config.timeouts.idle;
+    this.server.maxConnections = config.maxConnections;
+    this.#upstream.timeoutMs = config.timeouts.upstream;
   }
 
   /** Starts listening; resolves to the bound address. */
@@ -217,6 +246,7 @@ export class ProxyServer {
     }
     sanitizeRequestHeaders(req.headers, clientIp, this.#trusted.has(clientIp), false, false);
     const proxied = res as ProxiedResponse;
+    proxied[kStartedAt] = performance.now();
     proxied[kRoute] = decision;
     (req as ProxiedRequest)[kRoute] = decision;
     res.on('close', this.#onResponseClose);
@@ -290,7 +320,7 @@ export class ProxyServer {
 
   readonly #onProxyReq = (proxyReq: ClientRequest, _req: IncomingMessage, res: ServerResponse): void => {
     (res as ProxiedResponse)[kProxyReq] = proxyReq;
-    proxyReq.setTimeout(this.#options.config.timeouts.upstream, this.#onUpstreamTimeout);
+    proxyReq.setTimeout(this.#upstream.timeoutMs, this.#onUpstreamTimeout);
   };
 
   readonly #onProxyRes = (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse): void => {
@@ -300,7 +330,7 @@ export class ProxyServer {
     const isUsed = headers[SESSION_USED_HEADER] !== undefined;
     if (isUsed) {
       delete headers[SESSION_USED_HEADER];
-      this.#options.affinity.record(decision.key, decision.node.id);
+      this.#options.affinity.record(decision.key, decision.node.id, decision.isNew);
       if (decision.clientIp !== undefined)
         this.#options.router.rememberClientIp(decision.clientIp, decision.sessionId);
     }
@@ -364,7 +394,7 @@ export class ProxyServer {
     if (decision === undefined) return;
     // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
-      this.#options.affinity.record(decision.key, decision.node.id);
+      this.#options.affinity.record(decision.key, decision.node.id, decision.isNew);
       delete proxyRes.headers[SESSION_USED_HEADER];
       if (decision.setCookie)
         appendSetCookie(proxyRes.headers, this.#options.cookie.serialize(decision.sessionId));

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { AffinityTable, SessionCookie, SessionIdCodec } from '../affinity/index.js';
+import type { AffinityView, SessionCookie, SessionIdCodec } from '../affinity/index.js';
 import type { BalancingPolicy } from '../balancing/index.js';
 import { NoHealthyNodeError } from '../errors.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
@@ -45,7 +45,7 @@ export class Router {
   readonly #codec: SessionIdCodec;
   readonly #cookie: SessionCookie;
   readonly #registry: NodeRegistry;
-  readonly #affinity: AffinityTable;
+  readonly #affinity: AffinityView;
   readonly #policy: BalancingPolicy;
   readonly #clientIps: SessionStore<string> | undefined;
 
@@ -53,7 +53,7 @@ export class Router {
     codec: SessionIdCodec;
     cookie: SessionCookie;
     registry: NodeRegistry;
-    affinity: AffinityTable;
+    affinity: AffinityView;
     policy: BalancingPolicy;
     /** Client IP → session id, for clients that carry no id (off unless configured). */
     clientIps?: SessionStore<string> | undefined;
@@ -104,7 +104,7 @@ export class Router {
         };
       }
       // The session's node is down or gone: the failover manager moves it first (rare path).
-      const fromNodeId = node?.id ?? this.#affinity.nodeOf(parsed.key) ?? '';
+      const fromNodeId = node?.id ?? '';
       return {
         node: node ?? this.pickNode(),
         sessionId,

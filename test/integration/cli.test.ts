@@ -11,9 +11,12 @@ afterEach(async () => {
   await Promise.all(
     running.splice(0).map(async (child) => {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      // SIGTERM first: `start` then stops its nodes too; SIGKILL only if it hangs.
       const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(timer);
     }),
   );
 });

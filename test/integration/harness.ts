@@ -8,6 +8,12 @@ import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import { StickyLb } from '../../src/stickylb.js';
 
+/**
+ * Proxy worker processes for the suite: `npm test` runs the integration tests once with one
+ * worker (data plane in the control-plane process) and once with two (node:cluster + IPC).
+ */
+export const TEST_WORKERS = Number(process.env.STICKYLB_TEST_WORKERS ?? 1);
+
 /** The compiled CLI (`npm test` builds before vitest runs). */
 export const CLI = resolve('dist/src/cli.js');
 
@@ -116,7 +122,7 @@ export async function startCluster(
   const dir = mkdtempSync(join(tmpdir(), 'stickylb-cluster-'));
   const input: ConfigInput = {
     ...options.config,
-    proxy: { ...options.config?.proxy, listen: { host: '127.0.0.1', port: 0 } },
+    proxy: { workers: TEST_WORKERS, ...options.config?.proxy, listen: { host: '127.0.0.1', port: 0 } },
     admin: { listen: { host: '127.0.0.1', port: 0 } },
     session: { secretFile: options.secretFile ?? join(dir, 'secret'), ...options.config?.session },
     replication: {
@@ -124,8 +130,8 @@ export async function startCluster(
       listen: { host: '127.0.0.1', port: replicationPort },
       secretFile: join(dir, 'replication-secret'),
     },
-    health: { interval: '200ms', timeout: '150ms', ...options.config?.health },
-    log: { level: 'warn' },
+    health: { interval: '250ms', timeout: '200ms', ...options.config?.health },
+    log: { level: 'error' },
     nodes: nodeUrls.map((url, index) => ({ id: `node-${index + 1}`, url })),
   };
   const configFile = writeConfig(input);

@@ -13,6 +13,13 @@ afterAll(async () => {
   await cluster?.close();
 });
 
+async function rejectedIds(): Promise<number> {
+  const state = (await (await fetch(`${cluster.adminUrl}/api/state`)).json()) as {
+    proxy: { rejectedIds: number };
+  };
+  return state.proxy.rejectedIds;
+}
+
 /** Raw HTTP/1.1 exchange, for requests fetch would normalise. */
 function rawRequest(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -63,11 +70,14 @@ describe('sticky sessions through the proxy', () => {
   });
 
   it('creates no session for requests that never touch it', async () => {
+    // Workers report sessions used within ~20 ms: let earlier tests' reports land first.
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const before = cluster.lb.affinity.size;
     const response = await fetch(`${cluster.proxyUrl}/health`);
     expect(response.status).toBe(200);
     expect(response.headers.getSetCookie()).toEqual([]);
     expect(response.headers.get('x-stickylb-session-used')).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 100));
     expect(cluster.lb.affinity.size).toBe(before);
   });
 
@@ -113,7 +123,7 @@ describe('sticky sessions through the proxy', () => {
           : kind === 'KEY'
             ? `${flip(key)}.${route}.${mac}`
             : kind;
-    const rejectedBefore = cluster.lb.router.counters.rejectedIds;
+    const rejectedBefore = await rejectedIds();
     const response = await fetch(`${cluster.proxyUrl}/api/counter`, {
       method: 'POST',
       headers: { cookie: `SESSIONID=${forged}` },
@@ -124,7 +134,8 @@ describe('sticky sessions through the proxy', () => {
     const issued = response.headers.getSetCookie().join('\n');
     expect(issued).not.toContain(forged);
     expect(issued).toContain(body.sessionId);
-    expect(cluster.lb.router.counters.rejectedIds).toBe(rejectedBefore + 1);
+    // Workers report their counters every 250 ms.
+    await waitFor(async () => (await rejectedIds()) === rejectedBefore + 1);
   });
 
   it('passes the node’s own Set-Cookie through next to ours', async () => {
@@ -298,7 +309,12 @@ describe('sticky sessions through the proxy', () => {
       const body = (await (await fetch(`${node.url}/api/stream/open`)).json()) as { open: number };
       return body.open === openBefore;
     });
-    await waitFor(() => cluster.lb.registry.get('node-1')?.inFlight === 0);
+    await waitFor(async () => {
+      const state = (await (await fetch(`${cluster.adminUrl}/api/state`)).json()) as {
+        nodes: Array<{ id: string; inFlight: number }>;
+      };
+      return state.nodes.find((n) => n.id === 'node-1')?.inFlight === 0;
+    });
   });
 
   it('answers JSON 400 to a malformed request and keeps serving', async () => {

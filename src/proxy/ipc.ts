@@ -1,0 +1,54 @@
+import type { Config } from '../config/index.js';
+import type { TrafficSnapshot } from '../admin/node-traffic.js';
+import type { ProxyCounters } from './proxy-server.js';
+
+/*
+ * Messages between the control plane (cluster primary) and the proxy workers. Workers never
+ * wait on the primary to route a healthy session: node state and moved sessions are pushed
+ * to them; what they learn (sessions used, node failures, counters) goes up in batches. The
+ * only request/response is `move`, the rare path of a session whose node is down.
+ */
+
+/** A node's state as the primary pushes it to workers. */
+export interface NodeSnapshot {
+  id: string;
+  isHealthy: boolean;
+  isDraining: boolean;
+  sessions: number;
+}
+
+export type PrimaryMessage =
+  | {
+      t: 'init';
+      config: Config;
+      sessionSecret: string;
+      moved: Array<[string, string]>;
+      nodes: NodeSnapshot[];
+    }
+  | { t: 'nodes'; nodes: NodeSnapshot[] }
+  | { t: 'moved'; entries: Array<[string, string | null]> }
+  | { t: 'move-reply'; id: number; nodeId?: string; error?: { code: string; message: string } }
+  | { t: 'reload'; config: Config }
+  | { t: 'shutdown'; graceMs: number };
+
+/** Per-node counters a worker reports: [inFlight, requests answered]. */
+export type NodeCounters = Record<string, [number, number]>;
+
+export type WorkerMessage =
+  | { t: 'ready' }
+  | { t: 'listening'; port: number }
+  | { t: 'used'; entries: string[] /* key, nodeId, key, nodeId, … */ }
+  | { t: 'failure'; nodeId: string; reason: string }
+  | { t: 'move'; id: number; key: string; from: string }
+  | {
+      t: 'stats';
+      counters: ProxyCounters & { rejectedIds: number };
+      nodes: NodeCounters;
+      traffic: TrafficSnapshot;
+    };
+
+/** How often workers send their counters, and flush batched `used` reports at the latest. */
+export const STATS_INTERVAL_MS = 250;
+export const USED_FLUSH_MS = 20;
+/** A `used` batch is sent early once it holds this many sessions. */
+export const USED_BATCH_MAX = 1000;

@@ -1,0 +1,150 @@
+import type { AddressInfo } from 'node:net';
+import { NodeTraffic } from '../admin/node-traffic.js';
+import { SessionIdCodec } from '../affinity/index.js';
+import type { Config } from '../config/index.js';
+import { NoHealthyNodeError, StickyError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { NodeRegistry, type ProxyNode } from '../nodes/index.js';
+import { createDataPlane, createUpstreamAgent } from './data-plane.js';
+import {
+  STATS_INTERVAL_MS,
+  type NodeCounters,
+  type NodeSnapshot,
+  type PrimaryMessage,
+  type WorkerMessage,
+} from './ipc.js';
+import { WorkerAffinity } from './worker-affinity.js';
+
+/**
+ * A proxy worker process (node:cluster): the data plane only. It is told the config, node
+ * state and moved sessions by the control plane (the primary), routes and proxies on its
+ * own, and reports up what it saw. Started by WorkerPool; never run by hand.
+ */
+function send(message: WorkerMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+function applyNodes(registry: NodeRegistry, nodes: readonly NodeSnapshot[]): void {
+  for (const snapshot of nodes) {
+    const node = registry.get(snapshot.id);
+    if (node === undefined) continue;
+    registry.setHealthy(snapshot.id, snapshot.isHealthy);
+    registry.setDraining(snapshot.id, snapshot.isDraining);
+    node.sessions = snapshot.sessions;
+  }
+}
+
+async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void> {
+  let config: Config = init.config;
+  const logger = createLogger({ name: `stickylb:worker-${process.pid}`, level: config.log.level });
+  const codec = new SessionIdCodec(Buffer.from(init.sessionSecret));
+  const agent = createUpstreamAgent();
+  const registry = new NodeRegistry(config.nodes, { routeOf: (id) => codec.routeOf(id), agent });
+  applyNodes(registry, init.nodes);
+  const affinity = new WorkerAffinity(send, registry);
+  affinity.applyMoved(init.moved);
+
+  let nextMoveId = 1;
+  const pendingMoves = new Map<
+    number,
+    { resolve: (node: ProxyNode) => void; reject: (error: Error) => void }
+  >();
+  const { router, proxy } = createDataPlane({
+    config,
+    codec,
+    registry,
+    affinity,
+    agent,
+    logger,
+    onNodeFailure: (node, error) => {
+      // Stop routing to it here at once; the control plane decides and tells every worker.
+      registry.setHealthy(node.id, false);
+      send({ t: 'failure', nodeId: node.id, reason: error.message });
+    },
+    moveSession: (key, from) =>
+      new Promise<ProxyNode>((resolve, reject) => {
+        const id = nextMoveId++;
+        pendingMoves.set(id, { resolve, reject });
+        send({ t: 'move', id, key, from });
+      }),
+  });
+
+  process.on('message', (message: PrimaryMessage) => {
+    switch (message.t) {
+      case 'nodes':
+        applyNodes(registry, message.nodes);
+        break;
+      case 'moved':
+        affinity.applyMoved(message.entries);
+        break;
+      case 'move-reply': {
+        const pending = pendingMoves.get(message.id);
+        pendingMoves.delete(message.id);
+        const node = message.nodeId === undefined ? undefined : registry.get(message.nodeId);
+        if (node !== undefined) pending?.resolve(node);
+        else if (message.error?.code === 'SLB_NO_HEALTHY_NODE' || message.error === undefined)
+          pending?.reject(new NoHealthyNodeError());
+        else pending?.reject(new StickyError(message.error.code, 503, message.error.message));
+        break;
+      }
+      case 'reload':
+        config = message.config;
+        registry.reconcile(config.nodes);
+        proxy.reconfigure(config.proxy);
+        break;
+      case 'shutdown':
+        void shutdown(message.graceMs);
+        break;
+      default:
+        break;
+    }
+  });
+
+  // Rates and latency per node, summed with the other workers' by the control plane.
+  const traffic = new NodeTraffic();
+  proxy.onResponse = (node, statusCode, startedAtMs) => traffic.record(node.id, statusCode, startedAtMs);
+  const statsTimer = setInterval(() => {
+    const nodes: NodeCounters = {};
+    for (const node of registry.all) nodes[node.id] = [node.inFlight, node.requests];
+    send({
+      t: 'stats',
+      counters: { ...proxy.counters, rejectedIds: router.counters.rejectedIds },
+      nodes,
+      traffic: traffic.snapshot(),
+    });
+  }, STATS_INTERVAL_MS);
+  statsTimer.unref();
+
+  let isShuttingDown = false;
+  async function shutdown(graceMs: number): Promise<void> {
+    if (isShuttingDown) return;
+    isShuttingDown = true;
+    await proxy.close(graceMs);
+    affinity.flush();
+    clearInterval(statsTimer);
+    agent.destroy();
+    process.disconnect?.();
+    process.exit(0);
+  }
+  // The primary is gone: nobody can route our failovers or count our sessions.
+  process.on('disconnect', () => {
+    if (!isShuttingDown) process.exit(1);
+  });
+  // Ctrl-C signals the whole process group: the primary coordinates that shutdown. A SIGTERM
+  // aimed at this worker alone stops it gracefully (the primary starts a replacement).
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => void shutdown(10_000));
+
+  const address: AddressInfo = await proxy.listen(config.proxy.listen.port, config.proxy.listen.host);
+  send({ t: 'listening', port: address.port });
+}
+
+process.once('message', (message: PrimaryMessage) => {
+  if (message.t !== 'init') return;
+  start(message).catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+});
+// Listening for 'init' now: the primary may send it.
+send({ t: 'ready' });

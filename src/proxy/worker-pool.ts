@@ -1,0 +1,240 @@
+import cluster, { type Worker } from 'node:cluster';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TrafficSnapshot } from '../admin/node-traffic.js';
+import type { Config } from '../config/index.js';
+import { StickyError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ProxyNode } from '../nodes/index.js';
+import type { NodeCounters, NodeSnapshot, PrimaryMessage, WorkerMessage } from './ipc.js';
+import { createProxyCounters, type ProxyCounters } from './proxy-server.js';
+
+/** What the pool needs of the control plane. */
+export interface WorkerControl {
+  nodeSnapshots(): NodeSnapshot[];
+  movedEntries(): Array<[string, string]>;
+  recordUsed(key: string, nodeId: string): void;
+  reportFailure(nodeId: string, reason: string): void;
+  /** A worker's traffic snapshot (rates, latency); `undefined` when the worker is gone. */
+  absorbTraffic(workerId: string, snapshot: TrafficSnapshot | undefined): void;
+  moveSession(key: string, fromNodeId: string): Promise<ProxyNode>;
+}
+
+/** Counters summed over every worker (last report of each). */
+export interface PoolStats {
+  counters: ProxyCounters & { rejectedIds: number };
+  nodes: NodeCounters;
+}
+
+/**
+ * The compiled worker entry. Running from source (tests import src/ through vitest), the
+ * workers still run the compiled code in dist/, which `npm test` builds first.
+ */
+function workerEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith('.ts')
+    ? resolve(dirname(here), '../../dist/src/proxy/proxy-worker.js')
+    : resolve(dirname(here), 'proxy-worker.js');
+}
+
+/**
+ * The proxy workers (node:cluster), seen from the control plane: forks them, pushes node
+ * state and moved sessions, answers their rare requests (move a session), collects their
+ * counters, replaces a worker that crashes, and stops them gracefully.
+ */
+export class WorkerPool {
+  readonly #count: number;
+  #config: Config;
+  readonly #sessionSecret: string;
+  readonly #control: WorkerControl;
+  readonly #logger: Logger;
+  readonly #workers = new Set<Worker>();
+  readonly #stats = new Map<Worker, PoolStats>();
+  #pendingMoved: Array<[string, string | null]> = [];
+  #movedFlush: NodeJS.Immediate | undefined;
+  #isStopping = false;
+  /** Workers started and replaced since start (crash replacements included). */
+  forks = 0;
+
+  constructor(options: {
+    count: number;
+    config: Config;
+    sessionSecret: string;
+    control: WorkerControl;
+    logger: Logger;
+  }) {
+    this.#count = options.count;
+    this.#config = options.config;
+    this.#sessionSecret = options.sessionSecret;
+    this.#control = options.control;
+    this.#logger = options.logger;
+  }
+
+  get size(): number {
+    return this.#workers.size;
+  }
+
+  /** Pids of the running workers. */
+  get pids(): number[] {
+    return [...this.#workers].map((worker) => worker.process.pid as number);
+  }
+
+  /** Forks the workers; resolves to the port they share once every one listens. */
+  async start(): Promise<number> {
+    cluster.setupPrimary({ exec: workerEntry(), args: [] });
+    const ports = await Promise.all(Array.from({ length: this.#count }, () => this.#fork()));
+    return ports[0] as number;
+  }
+
+  /** Tells every worker the nodes' state (on every change, and when session counts move). */
+  broadcastNodes(): void {
+    this.#broadcast({ t: 'nodes', nodes: this.#control.nodeSnapshots() });
+  }
+
+  /** Queues a moved-session change for the workers (sent together on the next turn). */
+  queueMoved(key: string, nodeId: string | undefined): void {
+    this.#pendingMoved.push([key, nodeId ?? null]);
+    this.#movedFlush ??= setImmediate(() => this.#flushMoved());
+  }
+
+  reload(config: Config): void {
+    this.#config = config;
+    this.#broadcast({ t: 'reload', config });
+  }
+
+  /** Counters summed over the workers. */
+  stats(): PoolStats {
+    const total: PoolStats = {
+      counters: { ...createProxyCounters(), rejectedIds: 0 },
+      nodes: {},
+    };
+    for (const stats of this.#stats.values()) {
+      for (const key of Object.keys(total.counters) as Array<keyof PoolStats['counters']>) {
+        total.counters[key] += stats.counters[key];
+      }
+      for (const [id, [inFlight, requests]] of Object.entries(stats.nodes)) {
+        const sum = (total.nodes[id] ??= [0, 0]);
+        sum[0] += inFlight;
+        sum[1] += requests;
+      }
+    }
+    return total;
+  }
+
+  /** Graceful stop: each worker stops accepting and finishes in-flight requests (up to `graceMs`). */
+  async close(graceMs: number): Promise<void> {
+    this.#isStopping = true;
+    if (this.#movedFlush !== undefined) clearImmediate(this.#movedFlush);
+    await Promise.all(
+      [...this.#workers].map(
+        (worker) =>
+          new Promise<void>((done) => {
+            if (worker.isDead()) {
+              done();
+              return;
+            }
+            worker.once('exit', () => done());
+            worker.send({ t: 'shutdown', graceMs } satisfies PrimaryMessage);
+            setTimeout(() => worker.process.kill('SIGKILL'), graceMs + 2000).unref();
+          }),
+      ),
+    );
+  }
+
+  #fork(): Promise<number> {
+    const worker = cluster.fork({ STICKYLB_WORKER: '1' });
+    this.forks++;
+    this.#workers.add(worker);
+    return new Promise((resolvePort, reject) => {
+      let isListening = false;
+      worker.on('message', (message: WorkerMessage) => {
+        if (message.t === 'ready') {
+          worker.send({
+            t: 'init',
+            // The listen address exactly as configured: node:cluster shares one handle per
+            // (address, port) key, so a replacement asking for port 0 joins the same socket.
+            config: this.#config,
+            sessionSecret: this.#sessionSecret,
+            moved: this.#control.movedEntries(),
+            nodes: this.#control.nodeSnapshots(),
+          } satisfies PrimaryMessage);
+          return;
+        }
+        if (message.t === 'listening' && !isListening) {
+          isListening = true;
+          resolvePort(message.port);
+          return;
+        }
+        this.#onMessage(worker, message);
+      });
+      worker.once('exit', (code, signal) => {
+        this.#workers.delete(worker);
+        this.#stats.delete(worker);
+        this.#control.absorbTraffic(String(worker.id), undefined);
+        if (!isListening)
+          reject(new Error(`proxy worker exited before listening (${signal ?? `code ${code}`})`));
+        if (this.#isStopping) return;
+        this.#logger.error(
+          { pid: worker.process.pid, code, signal },
+          'proxy worker died: starting a replacement',
+        );
+        this.#fork().catch((error: unknown) =>
+          this.#logger.error({ err: error }, 'could not replace proxy worker'),
+        );
+      });
+    });
+  }
+
+  #onMessage(worker: Worker, message: WorkerMessage): void {
+    switch (message.t) {
+      case 'used': {
+        const { entries } = message;
+        for (let i = 0; i + 1 < entries.length; i += 2)
+          this.#control.recordUsed(entries[i] as string, entries[i + 1] as string);
+        break;
+      }
+      case 'failure':
+        this.#control.reportFailure(message.nodeId, message.reason);
+        break;
+      case 'move':
+        this.#control.moveSession(message.key, message.from).then(
+          (node) => this.#reply(worker, { t: 'move-reply', id: message.id, nodeId: node.id }),
+          (error: unknown) =>
+            this.#reply(worker, {
+              t: 'move-reply',
+              id: message.id,
+              error: {
+                code: error instanceof StickyError ? error.code : 'SLB_NO_HEALTHY_NODE',
+                message: (error as Error).message,
+              },
+            }),
+        );
+        break;
+      case 'stats':
+        this.#stats.set(worker, { counters: message.counters, nodes: message.nodes });
+        this.#control.absorbTraffic(String(worker.id), message.traffic);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #reply(worker: Worker, message: PrimaryMessage): void {
+    // Moved entries first, so the worker's mirror already knows where the session went.
+    this.#flushMoved();
+    if (!worker.isDead()) worker.send(message);
+  }
+
+  #flushMoved(): void {
+    if (this.#movedFlush !== undefined) clearImmediate(this.#movedFlush);
+    this.#movedFlush = undefined;
+    if (this.#pendingMoved.length === 0) return;
+    const entries = this.#pendingMoved;
+    this.#pendingMoved = [];
+    this.#broadcast({ t: 'moved', entries });
+  }
+
+  #broadcast(message: PrimaryMessage): void {
+    for (const worker of this.#workers) if (worker.isConnected()) worker.send(message);
+  }
+}

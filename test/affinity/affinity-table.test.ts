@@ -1,0 +1,69 @@
+import { Agent } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AffinityTable } from '../../src/affinity/index.js';
+import { NodeRegistry } from '../../src/nodes/index.js';
+
+const agent = new Agent();
+function table(): { affinity: AffinityTable; registry: NodeRegistry } {
+  const registry = new NodeRegistry(
+    ['a', 'b', 'c'].map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
+    { routeOf: (id) => `r-${id}`, agent },
+  );
+  const affinity = new AffinityTable({
+    registry,
+    idleTimeoutMs: 60_000,
+    maxSessions: 100,
+    sweepIntervalMs: 1000,
+    activeWindowMs: 1000,
+  });
+  return { affinity, registry };
+}
+afterEach(() => agent.destroy());
+
+describe('AffinityTable', () => {
+  it('counts sessions per node as they are recorded and deleted', () => {
+    const { affinity, registry } = table();
+    affinity.record('k1', 'a');
+    affinity.record('k2', 'a');
+    affinity.record('k3', 'b');
+    affinity.delete('k1');
+    expect(registry.all.map((node) => node.sessions)).toEqual([1, 1, 0]);
+    expect(affinity.size).toBe(2);
+  });
+
+  it('never re-pins a session when a late answer comes from its old node', () => {
+    const { affinity, registry } = table();
+    affinity.record('k1', 'a');
+    affinity.assign('k1', 'b', 'a'); // evacuated to b
+    affinity.record('k1', 'a'); // a request that was in flight on a answers now
+    expect(affinity.nodeOf('k1')).toBe('b');
+    expect(affinity.movedNodeOf('k1')).toBe('b');
+    expect(registry.all.map((node) => node.sessions)).toEqual([0, 1, 0]);
+  });
+
+  it.each([
+    ['moved away from the node its id routes to', 'b', 'a', 'b'],
+    ['moved back to the node its id routes to', 'a', 'a', undefined],
+  ])('tracks a session %s', (_case, to, routed, moved) => {
+    const { affinity } = table();
+    affinity.record('k1', 'a');
+    affinity.assign('k1', 'c', 'a');
+    affinity.assign('k1', to as string, routed as string);
+    expect(affinity.movedNodeOf('k1')).toBe(moved);
+    expect(affinity.hasMoved).toBe(moved !== undefined);
+  });
+
+  it('tells a listener every moved-session change, including removal', () => {
+    const { affinity } = table();
+    const changes: Array<[string, string | undefined]> = [];
+    affinity.onMovedChange = (key, nodeId) => changes.push([key, nodeId]);
+    affinity.record('k1', 'a');
+    affinity.assign('k1', 'b', 'a');
+    affinity.delete('k1');
+    expect(changes).toEqual([
+      ['k1', 'b'],
+      ['k1', undefined],
+    ]);
+    expect(affinity.movedEntries()).toEqual([]);
+  });
+});

@@ -1,0 +1,63 @@
+import { Agent } from 'node:http';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { NodeRegistry } from '../../src/nodes/index.js';
+import type { WorkerMessage } from '../../src/proxy/ipc.js';
+import { WorkerAffinity } from '../../src/proxy/worker-affinity.js';
+
+const agent = new Agent();
+afterEach(() => {
+  agent.destroy();
+  vi.useRealTimers();
+});
+
+function setup() {
+  const registry = new NodeRegistry(
+    ['a', 'b'].map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
+    { routeOf: (id) => `r-${id}`, agent },
+  );
+  const sent: WorkerMessage[] = [];
+  return { registry, sent, affinity: new WorkerAffinity((message) => sent.push(message), registry) };
+}
+
+describe('WorkerAffinity', () => {
+  it('reports used sessions in one batch per flush window, each session once', () => {
+    vi.useFakeTimers();
+    const { affinity, sent } = setup();
+    affinity.record('k1', 'a', true);
+    affinity.record('k1', 'a', false);
+    affinity.record('k2', 'b', false);
+    expect(sent).toEqual([]);
+    vi.advanceTimersByTime(25);
+    expect(sent).toEqual([{ t: 'used', entries: ['k1', 'a', 'k2', 'b'] }]);
+  });
+
+  it('sends a full batch at once without waiting for the timer', () => {
+    const { affinity, sent } = setup();
+    for (let i = 0; i < 1000; i++) affinity.record(`k${i}`, 'a', false);
+    expect(sent).toHaveLength(1);
+    expect((sent[0] as { entries: string[] }).entries).toHaveLength(2000);
+  });
+
+  it('counts a new session on its node locally until the control plane’s snapshot arrives', () => {
+    const { affinity, registry } = setup();
+    affinity.record('k1', 'a', true);
+    affinity.record('k2', 'a', false);
+    expect(registry.get('a')?.sessions).toBe(1);
+    affinity.flush();
+  });
+
+  it('mirrors moved sessions pushed by the control plane', () => {
+    const { affinity } = setup();
+    expect(affinity.hasMoved).toBe(false);
+    affinity.applyMoved([
+      ['k1', 'b'],
+      ['k2', 'a'],
+    ]);
+    expect(affinity.movedNodeOf('k1')).toBe('b');
+    affinity.applyMoved([
+      ['k1', null],
+      ['k2', null],
+    ]);
+    expect(affinity.hasMoved).toBe(false);
+  });
+});
