@@ -27,6 +27,13 @@ export interface ParsedSessionId {
  */
 export class SessionIdCodec {
   readonly #secret: Buffer;
+  /**
+   * Ids that passed verification, so a session's later requests cost a Map lookup instead of
+   * an HMAC (measured: the HMAC was ~4% of a proxied request's CPU). Only verified ids enter,
+   * so a flood of forged ids cannot fill it; bounded, and simply cleared when full.
+   */
+  readonly #verified = new Map<string, ParsedSessionId>();
+  static readonly VERIFIED_CACHE_SIZE = 50_000;
 
   constructor(secret: Buffer) {
     if (secret.length < 16) throw new Error('session id secret must be at least 16 bytes');
@@ -55,6 +62,8 @@ export class SessionIdCodec {
   /** Verifies an id; undefined for anything malformed, altered or not signed by us. */
   parse(id: string): ParsedSessionId | undefined {
     if (id.length !== SESSION_ID_LENGTH) return undefined;
+    const cached = this.#verified.get(id);
+    if (cached !== undefined) return cached;
     if (id.charCodeAt(KEY_CHARS) !== 46 || id.charCodeAt(KEY_CHARS + 1 + ROUTE_CHARS) !== 46)
       return undefined;
     if (
@@ -71,7 +80,10 @@ export class SessionIdCodec {
     const expected = Buffer.from(this.#mac(key, route).toString('base64url'), 'latin1');
     // Constant-time compare: a timing side channel would let a client forge MACs byte by byte.
     if (given.length !== MAC_CHARS || !timingSafeEqual(given, expected)) return undefined;
-    return { key, route };
+    const parsed = { key, route };
+    if (this.#verified.size >= SessionIdCodec.VERIFIED_CACHE_SIZE) this.#verified.clear();
+    this.#verified.set(id, parsed);
+    return parsed;
   }
 
   #mac(key: string, route: string): Buffer {

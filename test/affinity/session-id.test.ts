@@ -58,3 +58,21 @@ describe('SessionIdCodec', () => {
     expect(() => new SessionIdCodec(Buffer.alloc(8))).toThrow(/16 bytes/);
   });
 });
+
+describe('SessionIdCodec verified-id cache', () => {
+  it('answers the same parse for a repeated id, and still rejects its altered forms', () => {
+    const local = new SessionIdCodec(randomBytes(32));
+    const id = local.mint(local.routeOf('node-1'));
+    const first = local.parse(id);
+    expect(local.parse(id)).toEqual(first);
+    expect(local.parse(`${id.slice(0, -1)}${id.endsWith('A') ? 'B' : 'A'}`)).toBeUndefined();
+  });
+
+  it('stays correct after the cache fills and is cleared', () => {
+    const local = new SessionIdCodec(randomBytes(32));
+    const route = local.routeOf('node-1');
+    const first = local.mint(route);
+    for (let i = 0; i < SessionIdCodec.VERIFIED_CACHE_SIZE + 10; i++) local.parse(local.mint(route));
+    expect(local.parse(first)?.route).toBe(route);
+  });
+});
