@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import {
   buildAdminServer,
+  NodeMetrics,
   createTestSessions,
   EventLog,
   isLoopbackHost,
@@ -45,6 +46,8 @@ export class StickyLb implements AdminControl {
   readonly events = new EventLog();
   /** Per-node request rate and latency, fed by the proxy's response hook (admin). */
   readonly traffic = new NodeTraffic();
+  /** Each node's session-store metrics, polled every 2 s. */
+  readonly nodeMetrics: NodeMetrics;
   readonly #replicaCounts: ReplicaCounter;
   /** Test-session batches run one after another. */
   #testSessions: Promise<unknown> = Promise.resolve();
@@ -79,6 +82,11 @@ export class StickyLb implements AdminControl {
     }
     this.agent = createUpstreamAgent();
     this.registry = new NodeRegistry(config.nodes, { routeOf: (id) => codec.routeOf(id), agent: this.agent });
+    this.nodeMetrics = new NodeMetrics({
+      agent: this.agent,
+      secret: this.#replicationSecret,
+      nodes: () => this.registry.all,
+    });
     this.affinity = new AffinityTable({
       registry: this.registry,
       idleTimeoutMs: config.session.idleTimeout,
@@ -234,11 +242,13 @@ export class StickyLb implements AdminControl {
     await this.#admin.listen({ port: admin.listen.port, host: admin.listen.host });
     this.adminAddress = this.#admin.server.address() as AddressInfo;
     this.health.start();
+    this.nodeMetrics.start();
   }
 
   /** Graceful stop: listeners closed, in-flight requests finished (up to `graceMs`), timers stopped. */
   async close(graceMs = 10_000): Promise<void> {
     await this.health.stop();
+    this.nodeMetrics.stop();
     if (this.#countsTimer !== undefined) clearInterval(this.#countsTimer);
     await Promise.all([
       this.workers === undefined ? this.proxy.close(graceMs) : this.workers.close(graceMs),
@@ -310,6 +320,7 @@ export class StickyLb implements AdminControl {
         requests: pooled === undefined ? node.requests : (pooled.nodes[node.id]?.[1] ?? 0),
         lastCheck: this.health.lastResult(node.id),
         ...this.#nodeDetail(node.id),
+        store: this.nodeMetrics.of(node.id),
       })),
       sessions: { total: this.affinity.size, untracked: this.affinity.untracked },
       proxy: pooled?.counters ?? { ...this.proxy.counters, rejectedIds: this.router.counters.rejectedIds },

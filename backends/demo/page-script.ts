@@ -168,7 +168,7 @@ export const PAGE_SCRIPT = String.raw`(() => {
 
   $('increment').addEventListener('click', async () => {
     const result = await call('POST', 'api/counter');
-    if (result) render(await call('GET', 'api/state'));
+    if (result) render(await call('GET', 'api/shop'));
   });
   $('add-form').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -200,7 +200,7 @@ export const PAGE_SCRIPT = String.raw`(() => {
   $('continue').addEventListener('click', () => {
     state.order = null;
     for (const form of [$('shipping-form'), $('payment-form')]) form.reset();
-    act('GET', 'api/state');
+    act('GET', 'api/shop');
   });
 
   function connectWebSocket() {
@@ -221,6 +221,6 @@ export const PAGE_SCRIPT = String.raw`(() => {
     });
   }
 
-  act('GET', 'api/state').then(connectWebSocket);
+  act('GET', 'api/shop').then(connectWebSocket);
 })();
 `;

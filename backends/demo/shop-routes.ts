@@ -86,7 +86,7 @@ function writeFields(data: CompartmentData, path: string, fields: Record<string,
  * Every route answers the page's whole view (`ShopView`), so the page renders from one reply.
  */
 export const shopRoutes: FastifyPluginAsync<{ nodeId: string }> = async (app, { nodeId }) => {
-  app.get('/api/state', async (request) => buildShopView(request.session, nodeId));
+  app.get('/api/shop', async (request) => buildShopView(request.session, nodeId));
 
   app.post<{ Body: AddItemBody }>('/api/cart', { schema: addItemSchema }, async (request) => {
     const item = request.body.item.trim();

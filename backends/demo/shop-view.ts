@@ -28,7 +28,7 @@ export type CartLine = { item: string; quantity: number };
 /** The checkout screen the session is on, derived from the compartments that exist. */
 export type CheckoutStep = 'cart' | 'shipping' | 'payment' | 'review';
 
-/** Everything the demo page renders, answered by `GET /api/state` and every shop write. */
+/** Everything the demo page renders, answered by `GET /api/shop` and every shop write. */
 export interface ShopView {
   sessionId: string | undefined;
   node: string;

@@ -5,3 +5,4 @@ export { EventLog, type LoggedEvent } from './event-log.js';
 export { NodeTraffic, type TrafficSummary } from './node-traffic.js';
 export { createTestSessions, MAX_TEST_SESSIONS, type TestSessionsReport } from './test-sessions.js';
 export { ReplicaCounter } from './replica-counter.js';
+export { NodeMetrics, type NodeStoreReport } from './node-metrics.js';

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { UnauthorizedError, VersionConflictError } from '../errors.js';
 import { SECRET_HEADER } from '../protocol.js';
-import type { CompartmentData, SessionStore } from '../session/index.js';
+import { compartmentSizes, type CompartmentData, type SessionStore } from '../session/index.js';
 
 /** A session the proxy installs on this node after moving it here (failover, evacuate, rebalance). */
 interface InstalledSession {
@@ -13,6 +13,32 @@ interface InstalledSession {
 }
 
 const KEY = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
+
+/** Sessions sampled to rank compartments by size: bounded work per call, whatever the store holds. */
+const COMPARTMENT_SAMPLE = 1000;
+const TOP_COMPARTMENTS = 8;
+
+/** The biggest compartments over a sample of sessions: where session memory goes. */
+function topCompartments(
+  store: SessionStore<CompartmentData>,
+): Array<{ path: string; bytes: number; sessions: number }> {
+  const byPath = new Map<string, { bytes: number; sessions: number }>();
+  let sampled = 0;
+  for (const entry of store.entries()) {
+    if (++sampled > COMPARTMENT_SAMPLE) break;
+    for (const { path, bytes } of compartmentSizes(entry.value)) {
+      if (path === '') continue; // the root holds everything: not a compartment of interest
+      const total = byPath.get(path) ?? { bytes: 0, sessions: 0 };
+      total.bytes += bytes;
+      total.sessions++;
+      byPath.set(path, total);
+    }
+  }
+  return [...byPath]
+    .map(([path, total]) => ({ path, ...total }))
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, TOP_COMPARTMENTS);
+}
 
 /**
  * Node-internal routes the proxy's failover manager calls, under `/_stickylb/` (which the
@@ -77,6 +103,12 @@ export const internalRoutes: FastifyPluginAsync<{
       return { installed, stale };
     },
   );
+
+  // The node's store metrics, for the proxy's admin API and dashboard.
+  app.get('/_stickylb/metrics', async () => ({
+    store: store.metrics(),
+    compartments: topCompartments(store),
+  }));
 
   app.post<{ Body: { keys: string[] } }>(
     '/_stickylb/sessions/evict',

@@ -230,7 +230,7 @@ describe('demo app', () => {
       await view('POST', '/api/checkout/start');
       if (from !== 'shipping') await view('POST', '/api/checkout/shipping', SHIPPING);
       if (from === 'review') await view('POST', '/api/checkout/payment', PAYMENT);
-      expect((await view('GET', '/api/state')).checkout.step).toBe(from);
+      expect((await view('GET', '/api/shop')).checkout.step).toBe(from);
       const state = await view('POST', '/api/checkout/back');
       expect(state.checkout.step).toBe(to);
       expect(
@@ -254,11 +254,11 @@ describe('demo app', () => {
       ['complete before payment', '/api/checkout/complete', undefined, true],
     ])('refuses to %s with 400 JSON and changes nothing', async (_name, url, payload, withCart) => {
       if (withCart) await fillCart();
-      const before = await view('GET', '/api/state');
+      const before = await view('GET', '/api/shop');
       const response = await send('POST', url, payload);
       expect(response.statusCode).toBe(400);
       expect(response.json()).toEqual({ error: 'SLB_BAD_REQUEST', message: expect.any(String) });
-      expect((await view('GET', '/api/state')).version).toBe(before.version);
+      expect((await view('GET', '/api/shop')).version).toBe(before.version);
     });
   });
 

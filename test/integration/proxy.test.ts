@@ -275,6 +275,24 @@ describe('sticky sessions through the proxy', () => {
     expect(state.sessions.total).toBe(cluster.lb.affinity.size);
   });
 
+  it('reports each node’s store metrics and biggest compartments in /api/state', async () => {
+    const client = new Client(cluster.proxyUrl);
+    const { json } = await client.request('POST', '/api/cart', { item: 'teapot' });
+    expect(json).toBeDefined();
+    const node = (await client.request('GET', '/api/counter')).json.node as string;
+    const report = await waitFor(async () => {
+      const state = (await (await fetch(`${cluster.adminUrl}/api/state`)).json()) as {
+        nodes: Array<{
+          id: string;
+          store?: { store: { total: number }; compartments: Array<{ path: string }> };
+        }>;
+      };
+      const store = state.nodes.find((n) => n.id === node)?.store;
+      return store?.compartments.some((c) => c.path === 'cart') ? store : undefined;
+    });
+    expect(report.store.total).toBeGreaterThan(0);
+  });
+
   it('aborts the upstream request as soon as the client leaves mid-response', async () => {
     const node = cluster.nodes[0] as { url: string };
     const port = Number(new URL(cluster.proxyUrl).port);
