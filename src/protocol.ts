@@ -7,7 +7,10 @@
 /** Request header: the client-facing session id (`SESSIONID` value) the proxy routed by. */
 export const SESSION_HEADER = 'x-stickylb-session';
 
-/** Response header: the node used the session for this request (so the proxy keeps it). */
+/**
+ * Response header: the node used the session for this request (so the proxy keeps it); its
+ * value is the session's version after the request.
+ */
 export const SESSION_USED_HEADER = 'x-stickylb-session-used';
 
 /** Routes under this prefix are node-internal (replication, admin of the node). */

@@ -113,6 +113,7 @@ export class StickyLb implements AdminControl {
       clientIps: this.#clientIps,
       onNodeFailure: (node, error) => this.health.reportFailure(node.id, error.message),
       moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
+      mayReplay: (key) => this.mayReplay(key),
     }));
     this.workers =
       this.#workerCount > 1
@@ -130,7 +131,8 @@ export class StickyLb implements AdminControl {
                   sessions: node.sessions,
                 })),
               movedEntries: () => this.affinity.movedEntries(),
-              recordUsed: (key, nodeId) => this.affinity.record(key, nodeId),
+              recordUsed: (key, nodeId, version) => this.affinity.record(key, nodeId, false, version),
+              mayReplay: (key) => this.mayReplay(key),
               reportFailure: (nodeId, reason) => this.health.reportFailure(nodeId, reason),
               moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
               absorbTraffic: (workerId, snapshot) =>
@@ -349,6 +351,18 @@ export class StickyLb implements AdminControl {
     const changed = this.registry.setDraining(nodeId, false);
     if (changed) this.events.push('node:undrain', `${nodeId} takes new sessions again`, { node: nodeId });
     return changed;
+  }
+
+  /**
+   * Whether a non-idempotent request of session `key` that died with its node may be replayed:
+   * only if the replica store holds no newer version than the last answer the proxy saw (the
+   * node never applied it — sync replication writes before the node answers). Nothing
+   * replicated at all proves the same. Session state only: side effects an app makes outside
+   * its session are the app's to make idempotent.
+   */
+  async mayReplay(key: string): Promise<boolean> {
+    const replica = await this.replicas.read(key);
+    return replica === undefined || replica.version <= this.affinity.versionOf(key);
   }
 
   /** Drains a node and moves every session off it, state and all: then it can be stopped with nothing lost. */

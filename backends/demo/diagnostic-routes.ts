@@ -55,6 +55,28 @@ export const diagnosticRoutes: FastifyPluginAsync<{ nodeId: string }> = async (a
     return reply.type('text/plain; charset=utf-8').send(stream);
   });
 
+  // Off unless STICKYLB_DEMO_CRASH_ROUTE=1: applies a counter write, replicates it, then the
+  // node dies (SIGKILL) before answering — a failure no proxy may paper over by replaying.
+  if (process.env.STICKYLB_DEMO_CRASH_ROUTE === '1') {
+    app.post(
+      '/api/counter/crash',
+      {
+        // Route-level onSend runs after the session plugin's, which has replicated by then.
+        onSend: async () => {
+          process.kill(process.pid, 'SIGKILL');
+        },
+      },
+      async (request) => {
+        const count = await request.session.update((data) => {
+          const values = data.values;
+          values.count = (typeof values.count === 'number' ? values.count : 0) + 1;
+          return values.count;
+        });
+        return { node: nodeId, count };
+      },
+    );
+  }
+
   // How many /api/stream responses are still open on this node.
   app.get('/api/stream/open', async () => ({ node: nodeId, open: openStreams }));
 };

@@ -6,6 +6,8 @@ import type { AffinityView } from './affinity-view.js';
 /** What the table remembers of a session: the node that holds it. */
 export interface AffinityRecord {
   nodeId: string;
+  /** The session's version in the last answer the proxy saw (0: none yet). */
+  version: number;
 }
 
 /**
@@ -72,13 +74,20 @@ export class AffinityTable implements AffinityView {
    * re-pins an existing session: a late answer from the node a session just moved off
    * (evacuate, rebalance) must not pull it back. Only `assign` (failover) moves sessions.
    */
-  record(key: string, nodeId: string): void {
-    if (this.store.get(key) === undefined) this.#create(key, nodeId, nodeId);
+  record(key: string, nodeId: string, _isNew = false, version = 0): void {
+    const entry = this.store.get(key);
+    if (entry === undefined) this.#create(key, nodeId, nodeId, version);
+    else if (version > entry.value.version) entry.value.version = version;
   }
 
-  #create(key: string, nodeId: string, routedNodeId: string): void {
+  /** The session's version in the last answer the proxy saw (0 when it saw none). */
+  versionOf(key: string): number {
+    return this.store.peek(key)?.value.version ?? 0;
+  }
+
+  #create(key: string, nodeId: string, routedNodeId: string, version = 0): void {
     try {
-      this.store.create(key, { nodeId });
+      this.store.create(key, { nodeId, version });
     } catch (error) {
       if (!(error instanceof SessionLimitError)) throw error;
       this.untracked++;

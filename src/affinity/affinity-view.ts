@@ -10,7 +10,8 @@ export interface AffinityView {
   movedNodeOf(key: string): string | undefined;
   /**
    * The node used the session for a request: create or refresh its entry (never re-pin).
-   * `isNew`: the proxy minted this session for the request.
+   * `isNew`: the proxy minted this session for the request; `version`: the session's version
+   * after it, as the node reported (the proof a failed request left no trace is built on it).
    */
-  record(key: string, nodeId: string, isNew: boolean): void;
+  record(key: string, nodeId: string, isNew: boolean, version: number): void;
 }

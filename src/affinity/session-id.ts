@@ -80,9 +80,15 @@ export class SessionIdCodec {
     const expected = Buffer.from(this.#mac(key, route).toString('base64url'), 'latin1');
     // Constant-time compare: a timing side channel would let a client forge MACs byte by byte.
     if (given.length !== MAC_CHARS || !timingSafeEqual(given, expected)) return undefined;
-    const parsed = { key, route };
+    // A copy, not a slice: V8 keeps a sliced string's whole parent alive (here the Cookie
+    // header), and these strings live on in the cache and the affinity table.
+    const own = Buffer.from(id, 'latin1').toString('latin1');
+    const parsed = {
+      key: own.slice(0, KEY_CHARS),
+      route: own.slice(KEY_CHARS + 1, KEY_CHARS + 1 + ROUTE_CHARS),
+    };
     if (this.#verified.size >= SessionIdCodec.VERIFIED_CACHE_SIZE) this.#verified.clear();
-    this.#verified.set(id, parsed);
+    this.#verified.set(own, parsed);
     return parsed;
   }
 

@@ -158,6 +158,11 @@ export class SessionHandle {
     return this.key;
   }
 
+  /** The stored version now, without creating the session (0 if it is gone). */
+  get storedVersion(): number {
+    return this.key === undefined ? 0 : (this.#store.peek(this.key)?.version ?? 0);
+  }
+
   /** The live entry, fetched (touching it once per request) or created empty. */
   #entry(): SessionEntry<CompartmentData> {
     const key = this.#requireKey();

@@ -80,7 +80,9 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
         return;
       }
       // Tells the proxy the session is in use, so it keeps it (it strips the header).
-      if (handle.isUsed) reply.header(SESSION_USED_HEADER, '1');
+      // Its value is the session's version after this request: the proxy keeps the last one it
+      // saw, to prove later that a failed request left no trace (safe replay).
+      if (handle.isUsed) reply.header(SESSION_USED_HEADER, String(handle.storedVersion));
       // Taken before the await: if onWrite fails, the error reply passes here again.
       const write = handle.takePendingWrite();
       if (write === undefined || onWrite === undefined) {

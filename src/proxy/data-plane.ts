@@ -35,6 +35,7 @@ export function createDataPlane(options: {
   clientIps?: SessionStore<string> | undefined;
   onNodeFailure: (node: ProxyNode, error: Error) => void;
   moveSession: (key: string, fromNodeId: string) => Promise<ProxyNode>;
+  mayReplay: (key: string) => Promise<boolean>;
 }): { router: Router; proxy: ProxyServer } {
   const { config } = options;
   const cookie = new SessionCookie({
@@ -59,6 +60,7 @@ export function createDataPlane(options: {
     logger: options.logger.child({ component: 'proxy' }),
     onNodeFailure: options.onNodeFailure,
     moveSession: options.moveSession,
+    mayReplay: options.mayReplay,
   });
   return { router, proxy };
 }

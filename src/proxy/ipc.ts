@@ -28,6 +28,7 @@ export type PrimaryMessage =
   | { t: 'nodes'; nodes: NodeSnapshot[] }
   | { t: 'moved'; entries: Array<[string, string | null]> }
   | { t: 'move-reply'; id: number; nodeId?: string; error?: { code: string; message: string } }
+  | { t: 'replay-reply'; id: number; isSafe: boolean }
   | { t: 'reload'; config: Config }
   | { t: 'shutdown'; graceMs: number };
 
@@ -37,7 +38,8 @@ export type NodeCounters = Record<string, [number, number]>;
 export type WorkerMessage =
   | { t: 'ready' }
   | { t: 'listening'; port: number }
-  | { t: 'used'; entries: string[] /* key, nodeId, key, nodeId, … */ }
+  | { t: 'used'; entries: Array<string | number> /* key, nodeId, version, key, nodeId, version, … */ }
+  | { t: 'replay'; id: number; key: string }
   | { t: 'failure'; nodeId: string; reason: string }
   | { t: 'move'; id: number; key: string; from: string }
   | {

@@ -97,6 +97,11 @@ export interface ProxyServerOptions {
   onNodeFailure?: (node: ProxyNode, error: Error) => void;
   /** Moves a session off a node that cannot serve it; resolves to its new node. */
   moveSession?: (key: string, fromNodeId: string) => Promise<ProxyNode>;
+  /**
+   * Whether a non-idempotent request that may have reached a failed node can be replayed: true
+   * only when the replica store proves the session unchanged since the last answer seen.
+   */
+  mayReplay?: (key: string) => Promise<boolean>;
 }
 
 /** Told of every forwarded request's response when it closes (admin rate and latency): counters only. */
@@ -327,10 +332,11 @@ export class ProxyServer {
     const decision = (res as ProxiedResponse)[kRoute];
     if (decision === undefined) return;
     const headers = proxyRes.headers;
-    const isUsed = headers[SESSION_USED_HEADER] !== undefined;
+    const used = headers[SESSION_USED_HEADER];
+    const isUsed = used !== undefined;
     if (isUsed) {
       delete headers[SESSION_USED_HEADER];
-      this.#options.affinity.record(decision.key, decision.node.id, decision.isNew);
+      this.#options.affinity.record(decision.key, decision.node.id, decision.isNew, Number(used) || 0);
       if (decision.clientIp !== undefined)
         this.#options.router.rememberClientIp(decision.clientIp, decision.sessionId);
     }
@@ -394,7 +400,12 @@ export class ProxyServer {
     if (decision === undefined) return;
     // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
-      this.#options.affinity.record(decision.key, decision.node.id, decision.isNew);
+      this.#options.affinity.record(
+        decision.key,
+        decision.node.id,
+        decision.isNew,
+        Number(proxyRes.headers[SESSION_USED_HEADER]) || 0,
+      );
       delete proxyRes.headers[SESSION_USED_HEADER];
       if (decision.setCookie)
         appendSetCookie(proxyRes.headers, this.#options.cookie.serialize(decision.sessionId));
@@ -405,11 +416,48 @@ export class ProxyServer {
     const decision = (req as ProxiedRequest)[kRoute];
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
-    if (target instanceof ServerResponse && decision !== undefined && this.#isRetryable(req, target, error)) {
-      this.counters.retries++;
-      void this.#retry(req as ProxiedRequest, target as ProxiedResponse, decision);
+    if (target instanceof ServerResponse && decision !== undefined) {
+      const retry = this.#retryability(req, target, error);
+      if (retry === 'yes') {
+        this.counters.retries++;
+        void this.#retry(req as ProxiedRequest, target as ProxiedResponse, decision);
+        return;
+      }
+      if (retry === 'if-session-unchanged' && this.#options.mayReplay !== undefined) {
+        void this.#retryIfUnchanged(req as ProxiedRequest, target as ProxiedResponse, decision, error);
+        return;
+      }
+    }
+    this.#answerFailure(error, decision, target);
+  };
+
+  /**
+   * A non-idempotent request died with its node (reset, or a pooled socket the dead node had
+   * closed). Replayed only when the replica store proves the session unchanged since the last
+   * answer the proxy saw: then the node never applied it, and the replay applies it once.
+   */
+  async #retryIfUnchanged(
+    req: ProxiedRequest,
+    res: ProxiedResponse,
+    decision: RouteDecision,
+    error: Error,
+  ): Promise<void> {
+    let isSafe = false;
+    try {
+      isSafe = (await this.#options.mayReplay?.(decision.key)) === true;
+    } catch {
+      isSafe = false;
+    }
+    if (res.destroyed) return;
+    if (!isSafe) {
+      this.#answerFailure(error, decision, res);
       return;
     }
+    this.counters.retries++;
+    await this.#retry(req, res, decision);
+  }
+
+  #answerFailure(error: Error, decision: RouteDecision | undefined, target: ServerResponse | Duplex): void {
     const clientError = toClientError(error);
     this.#options.logger.warn(
       { node: decision?.node.id, code: (error as NodeJS.ErrnoException).code, error: error.message },
@@ -417,17 +465,23 @@ export class ProxyServer {
     );
     if (target instanceof ServerResponse) sendError(target, clientError);
     else sendSocketError(target, clientError);
-  };
+  }
 
   /**
    * A refused connection never reached the node: replay it, POST included. A request that
-   * may have reached a failing node is replayed only if its method is idempotent.
+   * may have reached a failing node is replayed if its method is idempotent, and otherwise
+   * only once the replica store proves it left no trace.
    */
-  #isRetryable(req: IncomingMessage, res: ServerResponse, error: Error): boolean {
-    if (res.headersSent || ((res as ProxiedResponse)[kAttempts] ?? 1) >= MAX_ATTEMPTS) return false;
-    if ((req as ProxiedRequest)[kBody] === null) return false;
-    if (isConnectRefused(error)) return true;
-    return isNodeFailure(error) && IDEMPOTENT.has(req.method ?? '');
+  #retryability(
+    req: IncomingMessage,
+    res: ServerResponse,
+    error: Error,
+  ): 'yes' | 'no' | 'if-session-unchanged' {
+    if (res.headersSent || ((res as ProxiedResponse)[kAttempts] ?? 1) >= MAX_ATTEMPTS) return 'no';
+    if ((req as ProxiedRequest)[kBody] === null) return 'no';
+    if (isConnectRefused(error)) return 'yes';
+    if (!isNodeFailure(error)) return 'no';
+    return IDEMPOTENT.has(req.method ?? '') ? 'yes' : 'if-session-unchanged';
   }
 
   readonly #onClientError = (error: NodeJS.ErrnoException, socket: Duplex): void => {

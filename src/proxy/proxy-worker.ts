@@ -45,6 +45,7 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
   affinity.applyMoved(init.moved);
 
   let nextMoveId = 1;
+  const pendingReplays = new Map<number, (isSafe: boolean) => void>();
   const pendingMoves = new Map<
     number,
     { resolve: (node: ProxyNode) => void; reject: (error: Error) => void }
@@ -67,6 +68,14 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
         pendingMoves.set(id, { resolve, reject });
         send({ t: 'move', id, key, from });
       }),
+    mayReplay: (key) =>
+      new Promise<boolean>((resolve) => {
+        const id = nextMoveId++;
+        pendingReplays.set(id, resolve);
+        // Our batch of versions seen goes first, so the control plane compares with the latest.
+        affinity.flush();
+        send({ t: 'replay', id, key });
+      }),
   });
 
   process.on('message', (message: PrimaryMessage) => {
@@ -87,6 +96,10 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
         else pending?.reject(new StickyError(message.error.code, 503, message.error.message));
         break;
       }
+      case 'replay-reply':
+        pendingReplays.get(message.id)?.(message.isSafe);
+        pendingReplays.delete(message.id);
+        break;
       case 'reload':
         config = message.config;
         registry.reconcile(config.nodes);

@@ -9,8 +9,8 @@ import { USED_BATCH_MAX, USED_FLUSH_MS, type WorkerMessage } from './ipc.js';
  */
 export class WorkerAffinity implements AffinityView {
   readonly #moved = new Map<string, string>();
-  /** key → node used since the last flush. */
-  #used = new Map<string, string>();
+  /** key → [node, highest version] used since the last flush. */
+  #used = new Map<string, [string, number]>();
   #timer: NodeJS.Timeout | undefined;
   readonly #send: (message: WorkerMessage) => void;
   readonly #registry: NodeRegistry;
@@ -28,15 +28,19 @@ export class WorkerAffinity implements AffinityView {
     return this.#moved.get(key);
   }
 
-  record(key: string, nodeId: string, isNew: boolean): void {
+  record(key: string, nodeId: string, isNew: boolean, version: number): void {
     if (isNew) {
       // Counted here at once so this worker's balancing sees it before the next snapshot
       // from the control plane replaces the estimate with the exact count.
       const node = this.#registry.get(nodeId);
       if (node) node.sessions++;
     }
-    if (this.#used.has(key)) return;
-    this.#used.set(key, nodeId);
+    const seen = this.#used.get(key);
+    if (seen !== undefined) {
+      if (version > seen[1]) seen[1] = version;
+      return;
+    }
+    this.#used.set(key, [nodeId, version]);
     if (this.#used.size >= USED_BATCH_MAX) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), USED_FLUSH_MS);
   }
@@ -56,8 +60,8 @@ export class WorkerAffinity implements AffinityView {
       this.#timer = undefined;
     }
     if (this.#used.size === 0) return;
-    const entries: string[] = [];
-    for (const [key, nodeId] of this.#used) entries.push(key, nodeId);
+    const entries: Array<string | number> = [];
+    for (const [key, [nodeId, version]] of this.#used) entries.push(key, nodeId, version);
     this.#used = new Map();
     this.#send({ t: 'used', entries });
   }

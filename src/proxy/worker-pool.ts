@@ -13,7 +13,9 @@ import { createProxyCounters, type ProxyCounters } from './proxy-server.js';
 export interface WorkerControl {
   nodeSnapshots(): NodeSnapshot[];
   movedEntries(): Array<[string, string]>;
-  recordUsed(key: string, nodeId: string): void;
+  recordUsed(key: string, nodeId: string, version: number): void;
+  /** Whether a failed non-idempotent request of this session may be replayed (see ProxyServer). */
+  mayReplay(key: string): Promise<boolean>;
   reportFailure(nodeId: string, reason: string): void;
   /** A worker's traffic snapshot (rates, latency); `undefined` when the worker is gone. */
   absorbTraffic(workerId: string, snapshot: TrafficSnapshot | undefined): void;
@@ -189,10 +191,17 @@ export class WorkerPool {
     switch (message.t) {
       case 'used': {
         const { entries } = message;
-        for (let i = 0; i + 1 < entries.length; i += 2)
-          this.#control.recordUsed(entries[i] as string, entries[i + 1] as string);
+        for (let i = 0; i + 2 < entries.length; i += 3) {
+          this.#control.recordUsed(entries[i] as string, entries[i + 1] as string, entries[i + 2] as number);
+        }
         break;
       }
+      case 'replay':
+        this.#control.mayReplay(message.key).then(
+          (isSafe) => this.#reply(worker, { t: 'replay-reply', id: message.id, isSafe }),
+          () => this.#reply(worker, { t: 'replay-reply', id: message.id, isSafe: false }),
+        );
+        break;
       case 'failure':
         this.#control.reportFailure(message.nodeId, message.reason);
         break;

@@ -74,6 +74,37 @@ describe('failover with state', () => {
     expect(after.nodes.reduce((sum, node) => sum + node.sessions, 0)).toBe(after.sessions.total);
   });
 
+  it('replays a POST sent on a keep-alive socket the killed node had closed: no error page', async () => {
+    cluster = await startCluster({ nodeCount: 3 });
+    // Several sessions, each with pooled proxy→node sockets, written again right after the kill.
+    const sessions = await seedSessions(cluster, 12, 2);
+    const victim = busiest(sessions);
+    await cluster.nodes.find((node) => node.id === victim)?.kill('SIGKILL');
+    const results = await Promise.all(
+      [...sessions].map(async ([client, last]) => ({
+        last,
+        answer: await client.request('POST', '/api/counter'),
+      })),
+    );
+    for (const { last, answer } of results) {
+      expect(answer.status).toBe(200);
+      expect(answer.json.count).toBe(last.count + 1);
+    }
+  });
+
+  it('does not replay a POST the dying node applied and replicated; its write survives once', async () => {
+    cluster = await startCluster({ nodeCount: 2 });
+    const client = new Client(cluster.proxyUrl);
+    await client.request('POST', '/api/counter');
+    await client.request('POST', '/api/counter');
+    const crash = await client.request('POST', '/api/counter/crash');
+    expect(crash.status).toBe(502);
+    expect(crash.json.error).toBe('SLB_UPSTREAM_FAILED');
+    const { status, json } = await client.request('GET', '/api/counter');
+    expect(status).toBe(200);
+    expect(json.count).toBe(3);
+  });
+
   it('re-issues the cookie with the new route after a failover', async () => {
     cluster = await startCluster({ nodeCount: 2 });
     const client = new Client(cluster.proxyUrl);

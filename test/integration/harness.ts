@@ -69,7 +69,7 @@ export class NodeProcess {
   #spawn(): ChildProcess {
     const child = spawn(process.execPath, [CLI, 'backend', '--id', this.id, '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STICKYLB_LOG: 'json' },
+      env: { ...process.env, STICKYLB_LOG: 'json', STICKYLB_DEMO_CRASH_ROUTE: '1' },
     });
     child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));

@@ -105,7 +105,15 @@ describe('sessionPlugin', () => {
   ] as const)('sets the used-header after %s', async (_name, method, url) => {
     const response = await app.inject({ method, url, headers: withSession() });
     expect(response.statusCode).toBe(200);
-    expect(response.headers[SESSION_USED_HEADER]).toBe('1');
+    expect(response.headers[SESSION_USED_HEADER]).toMatch(/^[1-9]\d*$/);
+  });
+
+  it('sends the session’s version after the request as the used-header value', async () => {
+    await app.inject({ method: 'POST', url: '/increment', headers: withSession() });
+    const write = await app.inject({ method: 'POST', url: '/increment', headers: withSession() });
+    const read = await app.inject({ method: 'GET', url: '/version', headers: withSession() });
+    expect(Number(write.headers[SESSION_USED_HEADER])).toBe(Number(read.headers[SESSION_USED_HEADER]));
+    expect(Number(read.headers[SESSION_USED_HEADER])).toBe(read.json().version);
   });
 
   it('finds the same session when the id carries another route (after a failover)', async () => {

@@ -20,28 +20,28 @@ function setup() {
 }
 
 describe('WorkerAffinity', () => {
-  it('reports used sessions in one batch per flush window, each session once', () => {
+  it('reports used sessions in one batch per flush window, each once with its highest version', () => {
     vi.useFakeTimers();
     const { affinity, sent } = setup();
-    affinity.record('k1', 'a', true);
-    affinity.record('k1', 'a', false);
-    affinity.record('k2', 'b', false);
+    affinity.record('k1', 'a', true, 2);
+    affinity.record('k1', 'a', false, 3);
+    affinity.record('k2', 'b', false, 1);
     expect(sent).toEqual([]);
     vi.advanceTimersByTime(25);
-    expect(sent).toEqual([{ t: 'used', entries: ['k1', 'a', 'k2', 'b'] }]);
+    expect(sent).toEqual([{ t: 'used', entries: ['k1', 'a', 3, 'k2', 'b', 1] }]);
   });
 
   it('sends a full batch at once without waiting for the timer', () => {
     const { affinity, sent } = setup();
-    for (let i = 0; i < 1000; i++) affinity.record(`k${i}`, 'a', false);
+    for (let i = 0; i < 1000; i++) affinity.record(`k${i}`, 'a', false, 1);
     expect(sent).toHaveLength(1);
-    expect((sent[0] as { entries: string[] }).entries).toHaveLength(2000);
+    expect((sent[0] as { entries: unknown[] }).entries).toHaveLength(3000);
   });
 
   it('counts a new session on its node locally until the control plane’s snapshot arrives', () => {
     const { affinity, registry } = setup();
-    affinity.record('k1', 'a', true);
-    affinity.record('k2', 'a', false);
+    affinity.record('k1', 'a', true, 1);
+    affinity.record('k2', 'a', false, 1);
     expect(registry.get('a')?.sessions).toBe(1);
     affinity.flush();
   });
