@@ -97,7 +97,12 @@ async function runProxy(
     }
   });
 
-  await nodes?.start(config.nodes, config.health.path);
+  try {
+    await nodes?.start(config.nodes, config.health.path);
+  } catch (error) {
+    await nodes?.stopAll();
+    throw error;
+  }
   lb = new StickyLb(config, logger);
   await lb.listen();
   isStarted = true;

@@ -40,8 +40,21 @@ export class LocalNodes {
   /** Starts every local node of the list that is not running yet, and waits until each answers /health. */
   async start(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
     const started = nodes.filter((node) => isLocalNode(node) && !this.#children.has(node.id));
-    for (const node of started) this.#spawn(node);
-    await Promise.all(started.map((node) => waitForHealth(new URL(healthPath, node.url).href, 15_000)));
+    const children = started.map((node) => this.#spawn(node));
+    await Promise.all(
+      started.map(async (node, index) => {
+        const child = children[index] as ChildProcess;
+        // A node that exits while starting (its port taken, say) must stop `start` loudly: the
+        // proxy would otherwise send this node's sessions to whatever answers on that port.
+        const exited = new Promise<never>((_, reject) =>
+          child.once('exit', (code, signal) =>
+            reject(new Error(`node ${node.id} exited while starting (${signal ?? `code ${code}`}); is ${node.url} already in use?`)),
+          ),
+        );
+        await Promise.race([waitForHealth(new URL(healthPath, node.url).href, 15_000), exited]);
+        exited.catch(() => undefined);
+      }),
+    );
   }
 
   /** Stops the children of nodes no longer listed (config reload). */
@@ -56,13 +69,15 @@ export class LocalNodes {
     await Promise.all([...this.#children.keys()].map((id) => this.#stop(id, graceMs)));
   }
 
-  #spawn(node: NodeConfig): void {
+  #spawn(node: NodeConfig): ChildProcess {
     const child = spawn(
       process.execPath,
       [this.#cliPath, 'backend', '--id', node.id, '--config', this.#configFile],
+      // stdin is a pipe the child watches: it closes when this process dies, however it dies
+      // (even kill -9), so no node outlives the `start` that owns it.
       {
-        stdio: ['ignore', 'inherit', 'inherit'],
-        env: this.#env,
+        stdio: ['pipe', 'inherit', 'inherit'],
+        env: { ...this.#env, [EXIT_WITH_PARENT_ENV]: '1' },
       },
     );
     this.#children.set(node.id, child);
@@ -76,6 +91,7 @@ export class LocalNodes {
         );
       }
     });
+    return child;
   }
 
   async #stop(id: string, graceMs = 5000): Promise<void> {
