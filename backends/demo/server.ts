@@ -154,6 +154,8 @@ export async function runDemoNode(options: DemoNodeOptions): Promise<DemoNode> {
       () => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        // Closed cleanly; exit now rather than wait for handles such as the stdin watcher.
+        process.exit(0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'node failed to close');

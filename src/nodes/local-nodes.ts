@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { isIP } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import type { NodeConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 
@@ -40,6 +40,8 @@ export class LocalNodes {
   /** Starts every local node of the list that is not running yet, and waits until each answers /health. */
   async start(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
     const started = nodes.filter((node) => isLocalNode(node) && !this.#children.has(node.id));
+    // A process already on a node's port would answer its health checks and take its traffic.
+    await Promise.all(started.map((node) => assertPortFree(node)));
     const children = started.map((node) => this.#spawn(node));
     await Promise.all(
       started.map(async (node, index) => {
@@ -48,7 +50,11 @@ export class LocalNodes {
         // proxy would otherwise send this node's sessions to whatever answers on that port.
         const exited = new Promise<never>((_, reject) =>
           child.once('exit', (code, signal) =>
-            reject(new Error(`node ${node.id} exited while starting (${signal ?? `code ${code}`}); is ${node.url} already in use?`)),
+            reject(
+              new Error(
+                `node ${node.id} exited while starting (${signal ?? `code ${code}`}); is ${node.url} already in use?`,
+              ),
+            ),
           ),
         );
         await Promise.race([waitForHealth(new URL(healthPath, node.url).href, 15_000), exited]);
@@ -104,6 +110,26 @@ export class LocalNodes {
     clearTimeout(timer);
     this.#children.delete(id);
   }
+}
+
+/** Fails when something already listens on a node's address (a stale node, another program). */
+async function assertPortFree(node: NodeConfig): Promise<void> {
+  const url = new URL(node.url);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(url.port) || 80;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          error.code === 'EADDRINUSE'
+            ? `node ${node.id}: ${host}:${port} is already in use (a node left running? stop it, or change nodes[].url)`
+            : `node ${node.id}: cannot listen on ${host}:${port}: ${error.message}`,
+        ),
+      ),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 /** Polls a URL until it answers 200 or `timeoutMs` passes (then resolves anyway: health checks take over). */

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -72,6 +74,37 @@ describe('stickylb CLI', () => {
     expect(await proc.exit).toBe(0);
     for (const port of nodePorts) {
       await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+    }
+  });
+
+  it('leaves no node running when start itself is killed with -9', async () => {
+    const { file, proxyUrl, nodePorts } = await clusterConfig(2);
+    const proc = run(['start', '--config', file]);
+    await waitFor(async () => (await fetch(`${proxyUrl}/health`)).ok, 20_000);
+    proc.child.kill('SIGKILL');
+    await proc.exit;
+    for (const port of nodePorts) {
+      await waitFor(async () => {
+        try {
+          await fetch(`http://127.0.0.1:${port}/health`);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+    }
+  });
+
+  it('refuses to start when a node’s port is already taken', async () => {
+    const { file, nodePorts } = await clusterConfig(1);
+    const squatter = createServer().listen(nodePorts[0], '127.0.0.1');
+    await once(squatter, 'listening');
+    try {
+      const proc = run(['start', '--config', file]);
+      expect(await proc.exit).toBe(1);
+      expect(proc.output()).toContain('is already in use');
+    } finally {
+      squatter.close();
     }
   });
 
