@@ -7,6 +7,11 @@ export type {
   WriteOutcome,
 } from './replica-store.js';
 export { MemoryReplicaStore, type MemoryReplicaStoreOptions } from './memory-replica-store.js';
+export {
+  RedisReplicaStore,
+  type RedisConnection,
+  type RedisReplicaStoreOptions,
+} from './redis-replica-store.js';
 export { buildReplicationServer, type ReplicationServerOptions } from './replication-server.js';
 export {
   Replicator,

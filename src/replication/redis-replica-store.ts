@@ -1,0 +1,624 @@
+import { randomBytes } from 'node:crypto';
+import {
+  Cluster,
+  Redis,
+  type ChainableCommander,
+  type ClusterNode,
+  type ClusterOptions,
+  type RedisOptions,
+} from 'ioredis';
+import { ReplicaStoreError } from '../errors.js';
+import { createSilentLogger, type Logger } from '../log.js';
+import type { JsonValue } from '../session/index.js';
+import type {
+  ReplicaRecord,
+  ReplicaStore,
+  ReplicaStoreStats,
+  ReplicaWrite,
+  WriteOutcome,
+} from './replica-store.js';
+import {
+  COUNTS_SCRIPT,
+  EPOCH_SCRIPT,
+  OWNED_SCRIPT,
+  REMOVE_SCRIPT,
+  TOUCH_SCRIPT,
+  TRANSFER_SCRIPT,
+  WRITE_SCRIPT,
+} from './redis-scripts.js';
+
+/** Where the store's Redis is: a URL, ioredis options (standalone or Sentinel), or a Cluster. */
+export type RedisConnection =
+  { url: string } | { redis: RedisOptions } | { cluster: { nodes: ClusterNode[]; options?: ClusterOptions } };
+
+/** Options of a RedisReplicaStore; durations in milliseconds. */
+export type RedisReplicaStoreOptions = RedisConnection & {
+  /** A replica not written or touched by its owner for this long expires (`session.idleTimeout`). */
+  idleTimeoutMs: number;
+  /**
+   * Prefix of every key (default `stickylb:`; `{stickylb}:` with a Cluster). With a Cluster it
+   * must hold a `{hash tag}`: the scripts touch a session and its owner's index together, so
+   * all keys must share one slot (Cluster then gives failover, not sharding, to this store).
+   */
+  keyPrefix?: string;
+  /** Time one Redis command may take before it fails (default 2000: below the nodes' 5 s). */
+  commandTimeoutMs?: number;
+  /** How often the epoch key is checked, so a flushed Redis is noticed without a reconnect (default 1000). */
+  epochCheckIntervalMs?: number;
+  /**
+   * Replicas of the Redis master that must hold every write, removal and transfer before it
+   * counts as done (`WAIT`, for at most half the command timeout; default 0). Redis replicates
+   * asynchronously: without it, a Sentinel failover can lose acknowledged writes and undo
+   * transfers (a fenced node could write again). Not with a Cluster.
+   */
+  minReplicas?: number;
+  logger?: Logger;
+};
+
+/** Records per write script: a slice of a batch, so Redis is never blocked for long (~2-4 ms). */
+const RECORDS_PER_SCRIPT = 250;
+/** Expired index members a write script may prune per record it writes. */
+const PRUNE_PER_RECORD = 2;
+/** Keys per touch or remove script. */
+const KEYS_PER_SCRIPT = 1000;
+/** Keys verified per `keysOf` step (one ZSCAN page, one script). */
+const KEYS_OF_PAGE = 1000;
+/** `stats().records` is recounted when older than this, or after a local change. */
+const RECORDS_MAX_AGE_MS = 1000;
+/** Reconnect backoff: fast first tries, at most 1 s between tries during an outage. */
+const retryStrategy = (times: number): number => Math.min(times * 50, 1000);
+
+type Script = (...args: Array<string | number>) => Promise<unknown>;
+/** The custom commands `defineCommand` adds (EVALSHA, EVAL on a new connection or NOSCRIPT). */
+interface Scripts {
+  slbWrite: Script;
+  slbTouch: Script;
+  slbRemove: Script;
+  slbTransfer: Script;
+  slbOwned: Script;
+  slbCounts: Script;
+  slbEpoch: Script;
+}
+type Client = (Redis | Cluster) & Scripts;
+type Pipeline = ChainableCommander & { [K in keyof Scripts]: (...args: Array<string | number>) => Pipeline };
+
+/**
+ * The `redis` replica store: the ReplicaStore contract on Redis (standalone, Sentinel or
+ * Cluster through ioredis), shared by every proxy of a distributed deployment.
+ *
+ * Every mutation is a Lua script (write, touch, remove: one per slice of a batch; transfer:
+ * one per key), so fencing, the version check and the owner index change in one atomic
+ * step; a batch is one pipeline (one round trip). Replicas expire in Redis itself (PEXPIREAT, restarted by the owner's
+ * writes and touches, not by reads). Each owner's keys are a sorted set scored by expiry, so
+ * `keysOf` and counting never walk all of Redis, and expired members are pruned lazily.
+ *
+ * The epoch is a key in Redis, not a per-instance id: proxies sharing the store share it,
+ * and a Redis that lost its data (restart without persistence, FLUSHALL) has lost the key,
+ * so the next check creates a new one and every node re-seeds.
+ *
+ * Failures reject with ReplicaStoreError at once: commands are not queued while Redis is
+ * unreachable (ioredis reconnects in the background), so a sync write fails loudly (503)
+ * instead of hanging.
+ */
+export class RedisReplicaStore implements ReplicaStore {
+  readonly #client: Client;
+  readonly #idleTimeoutMs: number;
+  readonly #logger: Logger;
+  readonly #epochKey: string;
+  readonly #ownersKey: string;
+  readonly #sessionPrefix: string;
+  readonly #indexPrefix: string;
+  readonly #epochCheckIntervalMs: number;
+  readonly #minReplicas: number;
+  readonly #waitTimeoutMs: number;
+  readonly #instanceId = randomBytes(9).toString('base64url');
+  #transferSeq = 0;
+  #epoch = '';
+  #epochTimer: NodeJS.Timeout | undefined;
+  #epochCheck: Promise<void> | undefined;
+  #isClosed = false;
+  #isFailing = false;
+  #records = 0;
+  #recordsCountedAt = -Infinity;
+  #recordsDirty = true;
+  #recordsCount: Promise<void> | undefined;
+  readonly #counts = {
+    writeCalls: 0,
+    writes: 0,
+    staleRejected: 0,
+    notOwnerRejected: 0,
+    touchCalls: 0,
+    touches: 0,
+    removes: 0,
+    transfers: 0,
+    expired: 0,
+  };
+
+  /** Connects, reads (or creates) the epoch; rejects with ReplicaStoreError if Redis cannot be reached. */
+  static async connect(options: RedisReplicaStoreOptions): Promise<RedisReplicaStore> {
+    const store = new RedisReplicaStore(options);
+    try {
+      await store.#open();
+    } catch (error) {
+      await store.close();
+      throw wrap('connect', error);
+    }
+    return store;
+  }
+
+  private constructor(options: RedisReplicaStoreOptions) {
+    if (!Number.isSafeInteger(options.idleTimeoutMs) || options.idleTimeoutMs < 1) {
+      throw new RangeError(`idleTimeoutMs must be a positive integer, got ${String(options.idleTimeoutMs)}`);
+    }
+    const isCluster = 'cluster' in options;
+    const prefix = options.keyPrefix ?? (isCluster ? '{stickylb}:' : 'stickylb:');
+    if (isCluster && !/\{[^}]+\}/.test(prefix)) {
+      throw new RangeError(`keyPrefix ${JSON.stringify(prefix)} needs a {hash tag} with a Redis Cluster`);
+    }
+    this.#idleTimeoutMs = options.idleTimeoutMs;
+    this.#logger = (options.logger ?? createSilentLogger()).child({ component: 'redis-replica-store' });
+    this.#epochKey = `${prefix}epoch`;
+    this.#ownersKey = `${prefix}owners`;
+    this.#sessionPrefix = `${prefix}s:`;
+    this.#indexPrefix = `${prefix}o:`;
+    this.#epochCheckIntervalMs = options.epochCheckIntervalMs ?? 1000;
+    this.#minReplicas = options.minReplicas ?? 0;
+    if (!Number.isSafeInteger(this.#minReplicas) || this.#minReplicas < 0) {
+      throw new RangeError(`minReplicas must be a non-negative integer, got ${String(options.minReplicas)}`);
+    }
+    if (isCluster && this.#minReplicas > 0)
+      throw new RangeError('minReplicas is not supported with a Cluster');
+    const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
+    this.#waitTimeoutMs = Math.max(1, Math.floor(commandTimeoutMs / 2));
+
+    // Fail fast: no offline queue (a command while disconnected rejects at once), a command
+    // in flight when the connection drops is resent at most once (every script is safe to
+    // resend), and none waits longer than the command timeout.
+    const common = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: commandTimeoutMs,
+      connectTimeout: commandTimeoutMs,
+      retryStrategy,
+    } satisfies RedisOptions;
+    let client: Redis | Cluster;
+    if ('cluster' in options) {
+      const { nodes, options: clusterOptions } = options.cluster;
+      client = new Cluster(nodes, {
+        ...clusterOptions,
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryStrategy,
+        redisOptions: {
+          ...clusterOptions?.redisOptions,
+          maxRetriesPerRequest: common.maxRetriesPerRequest,
+          commandTimeout: common.commandTimeout,
+          connectTimeout: common.connectTimeout,
+        },
+      });
+    } else if ('redis' in options) {
+      client = new Redis({ ...options.redis, ...common });
+    } else {
+      client = new Redis(options.url, common);
+    }
+    client.defineCommand('slbWrite', { lua: WRITE_SCRIPT });
+    client.defineCommand('slbTouch', { lua: TOUCH_SCRIPT });
+    client.defineCommand('slbRemove', { lua: REMOVE_SCRIPT });
+    client.defineCommand('slbTransfer', { lua: TRANSFER_SCRIPT, numberOfKeys: 4 });
+    client.defineCommand('slbOwned', { lua: OWNED_SCRIPT });
+    client.defineCommand('slbCounts', { lua: COUNTS_SCRIPT, numberOfKeys: 1 });
+    client.defineCommand('slbEpoch', { lua: EPOCH_SCRIPT, numberOfKeys: 1 });
+    // Without a listener ioredis prints every connection error; one log line per outage instead.
+    client.on('error', (error: Error) => this.#noteFailure(error));
+    this.#client = client as Client;
+  }
+
+  /**
+   * The epoch of the data in Redis (shared by every proxy on it). Re-read on every reconnect
+   * and every `epochCheckIntervalMs`; a Redis that lost its data gets a new one.
+   */
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  async #open(): Promise<void> {
+    await this.#client.connect();
+    await this.#checkEpoch();
+    this.#client.on('ready', () => {
+      if (this.#isFailing) this.#logger.info('redis replica store available again');
+      this.#isFailing = false;
+      void this.#checkEpoch().catch((error: unknown) => this.#noteFailure(error));
+    });
+    this.#epochTimer = setInterval(
+      () => void this.#checkEpoch().catch((error: unknown) => this.#noteFailure(error)),
+      this.#epochCheckIntervalMs,
+    );
+    this.#epochTimer.unref();
+  }
+
+  /** Reads the epoch key, creating it if Redis lost it. */
+  #checkEpoch(): Promise<void> {
+    this.#epochCheck ??= (async () => {
+      try {
+        const candidate = randomBytes(12).toString('base64url');
+        const epoch = String(await this.#client.slbEpoch(this.#epochKey, candidate));
+        if (epoch !== this.#epoch) {
+          if (this.#epoch !== '') {
+            this.#logger.warn({ previous: this.#epoch, epoch }, 'redis lost the replicas: new epoch');
+          }
+          this.#epoch = epoch;
+          this.#recordsDirty = true;
+        }
+      } finally {
+        this.#epochCheck = undefined;
+      }
+    })();
+    return this.#epochCheck;
+  }
+
+  async write(writer: string, records: ReadonlyArray<ReplicaWrite>): Promise<WriteOutcome[]> {
+    this.#assertOpen();
+    this.#counts.writeCalls++;
+    // Validated up front: a bad record must not leave half a batch applied.
+    for (const record of records) {
+      assertVersion(record.version);
+      assertTime(record.lastAccessAt);
+    }
+    if (records.length === 0) return [];
+    const now = Date.now();
+    const pipeline = this.#pipeline();
+    const index = this.#indexKey(writer);
+    for (let start = 0; start < records.length; start += RECORDS_PER_SCRIPT) {
+      const slice = records.slice(start, start + RECORDS_PER_SCRIPT);
+      const keys: string[] = [index, this.#ownersKey];
+      const args: Array<string | number> = [writer, slice.length * PRUNE_PER_RECORD];
+      for (const record of slice) {
+        // A future access time counts as now; the TTL runs from the access, as in the memory store.
+        const at = Math.min(record.lastAccessAt, now);
+        keys.push(this.#sessionKey(record.key));
+        args.push(
+          record.key,
+          String(record.version),
+          JSON.stringify(record.data) ?? 'null',
+          String(at),
+          Math.floor(at + this.#idleTimeoutMs - now),
+        );
+      }
+      pipeline.slbWrite(keys.length, ...keys, ...args);
+    }
+    const replies = await this.#exec('write', pipeline, true);
+    const counts = this.#counts;
+    const outcomes: WriteOutcome[] = [];
+    for (const reply of replies) {
+      const slice = reply as Array<WriteOutcome | number>;
+      counts.expired += Number(slice.pop());
+      for (const outcome of slice as WriteOutcome[]) {
+        if (outcome === 'ok') {
+          counts.writes++;
+          this.#recordsDirty = true;
+        } else if (outcome === 'stale') counts.staleRejected++;
+        else counts.notOwnerRejected++;
+        outcomes.push(outcome);
+      }
+    }
+    return outcomes;
+  }
+
+  async read(key: string): Promise<ReplicaRecord | undefined> {
+    this.#assertOpen();
+    let reply: Array<string | null>;
+    try {
+      reply = await this.#client.hmget(this.#sessionKey(key), 'owner', 'version', 'data', 'lastAccessAt');
+    } catch (error) {
+      throw this.#fail('read', error);
+    }
+    this.#noteSuccess();
+    const [owner, version, data, lastAccessAt] = reply;
+    return owner === null || owner === undefined
+      ? undefined
+      : toRecord(key, owner, version, data, lastAccessAt);
+  }
+
+  async readMany(keys: readonly string[]): Promise<Array<ReplicaRecord | undefined>> {
+    this.#assertOpen();
+    if (keys.length === 0) return [];
+    const pipeline = this.#pipeline();
+    for (const key of keys) pipeline.hmget(this.#sessionKey(key), 'owner', 'version', 'data', 'lastAccessAt');
+    const replies = await this.#exec('read', pipeline);
+    return replies.map((reply, i) => {
+      const [owner, version, data, lastAccessAt] = reply as Array<string | null>;
+      if (owner === null || owner === undefined) return undefined;
+      return toRecord(keys[i] as string, owner, version, data, lastAccessAt);
+    });
+  }
+
+  async touch(writer: string, keys: readonly string[], at?: number): Promise<void> {
+    this.#assertOpen();
+    this.#counts.touchCalls++;
+    if (keys.length === 0) return;
+    // The store's clock: `at` may come from a node whose clock runs ahead.
+    const now = Date.now();
+    const accessAt = String(at === undefined ? now : Math.min(at, now));
+    const pipeline = this.#pipeline();
+    this.#perSlice(keys, (hashes, slice) =>
+      pipeline.slbTouch(
+        1 + hashes.length,
+        this.#indexKey(writer),
+        ...hashes,
+        writer,
+        accessAt,
+        this.#idleTimeoutMs,
+        ...slice,
+      ),
+    );
+    const replies = await this.#exec('touch', pipeline);
+    for (const touched of replies) this.#counts.touches += Number(touched);
+  }
+
+  async remove(writer: string, keys: readonly string[]): Promise<void> {
+    this.#assertOpen();
+    if (keys.length === 0) return;
+    const pipeline = this.#pipeline();
+    this.#perSlice(keys, (hashes, slice) =>
+      pipeline.slbRemove(1 + hashes.length, this.#indexKey(writer), ...hashes, writer, ...slice),
+    );
+    const replies = await this.#exec('remove', pipeline, true);
+    for (const removed of replies) this.#counts.removes += Number(removed);
+    this.#recordsDirty = true;
+  }
+
+  /** Calls `add` per slice of ≤ KEYS_PER_SCRIPT keys, with their session hash names. */
+  #perSlice(keys: readonly string[], add: (hashes: string[], slice: readonly string[]) => void): void {
+    for (let start = 0; start < keys.length; start += KEYS_PER_SCRIPT) {
+      const slice = keys.slice(start, start + KEYS_PER_SCRIPT);
+      add(
+        slice.map((key) => this.#sessionKey(key)),
+        slice,
+      );
+    }
+  }
+
+  async transfer(key: string, from: string, to: string): Promise<ReplicaRecord | undefined> {
+    this.#assertOpen();
+    // Unique per call across every store instance (see TRANSFER_SCRIPT); no crypto per call.
+    const token = `${this.#instanceId}.${++this.#transferSeq}`;
+    let reply: unknown;
+    try {
+      reply = await this.#client.slbTransfer(
+        this.#sessionKey(key),
+        this.#indexKey(from),
+        this.#indexKey(to),
+        this.#ownersKey,
+        key,
+        from,
+        to,
+        token,
+      );
+      // A separate command (not a pipeline): a single command is resent after a dropped
+      // connection, and the token makes that safe; WAIT covers it all the same.
+      if (reply !== null && this.#minReplicas > 0) {
+        this.#assertReplicated('transfer', await this.#client.wait(this.#minReplicas, this.#waitTimeoutMs));
+      }
+    } catch (error) {
+      throw this.#fail('transfer', error);
+    }
+    this.#noteSuccess();
+    if (reply === null || reply === undefined) return undefined;
+    const [version, data, lastAccessAt] = reply as Array<string | null>;
+    this.#counts.transfers++;
+    this.#recordsDirty = true;
+    return toRecord(key, to, version, data, lastAccessAt);
+  }
+
+  async keysOf(owner: string): Promise<string[]> {
+    this.#assertOpen();
+    const index = this.#indexKey(owner);
+    const found = new Set<string>();
+    let cursor = '0';
+    try {
+      do {
+        const [next, flat] = await this.#client.zscan(index, cursor, 'COUNT', KEYS_OF_PAGE);
+        cursor = next;
+        // ZSCAN answers member, score, member, score…, and may repeat a member across pages.
+        const page: string[] = [];
+        for (let i = 0; i < flat.length; i += 2) {
+          const key = flat[i] as string;
+          if (!found.has(key)) page.push(key);
+        }
+        if (page.length === 0) continue;
+        const hashes = page.map((key) => this.#sessionKey(key));
+        const [owned, pruned] = (await this.#client.slbOwned(
+          1 + page.length,
+          index,
+          ...hashes,
+          owner,
+          ...page,
+        )) as [string[], number];
+        for (const key of owned) found.add(key);
+        this.#counts.expired += Number(pruned);
+      } while (cursor !== '0');
+    } catch (error) {
+      throw this.#fail('keysOf', error);
+    }
+    this.#noteSuccess();
+    return [...found];
+  }
+
+  /**
+   * Live replicas per owner, counted in Redis by expiry score (no hash is read: one ZCOUNT
+   * per owner). Cheap enough for the dashboard's replicas-per-node, whatever the total.
+   */
+  async countsByOwner(): Promise<Map<string, number>> {
+    this.#assertOpen();
+    let flat: unknown;
+    try {
+      flat = await this.#client.slbCounts(this.#ownersKey, this.#indexPrefix);
+    } catch (error) {
+      throw this.#fail('count', error);
+    }
+    this.#noteSuccess();
+    const counts = new Map<string, number>();
+    const pairs = flat as Array<string | number>;
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const count = Number(pairs[i + 1]);
+      if (count > 0) counts.set(String(pairs[i]), count);
+    }
+    return counts;
+  }
+
+  /**
+   * Counters of this instance since it was created, except `records`: the live replicas in
+   * Redis (of every proxy), counted in the background when this answer is over 1 s old or
+   * this instance changed something since. So it lags by one count: it is for dashboards.
+   * `expired` counts expired replicas this instance found in owner indexes and dropped
+   * (Redis expires the replicas themselves without telling anyone).
+   */
+  stats(): ReplicaStoreStats {
+    this.#recountRecords();
+    const { expired, ...counts } = this.#counts;
+    return { records: this.#records, ...counts, expired };
+  }
+
+  #recountRecords(): void {
+    if (this.#isClosed || this.#recordsCount !== undefined) return;
+    if (!this.#recordsDirty && Date.now() - this.#recordsCountedAt < RECORDS_MAX_AGE_MS) return;
+    this.#recordsDirty = false;
+    this.#recordsCountedAt = Date.now();
+    this.#recordsCount = this.countsByOwner()
+      .then(
+        (counts) => {
+          let total = 0;
+          for (const count of counts.values()) total += count;
+          this.#records = total;
+        },
+        () => {
+          // Logged once per outage by #fail; the last count stands, a later call retries.
+          this.#recordsDirty = true;
+        },
+      )
+      .finally(() => {
+        this.#recordsCount = undefined;
+      });
+  }
+
+  async close(): Promise<void> {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    clearInterval(this.#epochTimer);
+    try {
+      await this.#client.quit();
+    } catch {
+      // Not connected: nothing to say goodbye to.
+    } finally {
+      this.#client.disconnect();
+    }
+  }
+
+  #pipeline(): Pipeline {
+    return this.#client.pipeline() as Pipeline;
+  }
+
+  /**
+   * Runs a pipeline; any failed command fails the call (earlier records of a write stay
+   * applied). `durable`: then waits for `minReplicas` replicas (one more command, same trip).
+   */
+  async #exec(op: string, pipeline: Pipeline, durable = false): Promise<unknown[]> {
+    const waits = durable && this.#minReplicas > 0;
+    if (waits) pipeline.wait(this.#minReplicas, this.#waitTimeoutMs);
+    let results: Array<[error: Error | null, result: unknown]> | null;
+    try {
+      results = await pipeline.exec();
+    } catch (error) {
+      throw this.#fail(op, error);
+    }
+    if (results === null) throw this.#fail(op, new Error('pipeline discarded'));
+    const replies: unknown[] = [];
+    for (const [error, reply] of results) {
+      if (error !== null) throw this.#fail(op, error);
+      replies.push(reply);
+    }
+    if (waits) this.#assertReplicated(op, replies.pop());
+    this.#noteSuccess();
+    return replies;
+  }
+
+  /** Fails the call when fewer replicas than `minReplicas` acknowledged it. */
+  #assertReplicated(op: string, acknowledged: unknown): void {
+    if (Number(acknowledged) >= this.#minReplicas) return;
+    throw this.#fail(
+      op,
+      new Error(`only ${String(acknowledged)} of ${this.#minReplicas} Redis replicas acknowledged in time`),
+    );
+  }
+
+  #sessionKey(key: string): string {
+    return this.#sessionPrefix + key;
+  }
+
+  #indexKey(owner: string): string {
+    return this.#indexPrefix + owner;
+  }
+
+  #assertOpen(): void {
+    if (this.#isClosed) throw new ReplicaStoreError('replica store is closed');
+  }
+
+  #fail(op: string, error: unknown): ReplicaStoreError {
+    if (this.#isClosed && !(error instanceof ReplicaStoreError)) {
+      return new ReplicaStoreError('replica store is closed', { cause: error });
+    }
+    this.#noteFailure(error);
+    return wrap(op, error);
+  }
+
+  /** Logs the first failure of an outage; the 'ready' event or a success ends it. */
+  #noteFailure(error: unknown): void {
+    if (this.#isFailing || this.#isClosed) return;
+    this.#isFailing = true;
+    this.#logger.warn({ err: error }, 'redis replica store unavailable');
+  }
+
+  #noteSuccess(): void {
+    if (!this.#isFailing) return;
+    this.#isFailing = false;
+    this.#logger.info('redis replica store available again');
+  }
+}
+
+function wrap(op: string, error: unknown): ReplicaStoreError {
+  if (error instanceof ReplicaStoreError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ReplicaStoreError(`redis replica store: ${op} failed: ${message}`, { cause: error });
+}
+
+function toRecord(
+  key: string,
+  owner: string,
+  version: string | null | undefined,
+  data: string | null | undefined,
+  lastAccessAt: string | null | undefined,
+): ReplicaRecord {
+  let parsed: JsonValue;
+  try {
+    parsed = JSON.parse(data ?? 'null') as JsonValue;
+  } catch (error) {
+    throw new ReplicaStoreError(`redis replica store: replica ${key.slice(0, 6)}… is corrupt`, {
+      cause: error,
+    });
+  }
+  return { key, version: Number(version), owner, data: parsed, lastAccessAt: Number(lastAccessAt) };
+}
+
+/** A NaN or fractional version would compare false both ways and break stale detection for good. */
+function assertVersion(version: number): void {
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new RangeError(`replica version must be a positive integer, got ${String(version)}`);
+  }
+}
+
+function assertTime(at: number): void {
+  if (!Number.isSafeInteger(at) || at < 0) {
+    throw new RangeError(`replica lastAccessAt must be a non-negative integer, got ${String(at)}`);
+  }
+}
