@@ -265,6 +265,8 @@ describe('sticky sessions through the proxy', () => {
   });
 
   it('reports each node’s live sessions in /api/state', async () => {
+    // With proxy workers, sessions used reach the control plane in batches within ~20 ms.
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const state = (await (await fetch(`${cluster.adminUrl}/api/state`)).json()) as {
       nodes: Array<{ id: string; url: string; state: string; sessions: number }>;
       sessions: { total: number };
