@@ -145,6 +145,7 @@ export class StickyLb implements AdminControl {
     if (this.workers !== undefined) {
       const workers = this.workers;
       this.affinity.onMovedChange = (key, nodeId) => workers.queueMoved(key, nodeId);
+      this.affinity.onMovedFlush = () => workers.flushMoved();
       this.registry.on('state', () => workers.broadcastNodes());
       this.registry.on('changed', () => workers.broadcastNodes());
     }

@@ -3,6 +3,9 @@ import type { NodeRegistry } from '../nodes/index.js';
 import { SessionStore, type SessionEntry } from '../session/index.js';
 import type { AffinityView } from './affinity-view.js';
 
+/** The pseudo node of a session whose move is under way (no node has this id: ids are validated). */
+export const MOVING = '~moving';
+
 /** What the table remembers of a session: the node that holds it. */
 export interface AffinityRecord {
   nodeId: string;
@@ -25,6 +28,8 @@ export class AffinityTable implements AffinityView {
   untracked = 0;
   /** Told when a session's moved-to node changes (undefined: no longer moved), so proxy workers can mirror it. */
   onMovedChange: ((key: string, nodeId: string | undefined) => void) | undefined;
+  /** Told when moved changes must reach the workers now rather than on the next turn. */
+  onMovedFlush: (() => void) | undefined;
 
   constructor(options: {
     registry: NodeRegistry;
@@ -117,6 +122,27 @@ export class AffinityTable implements AffinityView {
     }
     if (nodeId === routedNodeId) {
       if (this.#moved.delete(key)) this.onMovedChange?.(key, undefined);
+    } else this.#setMoved(key, nodeId);
+  }
+
+  /**
+   * Marks sessions as being moved: until `assign` pins them, the request path sees a node
+   * that does not exist and takes the slow path, which waits for the move — so no request
+   * reaches the old node between the ownership transfer and the re-pin. `onMovedFlush`
+   * then pushes the marks to proxy workers at once.
+   */
+  markMoving(keys: readonly string[]): void {
+    for (const key of keys) this.#setMoved(key, MOVING);
+    this.onMovedFlush?.();
+  }
+
+  /** Undoes `markMoving` for sessions that could not be moved: they stay on `nodeId`. */
+  unmarkMoving(key: string, routedNodeId: string): void {
+    if (this.#moved.get(key) !== MOVING) return;
+    const nodeId = this.nodeOf(key);
+    if (nodeId === undefined || nodeId === routedNodeId) {
+      this.#moved.delete(key);
+      this.onMovedChange?.(key, undefined);
     } else this.#setMoved(key, nodeId);
   }
 

@@ -238,6 +238,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       waiting.catch(() => undefined);
       this.#moving.set(key, waiting);
     }
+    // From here until each is re-pinned, requests for these sessions wait for the move.
+    this.#affinity.markMoving(mine);
     try {
       // Group by target: one install request per target node.
       const groups = new Map<ProxyNode, string[]>();
@@ -262,6 +264,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         }),
       );
     } finally {
+      // Sessions that could not move stay where they were.
+      for (const key of mine) this.#affinity.unmarkMoving(key, fromNodeId);
       settle();
       for (const key of mine) this.#moving.delete(key);
     }

@@ -1,5 +1,6 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
+import { SessionMovedError } from '../errors.js';
 import { SESSION_HEADER, SESSION_USED_HEADER, sessionKeyOf } from '../protocol.js';
 import type { CompartmentData, SessionStore } from '../session/index.js';
 import { internalRoutes } from './internal-routes.js';
@@ -91,7 +92,16 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
       }
       onWrite(write).then(
         () => next(null, payload),
-        (error: unknown) => next(error instanceof Error ? error : new Error(String(error))),
+        (error: unknown) => {
+          if (error instanceof SessionMovedError) {
+            // The session moved to another node (failover) while this request ran here: the
+            // write was refused, never acknowledged. Hang up rather than answer: the proxy then
+            // proves the session unchanged and replays the request on the new owner.
+            request.raw.socket?.destroy();
+            return;
+          }
+          next(error instanceof Error ? error : new Error(String(error)));
+        },
       );
     },
   );

@@ -99,6 +99,11 @@ export class WorkerPool {
     this.#movedFlush ??= setImmediate(() => this.#flushMoved());
   }
 
+  /** Sends queued moved-session changes now. */
+  flushMoved(): void {
+    this.#flushMoved();
+  }
+
   reload(config: Config): void {
     this.#config = config;
     this.#broadcast({ t: 'reload', config });

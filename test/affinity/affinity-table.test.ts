@@ -1,6 +1,6 @@
 import { Agent } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AffinityTable } from '../../src/affinity/index.js';
+import { AffinityTable, MOVING } from '../../src/affinity/index.js';
 import { NodeRegistry } from '../../src/nodes/index.js';
 
 const agent = new Agent();
@@ -65,5 +65,27 @@ describe('AffinityTable', () => {
       ['k1', undefined],
     ]);
     expect(affinity.movedEntries()).toEqual([]);
+  });
+
+  it('sends a session being moved down the slow path until it is re-pinned', () => {
+    const { affinity } = table();
+    let flushes = 0;
+    affinity.onMovedFlush = () => flushes++;
+    affinity.record('k1', 'a');
+    affinity.markMoving(['k1']);
+    expect(affinity.movedNodeOf('k1')).toBe(MOVING);
+    expect(flushes).toBe(1);
+    affinity.assign('k1', 'b', '');
+    affinity.unmarkMoving('k1', 'a'); // no-op once re-pinned
+    expect(affinity.movedNodeOf('k1')).toBe('b');
+  });
+
+  it('restores a session whose move failed to the node it was on', () => {
+    const { affinity } = table();
+    affinity.record('k1', 'a');
+    affinity.markMoving(['k1']);
+    affinity.unmarkMoving('k1', 'a');
+    expect(affinity.movedNodeOf('k1')).toBeUndefined();
+    expect(affinity.hasMoved).toBe(false);
   });
 });

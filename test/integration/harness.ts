@@ -130,7 +130,9 @@ export async function startCluster(
       listen: { host: '127.0.0.1', port: replicationPort },
       secretFile: join(dir, 'replication-secret'),
     },
-    health: { interval: '250ms', timeout: '200ms', ...options.config?.health },
+    // Fast enough to see a SIGSTOP within ~1 s; slack enough that a loaded 2-core CI box
+    // does not time out a probe of a live node.
+    health: { interval: '500ms', timeout: '400ms', ...options.config?.health },
     log: { level: 'error' },
     nodes: nodeUrls.map((url, index) => ({ id: `node-${index + 1}`, url })),
   };
