@@ -21,7 +21,9 @@ import { WorkerAffinity } from './worker-affinity.js';
  * own, and reports up what it saw. Started by WorkerPool; never run by hand.
  */
 function send(message: WorkerMessage): void {
-  if (process.connected) process.send?.(message);
+  // A callback, so a primary that just died fails the write quietly (the 'disconnect' handler
+  // then ends this worker) instead of raising an 'error' event.
+  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
 }
 
 function applyNodes(registry: NodeRegistry, nodes: readonly NodeSnapshot[]): void {

@@ -141,7 +141,7 @@ export class WorkerPool {
               return;
             }
             worker.once('exit', () => done());
-            worker.send({ t: 'shutdown', graceMs } satisfies PrimaryMessage);
+            this.#send(worker, { t: 'shutdown', graceMs });
             setTimeout(() => worker.process.kill('SIGKILL'), graceMs + 2000).unref();
           }),
       ),
@@ -152,11 +152,14 @@ export class WorkerPool {
     const worker = cluster.fork({ STICKYLB_WORKER: '1' });
     this.forks++;
     this.#workers.add(worker);
+    worker.on('error', (error) =>
+      this.#logger.warn({ pid: worker.process.pid, err: error }, 'proxy worker channel error'),
+    );
     return new Promise((resolvePort, reject) => {
       let isListening = false;
       worker.on('message', (message: WorkerMessage) => {
         if (message.t === 'ready') {
-          worker.send({
+          this.#send(worker, {
             t: 'init',
             // The listen address exactly as configured: node:cluster shares one handle per
             // (address, port) key, so a replacement asking for port 0 joins the same socket.
@@ -236,7 +239,7 @@ export class WorkerPool {
   #reply(worker: Worker, message: PrimaryMessage): void {
     // Moved entries first, so the worker's mirror already knows where the session went.
     this.#flushMoved();
-    if (!worker.isDead()) worker.send(message);
+    if (!worker.isDead()) this.#send(worker, message);
   }
 
   #flushMoved(): void {
@@ -249,6 +252,19 @@ export class WorkerPool {
   }
 
   #broadcast(message: PrimaryMessage): void {
-    for (const worker of this.#workers) if (worker.isConnected()) worker.send(message);
+    for (const worker of this.#workers) this.#send(worker, message);
+  }
+
+  /**
+   * Sends to one worker. A worker killed a moment ago may still look connected: the write then
+   * fails (EPIPE) into the callback instead of an 'error' event that would end this process;
+   * its 'exit' handler replaces it.
+   */
+  #send(worker: Worker, message: PrimaryMessage): void {
+    if (!worker.isConnected()) return;
+    worker.send(message, (error: Error | null) => {
+      if (error)
+        this.#logger.debug({ pid: worker.process.pid, err: error }, 'message to a dying proxy worker lost');
+    });
   }
 }
