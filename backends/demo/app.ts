@@ -23,6 +23,8 @@ export interface DemoAppOptions {
   onWrite?: SessionPluginOptions['onWrite'];
   /** The replication secret: enables the node-internal routes failover uses. */
   internalSecret?: string;
+  /** More numbers for the proxy's admin, served with the store metrics. */
+  nodeMetrics?: () => Record<string, unknown>;
 }
 
 /** Largest request body the node accepts. */
@@ -72,6 +74,7 @@ export async function buildDemoApp(options: DemoAppOptions): Promise<FastifyInst
     store,
     ...(options.onWrite ? { onWrite: options.onWrite } : {}),
     ...(options.internalSecret ? { internalSecret: options.internalSecret } : {}),
+    ...(options.nodeMetrics ? { nodeMetrics: options.nodeMetrics } : {}),
   });
   await app.register(fastifyWebsocket, { options: { maxPayload: BODY_LIMIT_BYTES } });
 

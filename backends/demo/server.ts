@@ -99,6 +99,8 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     store,
     logger,
     internalSecret: secret,
+    // Replication lag (writes queued) and failures, for the dashboard and /metrics.
+    nodeMetrics: () => ({ replication: replicator.stats() }),
     onWrite: (write) =>
       write.kind === 'updated'
         ? replicator.write(write.key, write.entry.version, write.entry.value, write.entry.lastAccessAt)

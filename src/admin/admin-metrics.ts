@@ -13,6 +13,10 @@ const SNAPSHOT_TTL_MS = 250;
  * value is read lazily in `collect()` from counters the proxy keeps anyway, so the request
  * path never calls prom-client. `extra` adds gauges of the admin listener itself.
  */
+
+/** A node row of /api/state with the node's own report (see NodeMetrics). */
+type NodeWithStore = { store?: { replication?: { pending: number; failedRequests: number } } };
+
 export function createAdminMetrics(control: AdminControl, extra: { sseClients: () => number }): AdminMetrics {
   const registry = new Registry();
   let cached: AdminState | undefined;
@@ -65,6 +69,18 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   );
   gauge('stickylb_node_in_flight', 'Requests in flight to the node', ['node'], () =>
     perNode((node) => node.inFlight),
+  );
+  gauge(
+    'stickylb_node_replication_pending',
+    'Session writes queued on the node, not yet in the replica store (replication lag)',
+    ['node'],
+    () => perNode((node) => (node as NodeWithStore).store?.replication?.pending ?? 0),
+  );
+  counter(
+    'stickylb_node_replication_failed_requests_total',
+    'Replication requests from the node that failed',
+    ['node'],
+    () => perNode((node) => (node as NodeWithStore).store?.replication?.failedRequests ?? 0),
   );
   gauge('stickylb_node_weight', 'Balancing weight of the node', ['node'], () =>
     perNode((node) => node.weight),

@@ -1,11 +1,14 @@
 import { request, type Agent } from 'node:http';
 import { SECRET_HEADER } from '../protocol.js';
+import type { ReplicatorStats } from '../replication/index.js';
 import type { StoreMetrics } from '../session/index.js';
 
 /** What a node reports about its session store (`GET /_stickylb/metrics` on the node). */
 export interface NodeStoreReport {
   store: StoreMetrics;
   compartments: Array<{ path: string; bytes: number; sessions: number }>;
+  /** The node's replicator: writes queued (the lag) and failed requests; absent on nodes without one. */
+  replication?: ReplicatorStats;
   at: number;
 }
 

@@ -48,7 +48,8 @@ function topCompartments(
 export const internalRoutes: FastifyPluginAsync<{
   store: SessionStore<CompartmentData>;
   secret: string;
-}> = async (app, { store, secret }) => {
+  nodeMetrics?: (() => Record<string, unknown>) | undefined;
+}> = async (app, { store, secret, nodeMetrics }) => {
   const expected = createHash('sha256').update(secret).digest();
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const given = request.headers[SECRET_HEADER];
@@ -106,6 +107,7 @@ export const internalRoutes: FastifyPluginAsync<{
 
   // The node's store metrics, for the proxy's admin API and dashboard.
   app.get('/_stickylb/metrics', async () => ({
+    ...nodeMetrics?.(),
     store: store.metrics(),
     compartments: topCompartments(store),
   }));

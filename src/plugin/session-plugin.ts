@@ -30,6 +30,8 @@ export interface SessionPluginOptions {
    * proxy's failover manager calls (install moved-in sessions, evict moved-away ones).
    */
   internalSecret?: string;
+  /** More of this node's numbers for the proxy's admin (e.g. its replication queue), served with the store metrics. */
+  nodeMetrics?: () => Record<string, unknown>;
 }
 
 /** Ids are base64url parts joined by dots; anything else never reaches the store. */
@@ -53,7 +55,11 @@ function createHandle(
 const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done) => {
   const { store, onWrite } = options;
   if (options.internalSecret !== undefined) {
-    void app.register(internalRoutes, { store, secret: options.internalSecret });
+    void app.register(internalRoutes, {
+      store,
+      secret: options.internalSecret,
+      nodeMetrics: options.nodeMetrics,
+    });
   }
   const headerName = (options.headerName ?? SESSION_HEADER).toLowerCase();
 

@@ -293,6 +293,13 @@ describe('sticky sessions through the proxy', () => {
       return store?.compartments.some((c) => c.path === 'cart') ? store : undefined;
     });
     expect(report.store.total).toBeGreaterThan(0);
+    // The node's replication queue (lag) and failures reach /api/state and /metrics too.
+    expect(
+      (report as unknown as { replication: { pending: number } }).replication.pending,
+    ).toBeGreaterThanOrEqual(0);
+    const metrics = await (await fetch(`${cluster.adminUrl}/metrics`)).text();
+    expect(metrics).toContain(`stickylb_node_replication_pending{node="${node}"}`);
+    expect(metrics).toContain(`stickylb_node_replication_failed_requests_total{node="${node}"}`);
   });
 
   it('aborts the upstream request as soon as the client leaves mid-response', async () => {
