@@ -6,6 +6,7 @@ export type {
   ReplicaWrite,
   WriteOutcome,
 } from './replica-store.js';
+export { DeferredReplicaStore } from './deferred-replica-store.js';
 export { MemoryReplicaStore, type MemoryReplicaStoreOptions } from './memory-replica-store.js';
 export {
   RedisReplicaStore,
@@ -17,9 +18,19 @@ export {
   Replicator,
   type ReplicatedSession,
   type ReplicatorOptions,
+  type ReplicatorBaseOptions,
+  type HttpReplicatorOptions,
+  type TransportReplicatorOptions,
   type ReplicatorStats,
   type SeedResult,
 } from './replicator.js';
+export {
+  HttpReplicaTransport,
+  StoreReplicaTransport,
+  type ReplicaTransport,
+  type SerialisedRecord,
+  type TransportWriteResult,
+} from './replica-transport.js';
 export { SessionMovedError } from '../errors.js';
 export { REPLICA_PATH_PREFIX, REPLICA_ROUTES } from './replication-protocol.js';
 export { replicaEndpointOf } from './replica-endpoint.js';

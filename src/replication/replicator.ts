@@ -1,19 +1,30 @@
 import { ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CompartmentData, JsonValue } from '../session/index.js';
-import { ReplicaHttpClient } from './replica-http-client.js';
 import { ReplicaQueue, batchWrites, serialiseWrite, type PendingWrite } from './replica-queue.js';
 import type { WriteOutcome } from './replica-store.js';
-import { MAX_KEYS_PER_REQUEST, NODE_ID_PATTERN, REPLICA_ROUTES } from './replication-protocol.js';
+import { HttpReplicaTransport, type ReplicaTransport } from './replica-transport.js';
+import { MAX_KEYS_PER_REQUEST, NODE_ID_PATTERN } from './replication-protocol.js';
 import type {
+  HttpReplicatorOptions,
   ReplicatedSession,
+  ReplicatorBaseOptions,
   ReplicatorOptions,
   ReplicatorStats,
   SeedResult,
+  TransportReplicatorOptions,
 } from './replicator-types.js';
 import { SessionMovedError } from '../errors.js';
 
-export type { ReplicatedSession, ReplicatorOptions, ReplicatorStats, SeedResult };
+export type {
+  HttpReplicatorOptions,
+  ReplicatedSession,
+  ReplicatorBaseOptions,
+  ReplicatorOptions,
+  ReplicatorStats,
+  SeedResult,
+  TransportReplicatorOptions,
+};
 
 const NODE_ID_REGEXP = new RegExp(NODE_ID_PATTERN);
 const SEED_BATCH_RECORDS = 500;
@@ -22,7 +33,8 @@ const RETRY_DELAY_MS = 500;
 const resolved = Promise.resolve();
 
 /**
- * The node side of replication: sends every session change to the proxy's replica store.
+ * The node side of replication: sends every session change to the replica store (over
+ * HTTP to the proxy's `memory` store, or through a given transport, e.g. straight to Redis).
  *
  * One pipeline serves both modes: writes and removals wait in a per-key queue and go out in
  * rounds, one round in flight at a time. In `sync` mode a round starts on the next turn of
@@ -39,7 +51,7 @@ export class Replicator {
   readonly #nodeId: string;
   readonly #mode: 'sync' | 'async';
   readonly #flushIntervalMs: number;
-  readonly #client: ReplicaHttpClient;
+  readonly #client: ReplicaTransport;
   readonly #logger: Logger;
   readonly #onEpochChange: ReplicatorOptions['onEpochChange'];
   readonly #onSessionMoved: ReplicatorOptions['onSessionMoved'];
@@ -69,12 +81,15 @@ export class Replicator {
     this.#logger = options.logger.child({ component: 'replicator' });
     this.#onEpochChange = options.onEpochChange;
     this.#onSessionMoved = options.onSessionMoved;
-    this.#client = new ReplicaHttpClient({
-      endpoint: options.endpoint,
-      secret: options.secret,
-      agent: options.agent,
-      timeoutMs: options.timeoutMs ?? 5000,
-    });
+    this.#client =
+      'transport' in options
+        ? options.transport
+        : new HttpReplicaTransport({
+            endpoint: options.endpoint,
+            secret: options.secret,
+            agent: options.agent,
+            timeoutMs: options.timeoutMs ?? 5000,
+          });
     this.#touchTimer = setInterval(() => void this.#sendTouches(), options.touchIntervalMs ?? 1000);
     this.#touchTimer.unref();
   }
@@ -166,10 +181,10 @@ export class Replicator {
 
   /** Asks the store for its epoch now (noticing a change as any answer does); resolves to it. */
   async checkEpoch(): Promise<string> {
-    const answer = (await this.#client.get(REPLICA_ROUTES.epoch)) as { epoch?: unknown };
+    const epoch = await this.#client.epoch();
     this.#noteSuccess();
-    this.#noteEpoch(answer.epoch);
-    return String(answer.epoch);
+    this.#noteEpoch(epoch);
+    return String(epoch);
   }
 
   /**
@@ -251,7 +266,7 @@ export class Replicator {
     for (let start = 0; start < removeKeys.length; start += MAX_KEYS_PER_REQUEST) {
       const keys = removeKeys.slice(start, start + MAX_KEYS_PER_REQUEST);
       this.#stats.removeRequests++;
-      const failure = await this.#postKeys(REPLICA_ROUTES.remove, keys).then(
+      const failure = await this.#postKeys('remove', keys).then(
         () => undefined,
         (error: unknown) => this.#noteFailure(error),
       );
@@ -314,23 +329,14 @@ export class Replicator {
   async #postWrites(batch: PendingWrite[]): Promise<WriteOutcome[]> {
     this.#stats.writeRequests++;
     this.#stats.recordsSent += batch.length;
-    const records = batch.map((write) => write.json).join(',');
-    const body = `{"node":"${this.#nodeId}","records":[${records}]}`;
-    const answer = (await this.#client.post(REPLICA_ROUTES.write, body)) as {
-      epoch?: unknown;
-      outcomes?: unknown;
-    };
-    if (!Array.isArray(answer.outcomes) || answer.outcomes.length !== batch.length) {
-      throw new ReplicaStoreError('replica store answered a write without one outcome per record');
-    }
+    const answer = await this.#client.write(this.#nodeId, batch);
     this.#noteSuccess();
     this.#noteEpoch(answer.epoch);
-    return answer.outcomes as WriteOutcome[];
+    return answer.outcomes;
   }
 
-  async #postKeys(route: string, keys: readonly string[]): Promise<void> {
-    const body = JSON.stringify({ node: this.#nodeId, keys });
-    const answer = (await this.#client.post(route, body)) as { epoch?: unknown };
+  async #postKeys(route: 'touch' | 'remove', keys: readonly string[]): Promise<void> {
+    const answer = await this.#client[route](this.#nodeId, keys);
     this.#noteSuccess();
     this.#noteEpoch(answer.epoch);
   }
@@ -345,7 +351,7 @@ export class Replicator {
       if (keys.length === 0) await this.checkEpoch();
       for (let start = 0; start < keys.length; start += MAX_KEYS_PER_REQUEST) {
         this.#stats.touchRequests++;
-        await this.#postKeys(REPLICA_ROUTES.touch, keys.slice(start, start + MAX_KEYS_PER_REQUEST));
+        await this.#postKeys('touch', keys.slice(start, start + MAX_KEYS_PER_REQUEST));
       }
     } catch (error) {
       this.#noteFailure(error);
