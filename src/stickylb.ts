@@ -17,7 +17,7 @@ import {
 } from './admin/index.js';
 import { AffinityTable, SessionIdCodec } from './affinity/index.js';
 import type { Config } from './config/index.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, ReplicaStoreError } from './errors.js';
 import { FailoverManager, SessionInstaller, type MoveReport } from './failover/index.js';
 import { HealthChecker, healthSettingsFrom } from './health/index.js';
 import type { Logger } from './log.js';
@@ -26,7 +26,13 @@ import { createDataPlane, createUpstreamAgent } from './proxy/data-plane.js';
 import type { ProxyServer } from './proxy/proxy-server.js';
 import type { Router } from './proxy/router.js';
 import { WorkerPool } from './proxy/worker-pool.js';
-import { buildReplicationServer, MemoryReplicaStore } from './replication/index.js';
+import {
+  buildReplicationServer,
+  DeferredReplicaStore,
+  MemoryReplicaStore,
+  RedisReplicaStore,
+  type ReplicaStore,
+} from './replication/index.js';
 import { loadSecret } from './secret-file.js';
 import { SessionStore } from './session/index.js';
 
@@ -41,7 +47,12 @@ export class StickyLb implements AdminControl {
   readonly router: Router;
   readonly proxy: ProxyServer;
   readonly health: HealthChecker;
-  readonly replicas: MemoryReplicaStore;
+  /** The replica store: `memory` in this process, or `redis` (connected by `listen`). */
+  readonly replicas: ReplicaStore;
+  /** Set with `replication.store: memory`: hosted for the nodes by the replication listener. */
+  readonly #memoryReplicas: MemoryReplicaStore | undefined;
+  /** Set with `replication.store: redis`: connected to Redis by `listen`. */
+  readonly #redisReplicas: DeferredReplicaStore | undefined;
   readonly failover: FailoverManager;
   readonly events = new EventLog();
   /** Per-node request rate and latency, fed by the proxy's response hook (admin). */
@@ -158,11 +169,17 @@ export class StickyLb implements AdminControl {
     this.health.on('node:down', (nodeId, reason) => this.#onHealth(nodeId, false, reason));
     this.health.on('node:up', (nodeId) => this.#onHealth(nodeId, true, 'health checks pass'));
 
-    this.replicas = new MemoryReplicaStore({
-      idleTimeoutMs: config.session.idleTimeout,
-      maxSessions: config.session.maxSessions,
-      sweepIntervalMs: config.session.sweepInterval,
-    });
+    if (config.replication.store === 'redis') {
+      this.#redisReplicas = new DeferredReplicaStore();
+      this.replicas = this.#redisReplicas;
+    } else {
+      this.#memoryReplicas = new MemoryReplicaStore({
+        idleTimeoutMs: config.session.idleTimeout,
+        maxSessions: config.session.maxSessions,
+        sweepIntervalMs: config.session.sweepInterval,
+      });
+      this.replicas = this.#memoryReplicas;
+    }
     this.failover = new FailoverManager({
       registry: this.registry,
       affinity: this.affinity,
@@ -216,17 +233,36 @@ export class StickyLb implements AdminControl {
 
   /** Starts the replication, proxy and admin listeners (ports from the config; 0 picks a free one) and health checks. */
   async listen(): Promise<void> {
+    const { proxy, admin, replication, redis, session } = this.#config;
+    if (this.#redisReplicas !== undefined) {
+      // Nodes write to Redis themselves: no replication listener.
+      let store: RedisReplicaStore;
+      try {
+        store = await RedisReplicaStore.connect({
+          url: redis.url,
+          idleTimeoutMs: session.idleTimeout,
+          logger: this.#logger,
+        });
+      } catch (error) {
+        throw new ReplicaStoreError(
+          `replica store: cannot reach Redis at redis.url ${redis.url}: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      }
+      this.#redisReplicas.attach(store);
+    }
     this.affinity.start();
-    this.replicas.start();
+    this.#memoryReplicas?.start();
     this.#clientIps?.start();
-    const { proxy, admin, replication } = this.#config;
-    this.#replication = await buildReplicationServer({
-      store: this.replicas,
-      secret: this.#replicationSecret,
-      logger: this.#logger.child({ component: 'replication' }),
-    });
-    await this.#replication.listen({ port: replication.listen.port, host: replication.listen.host });
-    this.replicationAddress = this.#replication.server.address() as AddressInfo;
+    if (this.#memoryReplicas !== undefined) {
+      this.#replication = await buildReplicationServer({
+        store: this.#memoryReplicas,
+        secret: this.#replicationSecret,
+        logger: this.#logger.child({ component: 'replication' }),
+      });
+      await this.#replication.listen({ port: replication.listen.port, host: replication.listen.host });
+      this.replicationAddress = this.#replication.server.address() as AddressInfo;
+    }
     if (this.workers === undefined) {
       this.proxyAddress = await this.proxy.listen(proxy.listen.port, proxy.listen.host);
     } else {

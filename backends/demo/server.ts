@@ -1,10 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config/index.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, ReplicaStoreError } from '../../src/errors.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { EXIT_WITH_PARENT_ENV } from '../../src/nodes/index.js';
-import { replicaEndpointOf, Replicator } from '../../src/replication/index.js';
+import {
+  RedisReplicaStore,
+  replicaEndpointOf,
+  Replicator,
+  StoreReplicaTransport,
+} from '../../src/replication/index.js';
 import { loadSecret } from '../../src/secret-file.js';
 import { SessionStore, type CompartmentData } from '../../src/session/index.js';
 import { buildDemoApp } from './app.js';
@@ -68,14 +73,34 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     sweepIntervalMs: config.session.sweepInterval,
   });
   const secret = loadSecret(config.replication);
+  // `redis`: the node writes to Redis itself (no proxy hop); `memory`: HTTP to the proxy.
+  const redisStore =
+    config.replication.store === 'redis'
+      ? await RedisReplicaStore.connect({
+          url: config.redis.url,
+          idleTimeoutMs: config.session.idleTimeout,
+          logger,
+        }).catch((error: unknown) => {
+          throw new ReplicaStoreError(
+            `replica store: cannot reach Redis at redis.url ${config.redis.url}: ${error instanceof Error ? error.message : String(error)}`,
+            { cause: error },
+          );
+        })
+      : undefined;
+  const transport =
+    redisStore === undefined
+      ? {
+          endpoint: replicaEndpointOf(config),
+          secret,
+          timeoutMs: config.replication.timeout,
+        }
+      : { transport: new StoreReplicaTransport(redisStore) };
   const replicator = new Replicator({
     nodeId,
-    endpoint: replicaEndpointOf(config),
-    secret,
+    ...transport,
     mode: config.replication.mode,
     flushIntervalMs: config.replication.flushInterval,
     touchIntervalMs: config.replication.touchInterval,
-    timeoutMs: config.replication.timeout,
     logger,
     // The proxy restarted and its memory replica store is empty: give it every session again.
     onEpochChange: () => {
@@ -110,6 +135,8 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     await app.listen({ host, port });
   } catch (error) {
     await app.close();
+    await replicator.close();
+    await redisStore?.close();
     throw error;
   }
   store.start();
@@ -126,6 +153,7 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
         await replicator.close();
       } finally {
         store.stop();
+        await redisStore?.close();
       }
       logger.info('node stopped');
     })());
