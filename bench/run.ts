@@ -1,7 +1,7 @@
 /**
  * Runs the benchmarks and writes bench/results/<name>.json|md.
  *
- *   npm run bench                          store, proxy, failover
+ *   npm run bench                          store, proxy, failover, scale
  *   node dist/bench/run.js proxy failover  the named ones
  *
  * Environment: BENCH_QUICK=1 (short rounds, for a smoke run), BENCH_ROUNDS, BENCH_DURATION
@@ -10,10 +10,11 @@
  */
 import os from 'node:os';
 import { runFailoverBench } from './failover.js';
+import { runScaleBench } from './scale.js';
 import { runProxyBench } from './proxy.js';
 import { runStoreBench } from './store.js';
 
-const BENCHES = ['store', 'proxy', 'failover'] as const;
+const BENCHES = ['store', 'proxy', 'failover', 'scale'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const isQuick = process.env.BENCH_QUICK === '1';
@@ -58,6 +59,8 @@ const runners: Record<BenchName, () => Promise<unknown>> = {
       ...(durationSec !== undefined ? { latencyDurationSec: durationSec } : {}),
       ...(isQuick ? { sessions: 150, afterKillMs: 2500 } : {}),
     }),
+  scale: () =>
+    runScaleBench(process.env.BENCH_RESULTS_DIR ? { resultsDir: process.env.BENCH_RESULTS_DIR } : {}),
 };
 
 const requested = process.argv.slice(2);

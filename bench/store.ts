@@ -133,7 +133,8 @@ function randomIndexes(count: number, max: number): Uint32Array {
   return indexes;
 }
 
-function findGc(): () => void {
+/** `global.gc`, enabled at run time when the process was started without --expose-gc. */
+export function findGc(): () => void {
   const exposed = (globalThis as { gc?: () => void }).gc;
   if (exposed) return exposed;
   v8.setFlagsFromString('--expose-gc');

@@ -1,0 +1,229 @@
+/**
+ * Scale figures (issue 6): how the control plane's memory and CPU grow with the sessions it
+ * holds (affinity table + memory replica store, 10k / 100k / 1M sessions), and how the proxy's
+ * memory grows with idle keep-alive client connections (1k / 10k, on loopback).
+ *
+ * Run: `npm run build && node --expose-gc dist/bench/scale.js` (or `node dist/bench/run.js scale`).
+ */
+import { randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { AffinityTable } from '../src/affinity/index.js';
+import { NodeRegistry } from '../src/nodes/index.js';
+import { MemoryReplicaStore } from '../src/replication/index.js';
+import { findGc } from './store.js';
+import {
+  BenchProcess,
+  CLI,
+  describeMachine,
+  finishMachine,
+  freePort,
+  machineLine,
+  makeTempDir,
+  resultsDirOf,
+  round,
+  sleep,
+  waitForHttp,
+  writeResults,
+} from './common.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const gc = findGc();
+
+function heapUsed(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+interface SessionRow {
+  sessions: number;
+  bytesPerSession: number;
+  recordMicros: number;
+  replicaWriteMicros: number;
+  emptySweepMs: number;
+}
+
+/** Control-plane state for `count` sessions: one affinity entry and one replica each. */
+async function measureSessions(count: number): Promise<SessionRow> {
+  const agent = new Agent();
+  const registry = new NodeRegistry(
+    ['node-1', 'node-2', 'node-3'].map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
+    { routeOf: (id) => id, agent },
+  );
+  const before = heapUsed();
+  const affinity = new AffinityTable({
+    registry,
+    idleTimeoutMs: 30 * 60_000,
+    maxSessions: 2_000_000,
+    sweepIntervalMs: 1000,
+    activeWindowMs: 60_000,
+  });
+  const replicas = new MemoryReplicaStore({ idleTimeoutMs: 30 * 60_000, maxSessions: 2_000_000 });
+  const keys = Array.from({ length: count }, () => randomBytes(16).toString('base64url'));
+  const data = () => ({ values: { count: 1 }, children: {} });
+
+  let started = process.cpuUsage();
+  for (let i = 0; i < count; i++) affinity.record(keys[i] as string, `node-${(i % 3) + 1}`, true, 1);
+  const recordCpu = process.cpuUsage(started);
+
+  started = process.cpuUsage();
+  const now = Date.now();
+  for (let i = 0; i < count; i += 1000) {
+    const batch = keys
+      .slice(i, i + 1000)
+      .map((key) => ({ key, version: 1, data: data(), lastAccessAt: now }));
+    await replicas.write(`node-${((i / 1000) % 3) + 1}`, batch);
+  }
+  const writeCpu = process.cpuUsage(started);
+  keys.length = 0;
+  const after = heapUsed();
+
+  const sweepStart = performance.now();
+  await affinity.store.sweep();
+  const emptySweepMs = performance.now() - sweepStart;
+
+  const row = {
+    sessions: count,
+    bytesPerSession: round((after - before) / count, 0),
+    recordMicros: round((recordCpu.user + recordCpu.system) / count, 3),
+    replicaWriteMicros: round((writeCpu.user + writeCpu.system) / count, 3),
+    emptySweepMs: round(emptySweepMs, 3),
+  };
+  affinity.stop();
+  await replicas.close();
+  agent.destroy();
+  return row;
+}
+
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+interface ConnectionRow {
+  connections: number;
+  proxyRssMb: number;
+  bytesPerConnection: number;
+  servedMeanwhile: boolean;
+}
+
+/** A proxy (one worker) with `count` idle keep-alive clients that each made one request. */
+async function measureConnections(counts: number[]): Promise<ConnectionRow[]> {
+  const dir = makeTempDir('stickylb-scale-');
+  const [proxyPort, adminPort, replicationPort, nodePort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  const config = join(dir, 'config.yaml');
+  writeFileSync(
+    config,
+    [
+      `proxy: { listen: { host: 127.0.0.1, port: ${proxyPort} }, workers: 1, maxConnections: 20000, timeouts: { idle: 5m } }`,
+      `admin: { listen: { host: 127.0.0.1, port: ${adminPort} } }`,
+      `replication: { listen: { host: 127.0.0.1, port: ${replicationPort} }, secretFile: ${join(dir, 'rs')} }`,
+      `session: { secretFile: ${join(dir, 's')} }`,
+      'log: { level: warn }',
+      `nodes: [{ id: node-1, url: "http://127.0.0.1:${nodePort}" }]`,
+    ].join('\n'),
+  );
+  const node = new BenchProcess('node-1', process.execPath, [
+    CLI,
+    'backend',
+    '--id',
+    'node-1',
+    '--config',
+    config,
+  ]);
+  await waitForHttp('node-1', `http://127.0.0.1:${nodePort}/health`, node);
+  const proxy = new BenchProcess('proxy', process.execPath, [CLI, 'proxy', '--config', config]);
+  const rows: ConnectionRow[] = [];
+  const sockets: Socket[] = [];
+  try {
+    await waitForHttp('proxy', `http://127.0.0.1:${proxyPort}/health`, proxy);
+    await sleep(500);
+    const baseline = rssOf(proxy.pid);
+    for (const count of counts) {
+      while (sockets.length < count) {
+        const wave = Math.min(500, count - sockets.length);
+        await Promise.all(
+          Array.from(
+            { length: wave },
+            () =>
+              new Promise<void>((resolve, reject) => {
+                const socket = connect(proxyPort, '127.0.0.1', () =>
+                  socket.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`),
+                );
+                socket.once('data', () => resolve());
+                socket.once('error', reject);
+                sockets.push(socket);
+              }),
+          ),
+        );
+      }
+      await sleep(500);
+      const response = await fetch(`http://127.0.0.1:${proxyPort}/health`);
+      const rss = rssOf(proxy.pid);
+      rows.push({
+        connections: count,
+        proxyRssMb: round(rss / 1048576, 1),
+        bytesPerConnection: round((rss - baseline) / count, 0),
+        servedMeanwhile: response.ok,
+      });
+    }
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await proxy.stop();
+    await node.stop();
+  }
+  return rows;
+}
+
+export async function runScaleBench(options: { resultsDir?: string | false } = {}): Promise<unknown> {
+  const machine = describeMachine();
+  const sessions: SessionRow[] = [];
+  for (const count of [10_000, 100_000, 1_000_000]) sessions.push(await measureSessions(count));
+  const connections = await measureConnections([1000, 10_000]);
+  finishMachine(machine);
+  const result = { machine, sessions, connections };
+  const markdown = [
+    '# Scale figures (bench/scale)',
+    '',
+    machineLine(machine),
+    'Reproduce: `npm run build && node --expose-gc dist/bench/scale.js`.',
+    '',
+    '## Control-plane state per session (affinity table + memory replica store, small session)',
+    '',
+    '| sessions | heap bytes / session | record CPU µs | replica write CPU µs (batches of 1000) | sweep with nothing expired |',
+    '| --- | --- | --- | --- | --- |',
+    ...sessions.map(
+      (r) =>
+        `| ${r.sessions.toLocaleString('en')} | ${r.bytesPerSession} | ${r.recordMicros} | ${r.replicaWriteMicros} | ${r.emptySweepMs} ms |`,
+    ),
+    '',
+    '## Proxy memory with idle keep-alive client connections (`workers: 1`, loopback)',
+    '',
+    '| connections | proxy RSS | bytes / connection | a new request served meanwhile |',
+    '| --- | --- | --- | --- |',
+    ...connections.map(
+      (r) =>
+        `| ${r.connections.toLocaleString('en')} | ${r.proxyRssMb} MB | ${r.bytesPerConnection} | ${r.servedMeanwhile ? 'yes' : 'NO'} |`,
+    ),
+    '',
+  ].join('\n');
+  writeResults(resultsDirOf(options.resultsDir), 'scale', result, markdown);
+  console.log(markdown);
+  return result;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runScaleBench().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
