@@ -5,6 +5,7 @@ import { loadConfig, type Config } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { LocalNodes } from './nodes/index.js';
+import { loadSecret } from './secret-file.js';
 import { StickyLb } from './stickylb.js';
 
 const USAGE = `usage:
@@ -97,6 +98,9 @@ async function runProxy(
     }
   });
 
+  // Generated secrets exist before any node starts, so every process reads the same ones.
+  loadSecret(config.session);
+  loadSecret(config.replication);
   try {
     await nodes?.start(config.nodes, config.health.path);
   } catch (error) {
