@@ -6,19 +6,7 @@ import type {
   ReplicaWrite,
   WriteOutcome,
 } from './replica-store.js';
-
-const EMPTY_STATS: ReplicaStoreStats = {
-  records: 0,
-  writeCalls: 0,
-  writes: 0,
-  staleRejected: 0,
-  notOwnerRejected: 0,
-  touchCalls: 0,
-  touches: 0,
-  removes: 0,
-  transfers: 0,
-  expired: 0,
-};
+import { emptyReplicaStats } from './replica-store.js';
 
 /**
  * A ReplicaStore whose implementation is connected later (a RedisReplicaStore connects
@@ -68,7 +56,7 @@ export class DeferredReplicaStore implements ReplicaStore {
   }
 
   stats(): ReplicaStoreStats {
-    return this.#store?.stats() ?? { ...EMPTY_STATS };
+    return this.#store?.stats() ?? emptyReplicaStats();
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@ import type {
   ReplicaWrite,
   WriteOutcome,
 } from './replica-store.js';
+import { emptyReplicaStats } from './replica-store.js';
 
 /** Options of a MemoryReplicaStore; durations in milliseconds. */
 export interface MemoryReplicaStoreOptions {
@@ -45,16 +46,7 @@ export class MemoryReplicaStore implements ReplicaStore {
   readonly epoch = randomBytes(12).toString('base64url');
   readonly #sessions: SessionStore<ReplicaSlot>;
   #isClosed = false;
-  readonly #counts = {
-    writeCalls: 0,
-    writes: 0,
-    staleRejected: 0,
-    notOwnerRejected: 0,
-    touchCalls: 0,
-    touches: 0,
-    removes: 0,
-    transfers: 0,
-  };
+  readonly #counts = emptyReplicaStats();
 
   constructor(options: MemoryReplicaStoreOptions) {
     this.#sessions = new SessionStore<ReplicaSlot>({
@@ -168,8 +160,8 @@ export class MemoryReplicaStore implements ReplicaStore {
   stats(): ReplicaStoreStats {
     const metrics = this.#sessions.metrics();
     return {
-      records: this.#sessions.size,
       ...this.#counts,
+      records: this.#sessions.size,
       expired: metrics.expiredTotal + metrics.evictedTotal,
     };
   }

@@ -17,6 +17,7 @@ import type {
   ReplicaWrite,
   WriteOutcome,
 } from './replica-store.js';
+import { emptyReplicaStats } from './replica-store.js';
 import {
   COUNTS_SCRIPT,
   EPOCH_SCRIPT,
@@ -122,17 +123,7 @@ export class RedisReplicaStore implements ReplicaStore {
   #recordsCountedAt = -Infinity;
   #recordsDirty = true;
   #recordsCount: Promise<void> | undefined;
-  readonly #counts = {
-    writeCalls: 0,
-    writes: 0,
-    staleRejected: 0,
-    notOwnerRejected: 0,
-    touchCalls: 0,
-    touches: 0,
-    removes: 0,
-    transfers: 0,
-    expired: 0,
-  };
+  readonly #counts = emptyReplicaStats();
 
   /** Connects, reads (or creates) the epoch; rejects with ReplicaStoreError if Redis cannot be reached. */
   static async connect(options: RedisReplicaStoreOptions): Promise<RedisReplicaStore> {
@@ -476,8 +467,7 @@ export class RedisReplicaStore implements ReplicaStore {
    */
   stats(): ReplicaStoreStats {
     this.#recountRecords();
-    const { expired, ...counts } = this.#counts;
-    return { records: this.#records, ...counts, expired };
+    return { ...this.#counts, records: this.#records };
   }
 
   #recountRecords(): void {

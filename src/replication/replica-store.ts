@@ -46,6 +46,22 @@ export interface ReplicaStoreStats {
   expired: number;
 }
 
+/** Every replica-store counter at zero (each implementation counts into one of these). */
+export function emptyReplicaStats(): ReplicaStoreStats {
+  return {
+    records: 0,
+    writeCalls: 0,
+    writes: 0,
+    staleRejected: 0,
+    notOwnerRejected: 0,
+    touchCalls: 0,
+    touches: 0,
+    removes: 0,
+    transfers: 0,
+    expired: 0,
+  };
+}
+
 /**
  * Where nodes replicate their sessions and where failover reads them back. Implementations
  * (memory, redis) are interchangeable and all pass test/replication/replica-store.contract.ts.

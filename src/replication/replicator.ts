@@ -1,4 +1,4 @@
-import { ReplicaStoreError } from '../errors.js';
+import { ReplicaStoreError, SessionMovedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CompartmentData, JsonValue } from '../session/index.js';
 import { ReplicaQueue, batchWrites, serialiseWrite, type PendingWrite } from './replica-queue.js';
@@ -6,25 +6,13 @@ import type { WriteOutcome } from './replica-store.js';
 import { HttpReplicaTransport, type ReplicaTransport } from './replica-transport.js';
 import { MAX_KEYS_PER_REQUEST, NODE_ID_PATTERN } from './replication-protocol.js';
 import type {
-  HttpReplicatorOptions,
   ReplicatedSession,
-  ReplicatorBaseOptions,
   ReplicatorOptions,
   ReplicatorStats,
   SeedResult,
-  TransportReplicatorOptions,
 } from './replicator-types.js';
-import { SessionMovedError } from '../errors.js';
 
-export type {
-  HttpReplicatorOptions,
-  ReplicatedSession,
-  ReplicatorBaseOptions,
-  ReplicatorOptions,
-  ReplicatorStats,
-  SeedResult,
-  TransportReplicatorOptions,
-};
+export type * from './replicator-types.js';
 
 const NODE_ID_REGEXP = new RegExp(NODE_ID_PATTERN);
 const SEED_BATCH_RECORDS = 500;
