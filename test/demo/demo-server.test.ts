@@ -1,5 +1,4 @@
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -11,22 +10,9 @@ import { createSilentLogger } from '../../src/log.js';
 import { SESSION_HEADER, SESSION_USED_HEADER, sessionKeyOf } from '../../src/protocol.js';
 import { buildReplicationServer, MemoryReplicaStore } from '../../src/replication/index.js';
 import { loadSecret } from '../../src/secret-file.js';
+import { freePort } from '../helpers/free-port.js';
 
 const SESSION_ID = 'w3bs0ck3ts3ss10n.r1.m4c';
-
-/** A port nothing listens on right now: bind port 0, note it, let it go. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 /** Opens a WebSocket and collects its messages as text. */
 function openSocket(

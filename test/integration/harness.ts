@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import { StickyLb } from '../../src/stickylb.js';
+import { freePort } from '../helpers/free-port.js';
 
 /**
  * Proxy worker processes for the suite: `npm test` runs the integration tests once with one
@@ -17,17 +17,7 @@ export const TEST_WORKERS = Number(process.env.STICKYLB_TEST_WORKERS ?? 1);
 /** The compiled CLI (`npm test` builds before vitest runs). */
 export const CLI = resolve('dist/src/cli.js');
 
-/** A port free right now (listen on 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
+export { freePort };
 
 /** Writes a config to a fresh temp dir; returns its path. */
 export function writeConfig(config: ConfigInput): string {
