@@ -83,8 +83,13 @@ async function runProxy(
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGHUP', () => {
-    if (lb === undefined) return;
+  let isReloadPending = false;
+  const reload = (): void => {
+    // A SIGHUP during start-up is applied once start-up is done, not half-way through it.
+    if (lb === undefined || !isStarted) {
+      isReloadPending = true;
+      return;
+    }
     try {
       const next = loadConfig(configFile);
       const notes = lb.reload(next);
@@ -96,7 +101,8 @@ async function runProxy(
     } catch (error) {
       logger.error(`config reload refused, running config kept:\n${(error as Error).message}`);
     }
-  });
+  };
+  process.on('SIGHUP', reload);
 
   // Generated secrets exist before any node starts, so every process reads the same ones.
   loadSecret(config.session);
@@ -121,6 +127,7 @@ async function runProxy(
     isStopping = false;
     await stop('signal during start-up');
   }
+  if (isReloadPending) reload();
 }
 
 class UsageError extends Error {}

@@ -141,6 +141,7 @@ describe('stickylb CLI', () => {
     const { file, proxyUrl, adminUrl } = await clusterConfig(1);
     const proc = run(['start', '--config', file]);
     await waitFor(async () => (await fetch(`${proxyUrl}/health`)).ok, 20_000);
+    await waitFor(async () => (await fetch(`${adminUrl}/api/state`)).ok, 20_000);
     const client = new Client(proxyUrl);
     await client.request('POST', '/api/counter');
 
