@@ -98,6 +98,11 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
         else pending?.reject(new StickyError(message.error.code, 503, message.error.message));
         break;
       }
+      case 'flush-used':
+        // IPC keeps order: the primary reads our batch before this answer.
+        affinity.flush();
+        send({ t: 'used-flushed', id: message.id });
+        break;
       case 'replay-reply':
         pendingReplays.get(message.id)?.(message.isSafe);
         pendingReplays.delete(message.id);

@@ -6,7 +6,13 @@ import type { Config } from '../config/index.js';
 import { StickyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
-import type { NodeCounters, NodeSnapshot, PrimaryMessage, WorkerMessage } from './ipc.js';
+import {
+  USED_BARRIER_TIMEOUT_MS,
+  type NodeCounters,
+  type NodeSnapshot,
+  type PrimaryMessage,
+  type WorkerMessage,
+} from './ipc.js';
 import { createProxyCounters, type ProxyCounters } from './proxy-server.js';
 
 /** What the pool needs of the control plane. */
@@ -55,6 +61,9 @@ export class WorkerPool {
   #pendingMoved: Array<[string, string | null]> = [];
   #movedFlush: NodeJS.Immediate | undefined;
   #isStopping = false;
+  /** Barrier id → resolve, for `flush-used` requests awaiting their `used-flushed` answer. */
+  readonly #usedBarriers = new Map<number, () => void>();
+  #nextBarrierId = 0;
   /** Workers started and replaced since start (crash replacements included). */
   forks = 0;
 
@@ -205,10 +214,15 @@ export class WorkerPool {
         break;
       }
       case 'replay':
-        this.#control.mayReplay(message.key).then(
-          (isSafe) => this.#reply(worker, { t: 'replay-reply', id: message.id, isSafe }),
-          () => this.#reply(worker, { t: 'replay-reply', id: message.id, isSafe: false }),
-        );
+        // The last version the client saw may have been answered through another worker whose
+        // `used` batch is still waiting (up to USED_FLUSH_MS): collect every batch first, or a
+        // request that never reached the session would be refused a replay.
+        this.#flushUsed(worker)
+          .then(() => this.#control.mayReplay(message.key))
+          .then(
+            (isSafe) => this.#reply(worker, { t: 'replay-reply', id: message.id, isSafe }),
+            () => this.#reply(worker, { t: 'replay-reply', id: message.id, isSafe: false }),
+          );
         break;
       case 'failure':
         this.#control.reportFailure(message.nodeId, message.reason);
@@ -227,6 +241,9 @@ export class WorkerPool {
             }),
         );
         break;
+      case 'used-flushed':
+        this.#usedBarriers.get(message.id)?.();
+        break;
       case 'stats':
         this.#stats.set(worker, { counters: message.counters, nodes: message.nodes });
         this.#control.absorbTraffic(String(worker.id), message.traffic);
@@ -234,6 +251,27 @@ export class WorkerPool {
       default:
         break;
     }
+  }
+
+  /** Resolves once every worker but `asking` (which flushed before asking) sent its `used` batch. */
+  #flushUsed(asking: Worker): Promise<void> {
+    const others = [...this.#workers].filter((worker) => worker !== asking && worker.isConnected());
+    return Promise.all(
+      others.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            const id = this.#nextBarrierId++;
+            const done = () => {
+              clearTimeout(timer);
+              this.#usedBarriers.delete(id);
+              resolve();
+            };
+            const timer = setTimeout(done, USED_BARRIER_TIMEOUT_MS);
+            this.#usedBarriers.set(id, done);
+            this.#send(worker, { t: 'flush-used', id });
+          }),
+      ),
+    ).then(() => undefined);
   }
 
   #reply(worker: Worker, message: PrimaryMessage): void {
