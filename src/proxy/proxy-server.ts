@@ -24,7 +24,13 @@ import {
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
-import { normalizeAddress, sanitizeRequestHeaders } from './header-hygiene.js';
+import {
+  normalizeAddress,
+  readRequestHead,
+  sanitizeRequestHeaders,
+  setSessionHeader,
+  type RequestHead,
+} from './header-hygiene.js';
 import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
@@ -37,6 +43,7 @@ const kAttempts = Symbol('stickylb.attempts');
 const kBody = Symbol('stickylb.body');
 const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
+const kHead = Symbol('stickylb.head');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -49,6 +56,8 @@ type ProxiedResponse = ServerResponse & {
 /** A request whose body is kept (up to maxBodyBytes) so a refused attempt can be replayed; null: too big. */
 type ProxiedRequest = IncomingMessage & {
   [kRoute]?: RouteDecision;
+  /** The forwarded headers (plain requests only; upgrades use `headers`). */
+  [kHead]?: RequestHead;
   [kBody]?: Buffer[] | null;
   [kBodyBytes]?: number;
 };
@@ -249,35 +258,44 @@ export class ProxyServer {
       return;
     }
     const clientIp = normalizeAddress(req.socket.remoteAddress);
+    // One pass over the raw header lines: Node never builds `req.headers` for a plain request.
+    const head = readRequestHead(
+      req.rawHeaders,
+      clientIp,
+      this.#trusted.has(clientIp),
+      false,
+      SESSION_HEADER,
+    );
     let decision: RouteDecision;
     try {
-      decision = this.#options.router.route(req, clientIp);
+      decision = this.#options.router.route(req.url ?? '/', head.cookie, clientIp);
     } catch (error) {
       this.#refuse(res, error);
       return;
     }
-    sanitizeRequestHeaders(req.headers, clientIp, this.#trusted.has(clientIp), false, false);
     const proxied = res as ProxiedResponse;
+    const request = req as ProxiedRequest;
     proxied[kStartedAt] = performance.now();
     proxied[kRoute] = decision;
-    (req as ProxiedRequest)[kRoute] = decision;
+    request[kRoute] = decision;
+    request[kHead] = head;
     res.on('close', this.#onResponseClose);
-    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-      (req as ProxiedRequest)[kBody] = [];
+    if (head.hasBody) {
+      request[kBody] = [];
       req.on('data', this.#captureChunk);
     }
     if (decision.mustMove) {
-      void this.#moveThenForward(req, proxied, decision);
+      void this.#moveThenForward(request, proxied, decision);
       return;
     }
     proxied[kAttempts] = 1;
     decision.node.inFlight++;
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream);
+    setSessionHeader(head, decision.sessionId);
+    proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
   };
 
   /** Rare path: the session's node is down; move the session, then forward to its new node. */
-  async #moveThenForward(req: IncomingMessage, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
+  async #moveThenForward(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
     let node: ProxyNode;
     try {
       node = await this.#moveOrPick(decision, decision.fromNodeId);
@@ -289,8 +307,9 @@ export class ProxyServer {
     this.#options.router.reroute(decision, node);
     res[kAttempts] = 1;
     node.inFlight++;
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream);
+    const head = req[kHead] as RequestHead;
+    setSessionHeader(head, decision.sessionId);
+    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head);
   }
 
   /** The node a request goes to instead of `fromNodeId`: its session's new node, or any node for a new session. */
@@ -322,8 +341,9 @@ export class ProxyServer {
     from.inFlight--;
     node.inFlight++;
     this.#options.router.reroute(decision, node);
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, body);
+    const head = req[kHead] as RequestHead;
+    setSessionHeader(head, decision.sessionId);
+    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head, body);
   }
 
   /** The node's answer arrived: record the session if the node used it; the cookie to set, if any. */
@@ -353,7 +373,7 @@ export class ProxyServer {
     const clientIp = normalizeAddress((socket as Socket).remoteAddress);
     let decision: RouteDecision;
     try {
-      decision = this.#options.router.route(req, clientIp);
+      decision = this.#options.router.route(req.url ?? '/', req.headers.cookie, clientIp);
     } catch (error) {
       if (error instanceof NoHealthyNodeError) this.counters.noHealthyNode++;
       sendSocketError(socket, error instanceof StickyError ? error : toClientError(error));

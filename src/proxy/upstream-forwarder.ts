@@ -1,6 +1,7 @@
 import type { ClientRequest, IncomingMessage, RequestOptions, ServerResponse } from 'node:http';
 import type { UpstreamTarget } from '../nodes/index.js';
 import { SESSION_USED_HEADER } from '../protocol.js';
+import type { RequestHead } from './header-hygiene.js';
 
 /** What the forwarder asks of its owner, once per response head and once per failure. */
 export interface ForwardHooks {
@@ -90,19 +91,19 @@ export class UpstreamForwarder {
   }
 
   /**
-   * Sends `req` (headers already rewritten) to `target` and relays the answer into `res`.
-   * `body` replays a buffered body (a retry); otherwise a body still arriving is piped.
+   * Sends `req` to `target` with the headers of `head` (see readRequestHead) and relays the
+   * answer into `res`. `body` replays a buffered body (a retry); otherwise a body still
+   * arriving is piped.
    */
-  forward(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, body?: Buffer[]): ClientRequest {
-    const source = req.headers;
-    const headers: string[] = [];
-    for (const name in source) {
-      const value = source[name];
-      if (value === undefined) continue;
-      if (typeof value === 'string') headers.push(name, value);
-      else for (const item of value) headers.push(name, item);
-    }
-    if (source.host === undefined) headers.push('host', target.hostHeader);
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: UpstreamTarget,
+    head: RequestHead,
+    body?: Buffer[],
+  ): ClientRequest {
+    // An array is stored as the request head as is: no setHeader (validate, lower-case) per header.
+    const headers = head.hasHost ? head.headers : [...head.headers, 'host', target.hostHeader];
     const proxyReq: ForwardedRequest = target.request({
       host: target.host,
       port: target.port,
@@ -110,15 +111,17 @@ export class UpstreamForwarder {
       method: req.method,
       path: req.url,
       headers,
+      // As an option, not setTimeout(): no 'socket' closure and once-wrapper per request.
+      timeout: this.#timeout.timeoutMs,
     } as RequestOptions);
     proxyReq[kRes] = res;
     proxyReq.on('response', this.#onResponse);
     proxyReq.on('error', this.#onError);
-    proxyReq.setTimeout(this.#timeout.timeoutMs, this.#onTimeout);
+    proxyReq.on('timeout', this.#onTimeout);
     if (body !== undefined) {
       for (const chunk of body) proxyReq.write(chunk);
       proxyReq.end();
-    } else if (source['content-length'] !== undefined || source['transfer-encoding'] !== undefined) {
+    } else if (head.hasBody) {
       req.pipe(proxyReq);
     } else {
       proxyReq.end();

@@ -10,6 +10,7 @@ import {
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { upstreamTargetOf } from '../../src/nodes/index.js';
+import { readRequestHead, setSessionHeader } from '../../src/proxy/header-hygiene.js';
 import { UpstreamForwarder, type ForwardHooks } from '../../src/proxy/upstream-forwarder.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -60,7 +61,11 @@ async function proxyTo(
     this.destroy(Object.assign(new Error('upstream timeout'), { code: 'SLB_TEST_TIMEOUT' }));
   });
   const target = upstreamTargetOf(nodeUrl, agent);
-  const url = await listen((req, res) => void forwarder.forward(req, res, target));
+  const url = await listen((req, res) => {
+    const head = readRequestHead(req.rawHeaders, '127.0.0.1', false, false, 'x-stickylb-session');
+    setSessionHeader(head, 'id-1');
+    forwarder.forward(req, res, target, head);
+  });
   return { url, seen };
 }
 
@@ -95,12 +100,19 @@ describe('UpstreamForwarder', () => {
       res.setHeader('set-cookie', ['app=1']);
       res.statusMessage = 'Made';
       res.writeHead(201);
-      res.end(JSON.stringify({ method: req.method, url: req.url, header: req.headers['x-client'] }));
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          url: req.url,
+          header: req.headers['x-client'],
+          session: req.headers['x-stickylb-session'],
+        }),
+      );
     });
     const { url, seen } = await proxyTo(node, { cookie: 'SESSIONID=abc; Path=/' });
     const answer = await send(url, { method: 'PUT', path: '/a?b=1', headers: { 'x-client': 'c' } });
     expect(answer.status).toBe(201);
-    expect(JSON.parse(answer.body)).toEqual({ method: 'PUT', url: '/a?b=1', header: 'c' });
+    expect(JSON.parse(answer.body)).toEqual({ method: 'PUT', url: '/a?b=1', header: 'c', session: 'id-1' });
     expect(answer.headers['x-app']).toBe('yes');
     expect(answer.headers['x-stickylb-session-used']).toBeUndefined();
     expect(answer.headers['keep-alive']).not.toBe('timeout=99');
