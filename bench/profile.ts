@@ -5,12 +5,14 @@
  *
  *   npm run build && node dist/bench/profile.js [stickylb1|bare] [seconds]
  *
+ * PROFILE_OUT=FILE keeps a copy of the raw profile.
+ *
  * stickylb1 is a `proxy.workers: 1` stickylb in front of a default cluster's nodes (the same
  * extra proxy bench/proxy measures); bare is bench/bare-proxy. The summary is printed as
  * Markdown; the raw .cpuprofile stays in the printed folder (open it in Chrome DevTools or
  * speedscope for the flame graph).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchProcess, cpuTimesMs, findRepoRoot, freePort, makeTempDir, waitForHttp } from './common.js';
 import { runLoad } from './load.js';
@@ -187,6 +189,7 @@ async function main(): Promise<void> {
     const file = readdirSync(dir).find((entry) => entry.endsWith('.cpuprofile'));
     if (file === undefined) throw new Error(`no profile written in ${dir}:\n${target.output}`);
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+    if (process.env.PROFILE_OUT) copyFileSync(join(dir, file), process.env.PROFILE_OUT);
     const summary = summarizeProfile(profile);
     console.log(
       `${which}: ${Math.round(sample.requestsPerSec)} req/s, proxy CPU ${cpuUs.toFixed(1)} µs/req (/proc, under the profiler), ${sample.errors} errors, ${sample.non2xx} non-2xx; profile ${join(dir, file)}\n`,
