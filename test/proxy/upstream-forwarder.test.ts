@@ -7,7 +7,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { upstreamTargetOf } from '../../src/nodes/index.js';
 import { readRequestHead, setSessionHeader } from '../../src/proxy/header-hygiene.js';
@@ -146,6 +146,22 @@ describe('UpstreamForwarder', () => {
     const { url } = await proxyTo(node);
     expect(await send(url, { method: 'HEAD' })).toMatchObject({ status: 200, body: '' });
     expect(await send(url, { method: 'DELETE' })).toMatchObject({ status: 204, body: '' });
+  });
+
+  it("gives an HTTP/1.0 request without Host the node's host", async () => {
+    const node = await listen((req, res) => res.end(`host=${req.headers.host}`));
+    const { url } = await proxyTo(node);
+    const { port } = new URL(url);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET / HTTP/1.0\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply.endsWith(`host=${new URL(node).host}`)).toBe(true);
   });
 
   it('reports a refused connection to onError', async () => {
