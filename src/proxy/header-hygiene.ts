@@ -69,7 +69,7 @@ export interface RequestHead {
   headers: string[];
   /** The Cookie header (several lines joined with `; `, as Node does). */
   cookie: string | undefined;
-  /** Content-Length or Transfer-Encoding present: a body follows. */
+  /** A body follows: Transfer-Encoding, or a Content-Length other than 0. */
   hasBody: boolean;
   hasHost: boolean;
 }
@@ -116,7 +116,8 @@ export function readRequestHead(
         if (!isTrustedPeer && name.toLowerCase() === 'forwarded') continue;
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') hasBody = true;
+        // `Content-Length: 0` (a body-less POST, as fetch sends it) is no body to pipe or keep.
+        if (name.toLowerCase() === 'content-length' && value !== '0') hasBody = true;
         break;
       case 15:
         if (name.toLowerCase() === 'x-forwarded-for') {

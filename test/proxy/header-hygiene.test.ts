@@ -104,6 +104,15 @@ describe('readRequestHead', () => {
     expect(head).toMatchObject({ cookie: 'a=1; SESSIONID=x', hasBody: true, hasHost: true });
   });
 
+  it.each([
+    [['Content-Length', '0'], false],
+    [['content-length', '12'], true],
+    [['Transfer-Encoding', 'chunked'], true],
+    [[], false],
+  ])('%j has a body: %s', (lines, expected) => {
+    expect(readRequestHead(['host', 'h', ...lines], '10.0.0.9', false, false, 's').hasBody).toBe(expected);
+  });
+
   it('strips mixed-case hop-by-hop, internal and forwarded lines', () => {
     const head = readRequestHead(
       ['HOST', 'h', 'Keep-Alive', '5', 'X-StickyLB-Session', 'forged', 'X-Forwarded-For', '6.6.6.6'],
