@@ -91,7 +91,7 @@ export class StickyLb implements AdminControl {
         'proxy.clientIpAffinity: needs proxy.workers: 1 (the client-IP table is not shared between workers)',
       ]);
     }
-    this.agent = createUpstreamAgent(config.proxy.timeouts.upstream);
+    this.agent = createUpstreamAgent();
     this.registry = new NodeRegistry(config.nodes, { routeOf: (id) => codec.routeOf(id), agent: this.agent });
     this.nodeMetrics = new NodeMetrics({
       agent: this.agent,

@@ -40,7 +40,7 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
   let config: Config = init.config;
   const logger = createLogger({ name: `stickylb:worker-${process.pid}`, level: config.log.level });
   const codec = new SessionIdCodec(Buffer.from(init.sessionSecret));
-  const agent = createUpstreamAgent(config.proxy.timeouts.upstream);
+  const agent = createUpstreamAgent();
   const registry = new NodeRegistry(config.nodes, { routeOf: (id) => codec.routeOf(id), agent });
   applyNodes(registry, init.nodes);
   const affinity = new WorkerAffinity(send, registry);

@@ -111,13 +111,13 @@ export class UpstreamForwarder {
       method: req.method,
       path: req.url,
       headers,
-      // As an option, not setTimeout(): no 'socket' closure and once-wrapper per request.
-      timeout: this.#timeout.timeoutMs,
     } as RequestOptions);
     proxyReq[kRes] = res;
     proxyReq.on('response', this.#onResponse);
     proxyReq.on('error', this.#onError);
-    proxyReq.on('timeout', this.#onTimeout);
+    // Not the `timeout` request option: when it equals the agent's timeout, Node leaves the
+    // socket at whatever the node's `Keep-Alive: timeout=` hint set it to (setRequestSocket).
+    proxyReq.setTimeout(this.#timeout.timeoutMs, this.#onTimeout);
     if (body !== undefined) {
       for (const chunk of body) proxyReq.write(chunk);
       proxyReq.end();

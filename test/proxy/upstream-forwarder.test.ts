@@ -41,7 +41,7 @@ interface Seen {
 /** A proxy made of the forwarder alone, in front of `nodeUrl`. */
 async function proxyTo(
   nodeUrl: string,
-  options: { timeoutMs?: number; cookie?: string } = {},
+  options: { timeoutMs?: number; cookie?: string; agent?: Agent } = {},
 ): Promise<{ url: string; seen: Seen }> {
   const seen: Seen = { sessionUsed: undefined, errors: [] };
   const hooks: ForwardHooks = {
@@ -60,7 +60,7 @@ async function proxyTo(
   ) {
     this.destroy(Object.assign(new Error('upstream timeout'), { code: 'SLB_TEST_TIMEOUT' }));
   });
-  const target = upstreamTargetOf(nodeUrl, agent);
+  const target = upstreamTargetOf(nodeUrl, options.agent ?? agent);
   const url = await listen((req, res) => {
     const head = readRequestHead(req.rawHeaders, '127.0.0.1', false, false, 'x-stickylb-session');
     setSessionHeader(head, 'id-1');
@@ -179,6 +179,24 @@ describe('UpstreamForwarder', () => {
     const answer = await send(url);
     expect(answer.status).toBe(502);
     expect((seen.errors[0] as NodeJS.ErrnoException).code).toBe('SLB_TEST_TIMEOUT');
+  });
+
+  it('keeps the upstream timeout on a pooled socket whose node hinted a shorter keep-alive', async () => {
+    let calls = 0;
+    const node = await listen((_req, res) => {
+      calls++;
+      // The second request answers after the hint (1 s - Node's 1 s margin = 0) but well within the timeout.
+      const answer = (): void => void res.writeHead(200, { 'keep-alive': 'timeout=2' }).end('ok');
+      if (calls === 1) answer();
+      else setTimeout(answer, 1500);
+    });
+    // An agent whose timeout equals the request's: Node then leaves the socket at the hint.
+    const hinted = new Agent({ keepAlive: true, timeout: 5000 });
+    const { url, seen } = await proxyTo(node, { timeoutMs: 5000, agent: hinted });
+    expect((await send(url)).status).toBe(200);
+    expect((await send(url)).status).toBe(200);
+    expect(seen.errors).toEqual([]);
+    hinted.destroy();
   });
 
   it('cuts the client connection when the node dies mid-answer', async () => {
