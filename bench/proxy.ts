@@ -118,7 +118,7 @@ interface CounterReply {
 }
 
 /** Each connection's session, created through the target like a first visit (POST /api/counter). */
-async function createSessions(
+export async function createSessions(
   target: Omit<Target, 'sessions'>,
   count: number,
   tally: ProxyBenchResult['sessions'],

@@ -153,6 +153,8 @@ export class StickyCluster {
   async startExtraProxy(
     label: string,
     proxy: Record<string, unknown>,
+    /** Node flags of the proxy process (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+    nodeFlags: string[] = [],
   ): Promise<{ process: BenchProcess; url: string }> {
     const [port, adminPort, replicationPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const base = parseConfigFile(this.configFile);
@@ -162,9 +164,12 @@ export class StickyCluster {
       admin: { listen: { host: '127.0.0.1', port: adminPort } },
       replication: { ...base.replication, listen: { host: '127.0.0.1', port: replicationPort } },
     });
-    const child = new BenchProcess(label, process.execPath, [CLI, 'proxy', '--config', configFile], {
-      cwd: dirname(configFile),
-    });
+    const child = new BenchProcess(
+      label,
+      process.execPath,
+      [...nodeFlags, CLI, 'proxy', '--config', configFile],
+      { cwd: dirname(configFile) },
+    );
     try {
       await waitForHttp(label, `http://127.0.0.1:${adminPort}/api/state`, child);
       await waitFor(

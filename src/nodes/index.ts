@@ -1,3 +1,4 @@
 export { NodeRegistry, type NodeRegistryEvents } from './node-registry.js';
 export { ProxyNode, type NodeState } from './proxy-node.js';
 export { LocalNodes, isLocalNode, EXIT_WITH_PARENT_ENV } from './local-nodes.js';
+export { upstreamTargetOf, type UpstreamTarget } from './upstream-target.js';

@@ -95,10 +95,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       const existing = this.#byId.get(config.id);
       if (existing) {
         existing.weight = config.weight;
-        if (existing.url !== config.url) {
-          existing.url = config.url;
-          existing.proxyOptions = { target: config.url, agent: this.#agent };
-        }
+        if (existing.url !== config.url) existing.setUrl(config.url, this.#agent);
       } else {
         added.push(this.#add(config));
       }

@@ -1,6 +1,7 @@
 import type { Agent } from 'node:http';
 import type { BalancedNode } from '../balancing/index.js';
 import type { NodeConfig } from '../config/index.js';
+import { upstreamTargetOf, type UpstreamTarget } from './upstream-target.js';
 
 /** What the admin API calls a node's state. */
 export type NodeState = 'up' | 'down' | 'draining';
@@ -12,8 +13,10 @@ export class ProxyNode implements BalancedNode {
   weight: number;
   /** Opaque token that session ids routed here carry. */
   readonly route: string;
-  /** Options object handed to http-proxy for every request to this node (built once, not per request). */
+  /** Options object handed to http-proxy for every WebSocket upgrade to this node (built once). */
   proxyOptions: { target: string; agent: Agent };
+  /** Where the request path sends this node's requests (parsed once). */
+  upstream: UpstreamTarget;
   /** Health as last decided by the health checker; starts up so a fresh proxy serves at once. */
   isHealthy = true;
   /** Drained nodes take no new sessions but keep serving the ones they hold. */
@@ -31,6 +34,14 @@ export class ProxyNode implements BalancedNode {
     this.weight = config.weight;
     this.route = route;
     this.proxyOptions = { target: config.url, agent };
+    this.upstream = upstreamTargetOf(config.url, agent);
+  }
+
+  /** Points the node at a new URL (reload). */
+  setUrl(url: string, agent: Agent): void {
+    this.url = url;
+    this.proxyOptions = { target: url, agent };
+    this.upstream = upstreamTargetOf(url, agent);
   }
 
   get state(): NodeState {

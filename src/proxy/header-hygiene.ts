@@ -62,3 +62,124 @@ export function normalizeAddress(address: string | undefined): string {
   if (!address) return '';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
+
+/** What the proxy needs from a request's head, read from its raw header lines in one pass. */
+export interface RequestHead {
+  /** The headers to send to the node, flat (`[name, value, …]`), ending with our session header. */
+  headers: string[];
+  /** The Cookie header (several lines joined with `; `, as Node does). */
+  cookie: string | undefined;
+  /** A body follows: Transfer-Encoding, or a Content-Length other than 0. */
+  hasBody: boolean;
+  hasHost: boolean;
+}
+
+/**
+ * The same hygiene as sanitizeRequestHeaders, for a plain (non-upgrade) request, done on
+ * `req.rawHeaders` while building the flat header array the forwarder sends: Node never
+ * builds the `req.headers` object, and nothing is deleted from one (the CPU profile showed
+ * both). The last pair is `sessionHeader` with an empty value; see setSessionHeader.
+ */
+export function readRequestHead(
+  raw: readonly string[],
+  remoteAddress: string,
+  isTrustedPeer: boolean,
+  isEncrypted: boolean,
+  sessionHeader: string,
+): RequestHead {
+  const listed = connectionListed(raw);
+  const headers: string[] = [];
+  let cookie: string | undefined;
+  let hasBody = false;
+  let host: string | undefined;
+  let priorFor: string | undefined;
+  let priorProto: string | undefined;
+  let priorHost: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    // Lower-cased only when the length says it may be a header we act on.
+    switch (name.length) {
+      case 2: // te
+      case 7: // trailer, upgrade
+      case 10: // connection, keep-alive
+      case 19: // proxy-authorization
+        if (HOP_BY_HOP_RAW.has(name.toLowerCase())) continue;
+        break;
+      case 4:
+        if (name.toLowerCase() === 'host') host = value;
+        break;
+      case 6:
+        if (name.toLowerCase() === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+        break;
+      case 9:
+        if (!isTrustedPeer && name.toLowerCase() === 'forwarded') continue;
+        break;
+      case 14:
+        // `Content-Length: 0` (a body-less POST, as fetch sends it) is no body to pipe or keep.
+        if (name.toLowerCase() === 'content-length' && value !== '0') hasBody = true;
+        break;
+      case 15:
+        if (name.toLowerCase() === 'x-forwarded-for') {
+          if (isTrustedPeer) priorFor = priorFor === undefined ? value : `${priorFor}, ${value}`;
+          continue;
+        }
+        break;
+      case 16: {
+        const lower = name.toLowerCase();
+        if (lower === 'proxy-connection') continue;
+        if (lower === 'x-forwarded-host') {
+          if (isTrustedPeer) priorHost = priorHost === undefined ? value : `${priorHost}, ${value}`;
+          continue;
+        }
+        break;
+      }
+      case 17: {
+        const lower = name.toLowerCase();
+        if (lower === 'transfer-encoding') hasBody = true;
+        else if (lower === 'x-forwarded-proto') {
+          if (isTrustedPeer) priorProto = priorProto === undefined ? value : `${priorProto}, ${value}`;
+          continue;
+        }
+        break;
+      }
+    }
+    const first = name.charCodeAt(0);
+    if ((first === 120 || first === 88) && isInternalHeaderName(name)) continue;
+    if (listed !== undefined && listed.includes(name.toLowerCase())) continue;
+    headers.push(name, value);
+  }
+  headers.push(
+    'x-forwarded-for',
+    priorFor ? `${priorFor}, ${remoteAddress}` : remoteAddress,
+    'x-forwarded-proto',
+    priorProto ?? (isEncrypted ? 'https' : 'http'),
+  );
+  const forwardedHost = priorHost ?? host;
+  if (forwardedHost !== undefined) headers.push('x-forwarded-host', forwardedHost);
+  headers.push(sessionHeader, '');
+  return { headers, cookie, hasBody, hasHost: host !== undefined };
+}
+
+/** Sets the value of the session header readRequestHead reserved (again on a retry to another node). */
+export function setSessionHeader(head: RequestHead, sessionId: string): void {
+  head.headers[head.headers.length - 1] = sessionId;
+}
+
+const HOP_BY_HOP_RAW = new Set<string>(['connection', 'upgrade', ...HOP_BY_HOP]);
+
+/** Header names a `Connection:` line lists (lower case), beyond the usual `keep-alive`/`close`. */
+function connectionListed(raw: readonly string[]): string[] | undefined {
+  let listed: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    const value = raw[i + 1] as string;
+    if (value.length <= 10 && /^(?:keep-alive|close)$/i.test(value)) continue;
+    for (const token of value.split(',')) {
+      const listedName = token.trim().toLowerCase();
+      if (listedName) (listed ??= []).push(listedName);
+    }
+  }
+  return listed;
+}

@@ -7,7 +7,7 @@ import {
   type Server,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Readable, type Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { once } from 'node:events';
 import httpProxy from 'http-proxy';
 import type { AffinityView, SessionCookie } from '../affinity/index.js';
@@ -24,10 +24,17 @@ import {
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
-import { normalizeAddress, sanitizeRequestHeaders } from './header-hygiene.js';
+import {
+  normalizeAddress,
+  readRequestHead,
+  sanitizeRequestHeaders,
+  setSessionHeader,
+  type RequestHead,
+} from './header-hygiene.js';
 import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
+import { UpstreamForwarder } from './upstream-forwarder.js';
 import { isConnectRefused, isNodeFailure, toClientError } from './upstream-errors.js';
 
 const kRoute = Symbol('stickylb.route');
@@ -36,6 +43,7 @@ const kAttempts = Symbol('stickylb.attempts');
 const kBody = Symbol('stickylb.body');
 const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
+const kHead = Symbol('stickylb.head');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -48,6 +56,8 @@ type ProxiedResponse = ServerResponse & {
 /** A request whose body is kept (up to maxBodyBytes) so a refused attempt can be replayed; null: too big. */
 type ProxiedRequest = IncomingMessage & {
   [kRoute]?: RouteDecision;
+  /** The forwarded headers (plain requests only; upgrades use `headers`). */
+  [kHead]?: RequestHead;
   [kBody]?: Buffer[] | null;
   [kBodyBytes]?: number;
 };
@@ -108,10 +118,11 @@ export interface ProxyServerOptions {
 export type ResponseHook = (node: ProxyNode, statusCode: number, startedAtMs: number) => void;
 
 /**
- * The client-facing HTTP server: routes each request with the Router, forwards it with
- * http-proxy over a keep-alive agent, adds the session cookie to the node's answer, and
- * turns every failure into a JSON error. Handlers are bound once; per-request state lives
- * on the response object, so the hot path allocates no closures.
+ * The client-facing HTTP server: routes each request with the Router, forwards it with the
+ * UpstreamForwarder over a keep-alive agent (WebSocket upgrades with http-proxy), adds the
+ * session cookie to the node's answer, and turns every failure into a JSON error. Handlers
+ * are bound once; per-request state lives on the response object, so the hot path
+ * allocates no closures.
  */
 export class ProxyServer {
   readonly server: Server;
@@ -119,6 +130,7 @@ export class ProxyServer {
   /** Set by whoever keeps per-node rate and latency (the admin's NodeTraffic); `performance.now()` clock. */
   onResponse: ResponseHook | undefined = undefined;
   readonly #proxy: httpProxy;
+  readonly #forwarder: UpstreamForwarder;
   readonly #options: ProxyServerOptions;
   readonly #trusted: Set<string>;
   readonly #upgraded = new Set<Duplex>();
@@ -148,9 +160,8 @@ export class ProxyServer {
     this.server.on('upgrade', this.#onUpgrade);
     this.server.on('clientError', this.#onClientError);
 
+    // WebSocket upgrades only: plain requests go through the UpstreamForwarder.
     this.#proxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
-    this.#proxy.on('proxyReq', this.#onProxyReq);
-    this.#proxy.on('proxyRes', this.#onProxyRes);
     this.#proxy.on('proxyReqWs', this.#onProxyReqWs);
     // Never reached (every call passes a callback), but http-proxy rethrows without a listener.
     this.#proxy.on('error', this.#onProxyError);
@@ -161,6 +172,11 @@ export class ProxyServer {
       counters.upstreamTimeouts++;
       this.destroy(new UpstreamTimeoutError(upstream.timeoutMs));
     };
+    this.#forwarder = new UpstreamForwarder(
+      { onResponseHead: this.#onResponseHead, onError: this.#onProxyError },
+      upstream,
+      this.#onUpstreamTimeout,
+    );
     const maxBodyBytes = config.maxBodyBytes;
     // Shared 'data' handler: keeps the body so a refused attempt can be replayed on another node.
     this.#captureChunk = function captureChunk(this: ProxiedRequest, chunk: Buffer) {
@@ -242,35 +258,44 @@ export class ProxyServer {
       return;
     }
     const clientIp = normalizeAddress(req.socket.remoteAddress);
+    // One pass over the raw header lines: Node never builds `req.headers` for a plain request.
+    const head = readRequestHead(
+      req.rawHeaders,
+      clientIp,
+      this.#trusted.has(clientIp),
+      false,
+      SESSION_HEADER,
+    );
     let decision: RouteDecision;
     try {
-      decision = this.#options.router.route(req, clientIp);
+      decision = this.#options.router.route(req.url ?? '/', head.cookie, clientIp);
     } catch (error) {
       this.#refuse(res, error);
       return;
     }
-    sanitizeRequestHeaders(req.headers, clientIp, this.#trusted.has(clientIp), false, false);
     const proxied = res as ProxiedResponse;
+    const request = req as ProxiedRequest;
     proxied[kStartedAt] = performance.now();
     proxied[kRoute] = decision;
-    (req as ProxiedRequest)[kRoute] = decision;
+    request[kRoute] = decision;
+    request[kHead] = head;
     res.on('close', this.#onResponseClose);
-    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-      (req as ProxiedRequest)[kBody] = [];
+    if (head.hasBody) {
+      request[kBody] = [];
       req.on('data', this.#captureChunk);
     }
     if (decision.mustMove) {
-      void this.#moveThenForward(req, proxied, decision);
+      void this.#moveThenForward(request, proxied, decision);
       return;
     }
     proxied[kAttempts] = 1;
     decision.node.inFlight++;
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    this.#proxy.web(req, res, decision.node.proxyOptions, this.#onProxyError);
+    setSessionHeader(head, decision.sessionId);
+    proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
   };
 
   /** Rare path: the session's node is down; move the session, then forward to its new node. */
-  async #moveThenForward(req: IncomingMessage, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
+  async #moveThenForward(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
     let node: ProxyNode;
     try {
       node = await this.#moveOrPick(decision, decision.fromNodeId);
@@ -282,8 +307,9 @@ export class ProxyServer {
     this.#options.router.reroute(decision, node);
     res[kAttempts] = 1;
     node.inFlight++;
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    this.#proxy.web(req, res, node.proxyOptions, this.#onProxyError);
+    const head = req[kHead] as RequestHead;
+    setSessionHeader(head, decision.sessionId);
+    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head);
   }
 
   /** The node a request goes to instead of `fromNodeId`: its session's new node, or any node for a new session. */
@@ -315,36 +341,25 @@ export class ProxyServer {
     from.inFlight--;
     node.inFlight++;
     this.#options.router.reroute(decision, node);
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    const options =
-      body !== undefined && body.length > 0
-        ? { ...node.proxyOptions, buffer: Readable.from(body) }
-        : node.proxyOptions;
-    this.#proxy.web(req, res, options, this.#onProxyError);
+    const head = req[kHead] as RequestHead;
+    setSessionHeader(head, decision.sessionId);
+    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head, body);
   }
 
-  readonly #onProxyReq = (proxyReq: ClientRequest, _req: IncomingMessage, res: ServerResponse): void => {
-    (res as ProxiedResponse)[kProxyReq] = proxyReq;
-    proxyReq.setTimeout(this.#upstream.timeoutMs, this.#onUpstreamTimeout);
-  };
-
-  readonly #onProxyRes = (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse): void => {
+  /** The node's answer arrived: record the session if the node used it; the cookie to set, if any. */
+  readonly #onResponseHead = (res: ServerResponse, sessionUsed: string | undefined): string | undefined => {
     const decision = (res as ProxiedResponse)[kRoute];
-    if (decision === undefined) return;
-    const headers = proxyRes.headers;
-    const used = headers[SESSION_USED_HEADER];
-    const isUsed = used !== undefined;
+    if (decision === undefined) return undefined;
+    const isUsed = sessionUsed !== undefined;
     if (isUsed) {
-      delete headers[SESSION_USED_HEADER];
-      this.#options.affinity.record(decision.key, decision.node.id, decision.isNew, Number(used) || 0);
+      this.#options.affinity.record(decision.key, decision.node.id, decision.isNew, Number(sessionUsed) || 0);
       if (decision.clientIp !== undefined)
         this.#options.router.rememberClientIp(decision.clientIp, decision.sessionId);
     }
     // A new id is kept only if the node used it; a moved session's id is re-issued regardless.
     if (decision.setCookie && (isUsed || !decision.isNew))
-      appendSetCookie(headers, this.#options.cookie.serialize(decision.sessionId));
-    // The node's keep-alive terms are for our agent, not for the client.
-    if (headers['keep-alive'] !== undefined) delete headers['keep-alive'];
+      return this.#options.cookie.serialize(decision.sessionId);
+    return undefined;
   };
 
   readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -358,7 +373,7 @@ export class ProxyServer {
     const clientIp = normalizeAddress((socket as Socket).remoteAddress);
     let decision: RouteDecision;
     try {
-      decision = this.#options.router.route(req, clientIp);
+      decision = this.#options.router.route(req.url ?? '/', req.headers.cookie, clientIp);
     } catch (error) {
       if (error instanceof NoHealthyNodeError) this.counters.noHealthyNode++;
       sendSocketError(socket, error instanceof StickyError ? error : toClientError(error));

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { AffinityView, SessionCookie, SessionIdCodec } from '../affinity/index.js';
 import type { BalancingPolicy } from '../balancing/index.js';
 import { NoHealthyNodeError } from '../errors.js';
@@ -66,14 +65,14 @@ export class Router {
     this.#clientIps = options.clientIps;
   }
 
-  /** Routes a request; throws NoHealthyNodeError when no node can take it. */
-  route(req: IncomingMessage, clientIp: string): RouteDecision {
-    let sessionId = this.#cookie.fromCookieHeader(req.headers.cookie);
+  /** Routes a request by its target and Cookie header; throws NoHealthyNodeError when no node can take it. */
+  route(url: string, cookieHeader: string | undefined, clientIp: string): RouteDecision {
+    let sessionId = this.#cookie.fromCookieHeader(cookieHeader);
     let parsed = sessionId === undefined ? undefined : this.#codec.parse(sessionId);
     if (sessionId !== undefined && parsed === undefined) this.counters.rejectedIds++;
     let fromCookie = parsed !== undefined;
     if (parsed === undefined) {
-      sessionId = this.#cookie.fromUrl(req.url ?? '/');
+      sessionId = this.#cookie.fromUrl(url);
       parsed = sessionId === undefined ? undefined : this.#codec.parse(sessionId);
       if (sessionId !== undefined && parsed === undefined) this.counters.rejectedIds++;
     }

@@ -3,12 +3,27 @@ import { describe, expect, it } from 'vitest';
 import {
   isInternalHeaderName,
   normalizeAddress,
+  readRequestHead,
   sanitizeRequestHeaders,
 } from '../../src/proxy/header-hygiene.js';
 import { isInternalPath } from '../../src/proxy/internal-path.js';
 
+/**
+ * Runs the object hygiene (upgrades) and, for a plain request, the raw-lines one the request
+ * path uses (readRequestHead) on the same headers: both must forward the same set.
+ */
 function sanitize(headers: IncomingHttpHeaders, trusted = false, upgrade = false): IncomingHttpHeaders {
+  const raw = Object.entries(headers).flatMap(([name, value]) => [name, String(value)]);
   sanitizeRequestHeaders(headers, '10.0.0.9', trusted, false, upgrade);
+  if (!upgrade) {
+    const head = readRequestHead(raw, '10.0.0.9', trusted, false, 'x-stickylb-session');
+    const forwarded: IncomingHttpHeaders = {};
+    for (let i = 0; i < head.headers.length - 2; i += 2) {
+      forwarded[(head.headers[i] as string).toLowerCase()] = head.headers[i + 1];
+    }
+    expect(head.headers.slice(-2)).toEqual(['x-stickylb-session', '']);
+    expect(forwarded).toEqual(headers);
+  }
   return headers;
 }
 
@@ -74,6 +89,51 @@ describe('sanitizeRequestHeaders', () => {
     expect(headers['x-forwarded-for']).toBe('1.2.3.4, 10.0.0.9');
     expect(headers['x-forwarded-proto']).toBe('https');
     expect(headers['x-forwarded-host']).toBe('shop');
+  });
+});
+
+describe('readRequestHead', () => {
+  it('joins Cookie lines as Node does and notes a body and the Host', () => {
+    const head = readRequestHead(
+      ['Host', 'h', 'Cookie', 'a=1', 'cookie', 'SESSIONID=x', 'Content-Length', '3'],
+      '10.0.0.9',
+      false,
+      false,
+      'x-stickylb-session',
+    );
+    expect(head).toMatchObject({ cookie: 'a=1; SESSIONID=x', hasBody: true, hasHost: true });
+  });
+
+  it.each([
+    [['Content-Length', '0'], false],
+    [['content-length', '12'], true],
+    [['Transfer-Encoding', 'chunked'], true],
+    [[], false],
+  ])('%j has a body: %s', (lines, expected) => {
+    expect(readRequestHead(['host', 'h', ...lines], '10.0.0.9', false, false, 's').hasBody).toBe(expected);
+  });
+
+  it('strips mixed-case hop-by-hop, internal and forwarded lines', () => {
+    const head = readRequestHead(
+      ['HOST', 'h', 'Keep-Alive', '5', 'X-StickyLB-Session', 'forged', 'X-Forwarded-For', '6.6.6.6'],
+      '10.0.0.9',
+      false,
+      false,
+      'x-stickylb-session',
+    );
+    expect(head.headers).toEqual([
+      'HOST',
+      'h',
+      'x-forwarded-for',
+      '10.0.0.9',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'h',
+      'x-stickylb-session',
+      '',
+    ]);
+    expect(head.hasBody).toBe(false);
   });
 });
 

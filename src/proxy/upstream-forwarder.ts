@@ -1,0 +1,165 @@
+import type { ClientRequest, IncomingMessage, RequestOptions, ServerResponse } from 'node:http';
+import type { UpstreamTarget } from '../nodes/index.js';
+import { SESSION_USED_HEADER } from '../protocol.js';
+import type { RequestHead } from './header-hygiene.js';
+
+/** What the forwarder asks of its owner, once per response head and once per failure. */
+export interface ForwardHooks {
+  /**
+   * The node answered: `sessionUsed` is its internal session-used header (stripped from the
+   * answer). Returns the `Set-Cookie` value to add, if any.
+   */
+  onResponseHead(res: ServerResponse, sessionUsed: string | undefined): string | undefined;
+  /** The upstream request failed (refused, reset, timed out): the one place failures map. */
+  onError(error: Error, req: IncomingMessage, res: ServerResponse): void;
+}
+
+const kRes = Symbol('stickylb.res');
+const kUpstreamRes = Symbol('stickylb.upstreamRes');
+const kDrainHooked = Symbol('stickylb.drainHooked');
+
+type ForwardedRequest = ClientRequest & { [kRes]?: ServerResponse };
+type UpstreamResponse = IncomingMessage & { [kRes]?: ServerResponse };
+type ClientResponse = ServerResponse & {
+  [kUpstreamRes]?: UpstreamResponse;
+  [kDrainHooked]?: boolean;
+};
+
+/**
+ * The plain-HTTP request path: one `http.request` per proxied request over the keep-alive
+ * agent, headers handed over as a flat array (no per-header `setHeader`), the answer written
+ * with one `writeHead` of the node's raw headers, and the body relayed by shared handlers.
+ *
+ * It replaces http-proxy's `web()` for requests, which per request re-parsed the target URL,
+ * copied the options and headers, ran its outgoing passes (a `setHeader` per response
+ * header) and piped both directions (about a dozen closures): the CPU profile in
+ * bench/results/profile.md shows what that cost. WebSocket upgrades still go through
+ * http-proxy. Per-request state rides on the request and response objects: no closures.
+ */
+export class UpstreamForwarder {
+  /** Mutable by the owner (a reload changes the upstream timeout). */
+  readonly #timeout: { timeoutMs: number };
+  readonly #onTimeout: (this: ClientRequest) => void;
+  readonly #onResponse: (this: ForwardedRequest, upstream: IncomingMessage) => void;
+  readonly #onError: (this: ForwardedRequest, error: NodeJS.ErrnoException) => void;
+
+  constructor(hooks: ForwardHooks, timeout: { timeoutMs: number }, onTimeout: (this: ClientRequest) => void) {
+    this.#timeout = timeout;
+    this.#onTimeout = onTimeout;
+    this.#onResponse = function onResponse(this: ForwardedRequest, upstream: IncomingMessage) {
+      const res = this[kRes] as ClientResponse;
+      if (res.headersSent || res.destroyed) {
+        upstream.resume();
+        return;
+      }
+      const raw = upstream.rawHeaders;
+      const headers: string[] = [];
+      let sessionUsed: string | undefined;
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = raw[i] as string;
+        switch (name.length) {
+          case 10: // connection, keep-alive: the node's terms are for our agent, not the client
+          case 16: // proxy-connection
+          case 17: // transfer-encoding: Node frames the client's answer itself
+            if (isHopByHop(name)) continue;
+            break;
+          case SESSION_USED_HEADER.length:
+            if (name.toLowerCase() === SESSION_USED_HEADER) {
+              sessionUsed = raw[i + 1];
+              continue;
+            }
+            break;
+        }
+        headers.push(name, raw[i + 1] as string);
+      }
+      const cookie = hooks.onResponseHead(res, sessionUsed);
+      if (cookie !== undefined) headers.push('set-cookie', cookie);
+      res.writeHead(upstream.statusCode as number, upstream.statusMessage, headers);
+      (upstream as UpstreamResponse)[kRes] = res;
+      res[kUpstreamRes] = upstream;
+      upstream.on('data', onUpstreamData);
+      upstream.on('end', onUpstreamEnd);
+      upstream.on('close', onUpstreamClose);
+    };
+    this.#onError = function onError(this: ForwardedRequest, error: NodeJS.ErrnoException) {
+      const res = this[kRes] as ServerResponse;
+      const req = res.req;
+      // Our own abort after the client left (res 'close'): not the node's failure (as http-proxy).
+      if (error.code === 'ECONNRESET' && req.socket.destroyed) return;
+      hooks.onError(error, req, res);
+    };
+  }
+
+  /**
+   * Sends `req` to `target` with the headers of `head` (see readRequestHead) and relays the
+   * answer into `res`. `body` replays a buffered body (a retry); otherwise a body still
+   * arriving is piped.
+   */
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: UpstreamTarget,
+    head: RequestHead,
+    body?: Buffer[],
+  ): ClientRequest {
+    // An array is stored as the request head as is: no setHeader (validate, lower-case) per header.
+    const headers = head.hasHost ? head.headers : [...head.headers, 'host', target.hostHeader];
+    const proxyReq: ForwardedRequest = target.request({
+      host: target.host,
+      port: target.port,
+      agent: target.agent,
+      method: req.method,
+      path: req.url,
+      headers,
+    } as RequestOptions);
+    proxyReq[kRes] = res;
+    proxyReq.on('response', this.#onResponse);
+    proxyReq.on('error', this.#onError);
+    // Not the `timeout` request option: when it equals the agent's timeout, Node leaves the
+    // socket at whatever the node's `Keep-Alive: timeout=` hint set it to (setRequestSocket).
+    proxyReq.setTimeout(this.#timeout.timeoutMs, this.#onTimeout);
+    if (body !== undefined) {
+      for (const chunk of body) proxyReq.write(chunk);
+      proxyReq.end();
+    } else if (head.hasBody) {
+      req.pipe(proxyReq);
+    } else {
+      proxyReq.end();
+    }
+    return proxyReq;
+  }
+}
+
+function isHopByHop(name: string): boolean {
+  const lower = name.toLowerCase();
+  return (
+    lower === 'connection' ||
+    lower === 'keep-alive' ||
+    lower === 'proxy-connection' ||
+    lower === 'transfer-encoding'
+  );
+}
+
+function onUpstreamData(this: UpstreamResponse, chunk: Buffer): void {
+  const res = this[kRes] as ClientResponse;
+  if (res.write(chunk)) return;
+  // Backpressure: a slow client pauses the node's answer until its socket drains.
+  this.pause();
+  if (res[kDrainHooked] !== true) {
+    res[kDrainHooked] = true;
+    res.on('drain', onClientDrain);
+  }
+}
+
+function onClientDrain(this: ClientResponse): void {
+  this[kUpstreamRes]?.resume();
+}
+
+function onUpstreamEnd(this: UpstreamResponse): void {
+  (this[kRes] as ServerResponse).end();
+}
+
+/** The node's connection closed mid-answer: the client cannot get a whole one, so cut it too. */
+function onUpstreamClose(this: UpstreamResponse): void {
+  if (!this.complete) (this[kRes] as ServerResponse).destroy();
+}

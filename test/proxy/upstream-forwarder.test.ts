@@ -1,0 +1,211 @@
+import {
+  Agent,
+  createServer,
+  request,
+  type ClientRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { upstreamTargetOf } from '../../src/nodes/index.js';
+import { readRequestHead, setSessionHeader } from '../../src/proxy/header-hygiene.js';
+import { UpstreamForwarder, type ForwardHooks } from '../../src/proxy/upstream-forwarder.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const servers: Server[] = [];
+const agent = new Agent({ keepAlive: true, scheduling: 'lifo' });
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  agent.destroy();
+});
+
+async function listen(handler: Handler): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+interface Seen {
+  sessionUsed: string | undefined;
+  errors: Error[];
+}
+
+/** A proxy made of the forwarder alone, in front of `nodeUrl`. */
+async function proxyTo(
+  nodeUrl: string,
+  options: { timeoutMs?: number; cookie?: string; agent?: Agent } = {},
+): Promise<{ url: string; seen: Seen }> {
+  const seen: Seen = { sessionUsed: undefined, errors: [] };
+  const hooks: ForwardHooks = {
+    onResponseHead: (_res, sessionUsed) => {
+      seen.sessionUsed = sessionUsed;
+      return options.cookie;
+    },
+    onError: (error, _req, res) => {
+      seen.errors.push(error);
+      if (res.headersSent) res.destroy();
+      else res.writeHead(502).end(error.message);
+    },
+  };
+  const forwarder = new UpstreamForwarder(hooks, { timeoutMs: options.timeoutMs ?? 5000 }, function onTimeout(
+    this: ClientRequest,
+  ) {
+    this.destroy(Object.assign(new Error('upstream timeout'), { code: 'SLB_TEST_TIMEOUT' }));
+  });
+  const target = upstreamTargetOf(nodeUrl, options.agent ?? agent);
+  const url = await listen((req, res) => {
+    const head = readRequestHead(req.rawHeaders, '127.0.0.1', false, false, 'x-stickylb-session');
+    setSessionHeader(head, 'id-1');
+    forwarder.forward(req, res, target, head);
+  });
+  return { url, seen };
+}
+
+function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string[]; path?: string } = {},
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${options.path ?? '/'}`, {
+      method: options.method ?? 'GET',
+      headers: options.headers,
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode as number, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    for (const chunk of options.body ?? []) req.write(chunk);
+    req.end();
+  });
+}
+
+describe('UpstreamForwarder', () => {
+  it('passes method, path, headers and status through, and strips hop-by-hop and internal response headers', async () => {
+    const node = await listen((req, res) => {
+      res.setHeader('x-stickylb-session-used', '7');
+      res.setHeader('keep-alive', 'timeout=99');
+      res.setHeader('x-app', 'yes');
+      res.setHeader('set-cookie', ['app=1']);
+      res.statusMessage = 'Made';
+      res.writeHead(201);
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          url: req.url,
+          header: req.headers['x-client'],
+          session: req.headers['x-stickylb-session'],
+        }),
+      );
+    });
+    const { url, seen } = await proxyTo(node, { cookie: 'SESSIONID=abc; Path=/' });
+    const answer = await send(url, { method: 'PUT', path: '/a?b=1', headers: { 'x-client': 'c' } });
+    expect(answer.status).toBe(201);
+    expect(JSON.parse(answer.body)).toEqual({ method: 'PUT', url: '/a?b=1', header: 'c', session: 'id-1' });
+    expect(answer.headers['x-app']).toBe('yes');
+    expect(answer.headers['x-stickylb-session-used']).toBeUndefined();
+    expect(answer.headers['keep-alive']).not.toBe('timeout=99');
+    expect(answer.headers['set-cookie']).toEqual(['app=1', 'SESSIONID=abc; Path=/']);
+    expect(seen.sessionUsed).toBe('7');
+  });
+
+  it('streams a chunked request body and a large chunked answer', async () => {
+    const big = 'x'.repeat(4 * 1024 * 1024);
+    const node = await listen((req, res) => {
+      let received = '';
+      req.setEncoding('latin1');
+      req.on('data', (chunk: string) => (received += chunk));
+      req.on('end', () => {
+        res.write(received);
+        res.end(big);
+      });
+    });
+    const { url } = await proxyTo(node);
+    const answer = await send(url, { method: 'POST', body: ['one,', 'two'] });
+    expect(answer.status).toBe(200);
+    expect(answer.body.length).toBe('one,two'.length + big.length);
+    expect(answer.body.startsWith('one,twox')).toBe(true);
+  });
+
+  it('answers HEAD and 204 without a body', async () => {
+    const node = await listen((req, res) => {
+      if (req.method === 'HEAD') res.writeHead(200, { 'content-length': '5' }).end();
+      else res.writeHead(204).end();
+    });
+    const { url } = await proxyTo(node);
+    expect(await send(url, { method: 'HEAD' })).toMatchObject({ status: 200, body: '' });
+    expect(await send(url, { method: 'DELETE' })).toMatchObject({ status: 204, body: '' });
+  });
+
+  it("gives an HTTP/1.0 request without Host the node's host", async () => {
+    const node = await listen((req, res) => res.end(`host=${req.headers.host}`));
+    const { url } = await proxyTo(node);
+    const { port } = new URL(url);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET / HTTP/1.0\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply.endsWith(`host=${new URL(node).host}`)).toBe(true);
+  });
+
+  it('reports a refused connection to onError', async () => {
+    const node = await listen(() => undefined);
+    servers.pop()?.close();
+    const { url, seen } = await proxyTo(node);
+    const answer = await send(url);
+    expect(answer.status).toBe(502);
+    expect((seen.errors[0] as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+  });
+
+  it('reports a node that does not answer in time to onError', async () => {
+    const node = await listen(() => undefined);
+    const { url, seen } = await proxyTo(node, { timeoutMs: 100 });
+    const answer = await send(url);
+    expect(answer.status).toBe(502);
+    expect((seen.errors[0] as NodeJS.ErrnoException).code).toBe('SLB_TEST_TIMEOUT');
+  });
+
+  it('keeps the upstream timeout on a pooled socket whose node hinted a shorter keep-alive', async () => {
+    let calls = 0;
+    const node = await listen((_req, res) => {
+      calls++;
+      // The second request answers after the hint (1 s - Node's 1 s margin = 0) but well within the timeout.
+      const answer = (): void => void res.writeHead(200, { 'keep-alive': 'timeout=2' }).end('ok');
+      if (calls === 1) answer();
+      else setTimeout(answer, 1500);
+    });
+    // An agent whose timeout equals the request's: Node then leaves the socket at the hint.
+    const hinted = new Agent({ keepAlive: true, timeout: 5000 });
+    const { url, seen } = await proxyTo(node, { timeoutMs: 5000, agent: hinted });
+    expect((await send(url)).status).toBe(200);
+    expect((await send(url)).status).toBe(200);
+    expect(seen.errors).toEqual([]);
+    hinted.destroy();
+  });
+
+  it('cuts the client connection when the node dies mid-answer', async () => {
+    const node = await listen((_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('partial');
+      setTimeout(() => (res.socket as Socket).destroy(), 20);
+    });
+    const { url } = await proxyTo(node);
+    await expect(send(url)).rejects.toThrow();
+  });
+});
