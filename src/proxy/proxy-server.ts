@@ -141,6 +141,9 @@ export class ProxyServer {
         keepAliveTimeout: config.timeouts.idle,
         // Smuggling defence: refuse requests with both or several framing headers (Node's parser).
         insecureHTTPParser: false,
+        // Node checks headersTimeout/requestTimeout only this often (default 30 s, which would let a
+        // slowloris client hold a socket 30 s past a 10 s timeout).
+        connectionsCheckingInterval: timeoutCheckIntervalOf(config.timeouts),
       },
       this.#onRequest,
     );
@@ -514,6 +517,14 @@ function appendSetCookie(headers: IncomingMessage['headers'], value: string): vo
   const existing = headers['set-cookie'];
   if (existing === undefined) headers['set-cookie'] = [value];
   else existing.push(value);
+}
+
+/**
+ * How often Node sweeps connections for expired header and request timeouts: a quarter of
+ * the shorter one, at most 1 s and at least 10 ms. Fixed at start (a reload cannot change it).
+ */
+export function timeoutCheckIntervalOf(timeouts: { headers: number; request: number }): number {
+  return Math.max(10, Math.min(1000, Math.floor(Math.min(timeouts.headers, timeouts.request) / 4)));
 }
 
 function onClientSocketError(this: Duplex): void {
