@@ -346,8 +346,10 @@ export class ProxyServer {
     // A new id is kept only if the node used it; a moved session's id is re-issued regardless.
     if (decision.setCookie && (isUsed || !decision.isNew))
       appendSetCookie(headers, this.#options.cookie.serialize(decision.sessionId));
-    // The node's keep-alive terms are for our agent, not for the client.
+    // The node's keep-alive terms are for our agent, not for the client. Its `Connection` too:
+    // copied through by http-proxy, it overruled a client's `Connection: close` (RFC 9112 §9.6).
     if (headers['keep-alive'] !== undefined) delete headers['keep-alive'];
+    headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
   };
 
   readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
