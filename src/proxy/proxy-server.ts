@@ -491,7 +491,10 @@ export class ProxyServer {
 
   readonly #onClientError = (error: NodeJS.ErrnoException, socket: Duplex): void => {
     this.counters.clientErrors++;
-    if (error.code === 'ECONNRESET' || !socket.writable) {
+    // A response already under way (the node answered before the body was in, then the client
+    // stalled): an error written now would land inside that response's body. Just cut it.
+    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || current?.headersSent === true) {
       socket.destroy();
       return;
     }
