@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { BadRequestError, HeadersTooLargeError, type StickyError } from '../errors.js';
 
 /*
  * Hop-by-hop headers (RFC 9110 §7.6.1) describe the client↔proxy connection, not the
@@ -61,4 +62,55 @@ export function isInternalHeaderName(name: string): boolean {
 export function normalizeAddress(address: string | undefined): string {
   if (!address) return '';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** Characters of a Host value: reg-name or IP literal and port (RFC 3986 §3.2.2), nothing that ends an authority. */
+const HOST_VALUE = /^[A-Za-z0-9._~%!$&'()*+,;=:[\]-]*$/;
+const TOO_MANY_HEADERS = new HeadersTooLargeError();
+
+/**
+ * Why a request head must be refused before it is routed, or undefined. Node's parser
+ * already refuses ambiguous framing (CL+TE, two Content-Length, bare LF, obs-fold…); this
+ * adds what it lets through: more than `maxHeaderCount` header lines (Node would silently
+ * drop the rest), no Host or several (RFC 9112 §3.2: 400), a Host that is not an authority,
+ * and an absolute-form target whose authority disagrees with Host — the node would route by
+ * one and we by the other. Only the request line and raw header names are read: one pass.
+ */
+export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): StickyError | undefined {
+  const raw = req.rawHeaders;
+  if (raw.length > 2 * maxHeaderCount) return TOO_MANY_HEADERS;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+  }
+  const host = req.headers.host;
+  if (hosts > 1) return new BadRequestError('more than one Host header');
+  if (hosts === 0) {
+    return req.httpVersionMajor === 1 && req.httpVersionMinor === 0
+      ? undefined
+      : new BadRequestError('missing Host header');
+  }
+  if (host === undefined || !HOST_VALUE.test(host)) return new BadRequestError('malformed Host header');
+  const url = req.url ?? '/';
+  if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+    // Absolute form (RFC 9112 §3.2.2): only http(s), and its authority must be the Host we route by.
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return new BadRequestError('malformed request target');
+    }
+    if (target.protocol !== 'http:' && target.protocol !== 'https:')
+      return new BadRequestError('request target is not an http URL');
+    let expected = '';
+    try {
+      expected = new URL(`${target.protocol}//${host}`).host; // same normalisation (case, default port)
+    } catch {
+      return new BadRequestError('malformed Host header');
+    }
+    if (target.username !== '' || target.password !== '' || target.host !== expected)
+      return new BadRequestError('request target does not match Host');
+  }
+  return undefined;
 }

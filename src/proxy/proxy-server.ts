@@ -24,7 +24,7 @@ import {
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
-import { normalizeAddress, sanitizeRequestHeaders } from './header-hygiene.js';
+import { checkRequestHead, normalizeAddress, sanitizeRequestHeaders } from './header-hygiene.js';
 import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
@@ -141,6 +141,8 @@ export class ProxyServer {
         keepAliveTimeout: config.timeouts.idle,
         // Smuggling defence: refuse requests with both or several framing headers (Node's parser).
         insecureHTTPParser: false,
+        // Missing Host is refused by checkRequestHead, with our JSON error instead of Node's bare 400.
+        requireHostHeader: false,
         // Node checks headersTimeout/requestTimeout only this often (default 30 s, which would let a
         // slowloris client hold a socket 30 s past a 10 s timeout).
         connectionsCheckingInterval: timeoutCheckIntervalOf(config.timeouts),
@@ -148,6 +150,8 @@ export class ProxyServer {
       this.#onRequest,
     );
     this.server.maxConnections = config.maxConnections;
+    // One more than allowed, so a request over the limit is seen (Node drops headers past it silently).
+    this.server.maxHeadersCount = config.maxHeaderCount + 1;
     this.server.on('upgrade', this.#onUpgrade);
     this.server.on('clientError', this.#onClientError);
 
@@ -201,6 +205,7 @@ export class ProxyServer {
     this.server.requestTimeout = config.timeouts.request;
     this.server.keepAliveTimeout = config.timeouts.idle;
     this.server.maxConnections = config.maxConnections;
+    this.server.maxHeadersCount = config.maxHeaderCount + 1;
     this.#upstream.timeoutMs = config.timeouts.upstream;
   }
 
@@ -240,8 +245,9 @@ export class ProxyServer {
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     this.counters.requests++;
-    if (isInternalPath(req.url ?? '/')) {
-      sendError(res, NOT_FOUND);
+    const problem = checkRequestHead(req, (this.server.maxHeadersCount ?? 2001) - 1);
+    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
+      this.#refuseHead(res, problem ?? NOT_FOUND);
       return;
     }
     const clientIp = normalizeAddress(req.socket.remoteAddress);
@@ -356,8 +362,10 @@ export class ProxyServer {
     this.counters.requests++;
     // Before http-proxy attaches its own, a reset would otherwise crash the process (http-proxy#1468).
     socket.on('error', onClientSocketError);
-    if (isInternalPath(req.url ?? '/')) {
-      sendSocketError(socket, NOT_FOUND);
+    const problem = checkRequestHead(req, (this.server.maxHeadersCount ?? 2001) - 1);
+    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
+      if (problem !== undefined) this.counters.clientErrors++;
+      sendSocketError(socket, problem ?? NOT_FOUND);
       return;
     }
     const clientIp = normalizeAddress((socket as Socket).remoteAddress);
@@ -506,6 +514,15 @@ export class ProxyServer {
           : new BadRequestError(`malformed request (${error.code ?? 'parse error'})`);
     sendSocketError(socket, answer);
   };
+
+  /** A request refused on its head alone: a malformed one also loses its connection (RFC 9112 §3.2). */
+  #refuseHead(res: ServerResponse, error: StickyError): void {
+    if (error.statusCode === 400 || error.statusCode === 431) {
+      this.counters.clientErrors++;
+      res.shouldKeepAlive = false;
+    }
+    sendError(res, error);
+  }
 
   #refuse(res: ServerResponse, error: unknown): void {
     if (error instanceof NoHealthyNodeError) {
