@@ -6,7 +6,7 @@ import { createSilentLogger } from '../../src/log.js';
 import { StickyLb } from '../../src/stickylb.js';
 import { waitFor } from '../integration/harness.js';
 import { rawExchange } from './raw-client.js';
-import { RecordingNode, startRecordingNodes } from './recording-node.js';
+import { startRecordingNodes, type RecordingNode } from './recording-node.js';
 
 /** An in-process proxy (data plane in this process, so its server is inspectable) over recording nodes. */
 export interface HardeningProxy {
