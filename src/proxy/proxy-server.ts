@@ -71,6 +71,8 @@ export interface ProxyCounters {
   clientErrors: number;
   /** Requests replayed on another node after theirs refused or failed. */
   retries: number;
+  /** Client connections closed unserved because `proxy.maxConnections` were open. */
+  refusedConnections: number;
 }
 
 /** All proxy counters at zero. */
@@ -83,6 +85,7 @@ export function createProxyCounters(): ProxyCounters {
     noHealthyNode: 0,
     clientErrors: 0,
     retries: 0,
+    refusedConnections: 0,
   };
 }
 
@@ -154,6 +157,8 @@ export class ProxyServer {
     this.server.maxHeadersCount = config.maxHeaderCount + 1;
     this.server.on('upgrade', this.#onUpgrade);
     this.server.on('clientError', this.#onClientError);
+    // Past maxConnections Node closes a new connection unserved: cheap, and before it costs memory.
+    this.server.on('drop', () => this.counters.refusedConnections++);
 
     this.#proxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
     this.#proxy.on('proxyReq', this.#onProxyReq);
