@@ -8,6 +8,9 @@ import { BadRequestError, HeadersTooLargeError, type StickyError } from '../erro
  */
 const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'proxy-authorization'] as const;
 
+/** End-to-end headers a client cannot have stripped by naming them in `Connection:`. */
+const KEPT_IF_LISTED = new Set(['host', 'content-length', 'transfer-encoding']);
+
 /** Headers that only we may set toward a node. */
 const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'] as const;
 
@@ -29,8 +32,10 @@ export function sanitizeRequestHeaders(
   if (connection !== undefined) {
     for (const token of connection.split(',')) {
       const name = token.trim().toLowerCase();
-      // An upgrade keeps `Connection: upgrade` and `Upgrade`; everything else listed is dropped.
-      if (name && !(isUpgrade && name === 'upgrade')) delete headers[name];
+      // An upgrade keeps `Connection: upgrade` and `Upgrade`; everything else listed is dropped,
+      // except what frames or routes the request: `Connection: content-length` must not lose
+      // a body's length (nor the copy kept to replay it), nor `Connection: host` the Host.
+      if (name && !(isUpgrade && name === 'upgrade') && !KEPT_IF_LISTED.has(name)) delete headers[name];
     }
     if (!isUpgrade) delete headers.connection;
   }
