@@ -15,6 +15,8 @@ export interface SeenRequest {
   isComplete: boolean;
   /** The connection died before the request was answered (the proxy aborted it). */
   isAborted: boolean;
+  /** The TCP connection that carried the request has closed since. */
+  isSocketClosed: boolean;
 }
 
 /**
@@ -27,6 +29,7 @@ export interface SeenRequest {
  * - `POST /upload` → reads the whole body, answers `{"bytes":N}`
  * - `POST /early` → answers 200 headers and a first chunk at once, ends when the body has arrived
  * - `GET /hold` → never answers (until the connection closes)
+ * - `GET /stream` → a chunk every 50 ms for 10 s
  * - anything else → 200 `{"path":…}`
  */
 export class RecordingNode {
@@ -94,7 +97,9 @@ export class RecordingNode {
       bodyBytes: 0,
       isComplete: false,
       isAborted: false,
+      isSocketClosed: req.socket.destroyed,
     };
+    req.socket.once('close', () => (seen.isSocketClosed = true));
     this.seen.push(seen);
     this.#inFlight++;
     let isDone = false;
@@ -134,7 +139,20 @@ export class RecordingNode {
         req.once('end', () => res.end('done\n'));
         return;
       case '/hold':
+        req.resume();
         return;
+      case '/stream': {
+        // A chunk every 50 ms, up to 200: a response long enough to leave in the middle of.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        let sent = 0;
+        const timer = setInterval(() => {
+          res.write(`chunk ${++sent}\n`);
+          if (sent >= 200) res.end();
+        }, 50);
+        res.once('close', () => clearInterval(timer));
+        res.write('chunk 0\n');
+        return;
+      }
       default:
         req.resume();
         req.once('end', () => json({ path: req.url }));
