@@ -49,7 +49,6 @@ describe('client aborts', () => {
   });
 
   it('destroys the upstream request when the client leaves before the answer', async () => {
-    const node = proxy.nodes[0];
     const client = new RawConnection(proxy.port);
     await client.write('GET /hold HTTP/1.1\r\nHost: lb.test\r\n\r\n');
     await arrived('/hold', 1);
@@ -58,7 +57,6 @@ describe('client aborts', () => {
   });
 
   it('destroys the upstream request when the client leaves mid-response', async () => {
-    const node = proxy.nodes[0];
     const client = new RawConnection(proxy.port);
     await client.write('GET /stream HTTP/1.1\r\nHost: lb.test\r\n\r\n');
     await client.waitFor((text) => text.includes('chunk 1'));
