@@ -481,7 +481,8 @@ export class ProxyServer {
       { node: decision?.node.id, code: (error as NodeJS.ErrnoException).code, error: error.message },
       `upstream request failed: ${clientError.code}`,
     );
-    if (target instanceof ServerResponse) sendError(target, clientError);
+    if (target instanceof ServerResponse)
+      sendError(target, clientError, clientError instanceof NoHealthyNodeError ? RETRY_AFTER : undefined);
     else sendSocketError(target, clientError);
   }
 
