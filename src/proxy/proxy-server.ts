@@ -36,6 +36,7 @@ const kAttempts = Symbol('stickylb.attempts');
 const kBody = Symbol('stickylb.body');
 const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
+const kFreshRetry = Symbol('stickylb.freshRetry');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -44,6 +45,8 @@ type ProxiedResponse = ServerResponse & {
   [kAttempts]?: number;
   /** `performance.now()` when the request arrived (admin latency). */
   [kStartedAt]?: number;
+  /** Already replayed once over a new connection after a stale kept-alive one. */
+  [kFreshRetry]?: boolean;
 };
 /** A request whose body is kept (up to maxBodyBytes) so a refused attempt can be replayed; null: too big. */
 type ProxiedRequest = IncomingMessage & {
@@ -432,6 +435,10 @@ export class ProxyServer {
 
   readonly #onProxyError = (error: Error, req: IncomingMessage, target: ServerResponse | Duplex): void => {
     const decision = (req as ProxiedRequest)[kRoute];
+    if (target instanceof ServerResponse && decision !== undefined && isStaleReuse(req, target, error)) {
+      void this.#retryFresh(req as ProxiedRequest, target as ProxiedResponse, decision);
+      return;
+    }
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
     if (target instanceof ServerResponse && decision !== undefined) {
@@ -473,6 +480,30 @@ export class ProxyServer {
     }
     this.counters.retries++;
     await this.#retry(req, res, decision);
+  }
+
+  /**
+   * The keep-alive race: the node closed an idle pooled socket just as we reused it. Not a
+   * node failure (no passive-health report, no failover): replayed once on the same node
+   * over a new, unpooled connection.
+   */
+  async #retryFresh(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
+    res[kFreshRetry] = true;
+    this.counters.retries++;
+    try {
+      if (req[kBody] !== undefined && !req.complete) await once(req, 'end');
+    } catch {
+      return;
+    }
+    const body = req[kBody];
+    if (res.destroyed || body === null) return;
+    const options = { ...decision.node.proxyOptions, agent: false };
+    this.#proxy.web(
+      req,
+      res,
+      body !== undefined && body.length > 0 ? { ...options, buffer: Readable.from(body) } : options,
+      this.#onProxyError,
+    );
   }
 
   #answerFailure(error: Error, decision: RouteDecision | undefined, target: ServerResponse | Duplex): void {
@@ -553,6 +584,20 @@ function appendSetCookie(headers: IncomingMessage['headers'], value: string): vo
  */
 export function timeoutCheckIntervalOf(timeouts: { headers: number; request: number }): number {
   return Math.max(10, Math.min(1000, Math.floor(Math.min(timeouts.headers, timeouts.request) / 4)));
+}
+
+/** An idempotent request reset on a reused pooled socket before any answer, not yet replayed fresh. */
+function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  const proxied = res as ProxiedResponse;
+  return (
+    (code === 'ECONNRESET' || code === 'EPIPE') &&
+    proxied[kProxyReq]?.reusedSocket === true &&
+    proxied[kFreshRetry] !== true &&
+    !res.headersSent &&
+    (req as ProxiedRequest)[kBody] !== null &&
+    IDEMPOTENT.has(req.method ?? '')
+  );
 }
 
 function onClientSocketError(this: Duplex): void {
