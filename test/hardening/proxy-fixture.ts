@@ -40,7 +40,8 @@ export async function startHardeningProxy(
       admin: { listen: { host: '127.0.0.1', port: 0 } },
       session: { secretFile: join(dir, 'secret') },
       replication: { listen: { host: '127.0.0.1', port: 0 }, secretFile: join(dir, 'replication-secret') },
-      health: { interval: '200ms', timeout: '150ms', rise: 1, fall: 1 },
+      // Lenient: a loaded 2-core box must not time out a probe of a live node (fall 3 × 500 ms).
+      health: { interval: '500ms', timeout: '400ms', rise: 1, fall: 3 },
       log: { level: 'silent' },
       nodes: urls.map((url, index) => ({ id: `node-${index + 1}`, url })),
     }),
