@@ -320,6 +320,7 @@ export class StickyLb implements AdminControl {
     server.requestTimeout = next.proxy.timeouts.request;
     server.keepAliveTimeout = next.proxy.timeouts.idle;
     server.maxConnections = next.proxy.maxConnections;
+    server.maxHeadersCount = next.proxy.maxHeaderCount + 1;
     for (const key of [
       'listen',
       'maxHeaderBytes',

@@ -249,6 +249,12 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
     one(proxy('clientAborts')),
   );
   counter(
+    'stickylb_proxy_refused_connections_total',
+    'Client connections closed unserved because proxy.maxConnections were open',
+    [],
+    one(proxy('refusedConnections')),
+  );
+  counter(
     'stickylb_proxy_rejected_ids_total',
     'Session ids that failed verification',
     [],

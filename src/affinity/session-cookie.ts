@@ -31,8 +31,9 @@ export class SessionCookie {
   }
 
   /**
-   * The cookie's value; undefined when absent, and when it appears twice (cookie tossing:
-   * a sibling domain planting a second SESSIONID must not choose the session).
+   * The cookie's value; undefined when absent. When it appears twice (cookie tossing: a
+   * sibling domain planting a second SESSIONID must not choose the session), `''`: never a
+   * valid id, so the request counts as carrying a rejected one.
    */
   fromCookieHeader(header: string | undefined): string | undefined {
     if (header === undefined) return undefined;
@@ -41,7 +42,7 @@ export class SessionCookie {
     const valueStart = start + this.#cookiePrefix.length;
     let end = header.indexOf(';', valueStart);
     if (end === -1) end = header.length;
-    if (findName(header, this.#cookiePrefix, end) !== -1) return undefined;
+    if (findName(header, this.#cookiePrefix, end) !== -1) return '';
     let value = header.slice(valueStart, end).trim();
     if (value.length > 1 && value.charCodeAt(0) === 34 && value.charCodeAt(value.length - 1) === 34) {
       value = value.slice(1, -1);
@@ -49,23 +50,35 @@ export class SessionCookie {
     return value;
   }
 
-  /** The URL parameter's value (first occurrence), for clients without cookies. */
+  /**
+   * The URL parameter's value, for clients without cookies; `''` when it appears twice (the
+   * proxy and an app reading the query could otherwise pick different ones).
+   */
   fromUrl(url: string): string | undefined {
     const query = url.indexOf('?');
     if (query === -1) return undefined;
-    let at = url.indexOf(this.#paramNeedle, query + 1);
+    const at = this.#findParam(url, query + 1);
+    if (at === -1) return undefined;
+    const valueStart = at + this.#paramNeedle.length;
+    let end = url.indexOf('&', valueStart);
+    const hash = url.indexOf('#', valueStart);
+    if (end === -1 || (hash !== -1 && hash < end)) end = hash === -1 ? url.length : hash;
+    if (end < url.length && url.charCodeAt(end) === 38 && this.#findParam(url, end) !== -1) return '';
+    return url.slice(valueStart, end);
+  }
+
+  /** Index of `param=` right after `?` or `&`, from `from`, before any `#`; -1 if none. */
+  #findParam(url: string, from: number): number {
+    let at = url.indexOf(this.#paramNeedle, from);
     while (at !== -1) {
       const before = url.charCodeAt(at - 1);
       if (before === 63 /* ? */ || before === 38 /* & */) {
-        const valueStart = at + this.#paramNeedle.length;
-        let end = url.indexOf('&', valueStart);
-        const hash = url.indexOf('#', valueStart);
-        if (end === -1 || (hash !== -1 && hash < end)) end = hash === -1 ? url.length : hash;
-        return url.slice(valueStart, end);
+        const hash = url.indexOf('#', from);
+        return hash !== -1 && hash < at ? -1 : at;
       }
       at = url.indexOf(this.#paramNeedle, at + 1);
     }
-    return undefined;
+    return -1;
   }
 }
 

@@ -85,6 +85,8 @@ export const configSchema = z
         /** Bodies up to this size are buffered so a refused request can be retried on another node. */
         maxBodyBytes: integer(0).default(1_048_576),
         maxHeaderBytes: integer(1024, 1_048_576).default(16_384),
+        /** Request header lines allowed (HAProxy's tune.http.maxhdr is 101); more get 431. */
+        maxHeaderCount: integer(1, 10_000).default(100),
         maxConnections: integer(1).default(10_000),
         timeouts: z
           .strictObject({

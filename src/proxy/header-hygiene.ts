@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { BadRequestError, HeadersTooLargeError, type StickyError } from '../errors.js';
 
 /*
  * Hop-by-hop headers (RFC 9110 §7.6.1) describe the client↔proxy connection, not the
@@ -6,6 +7,9 @@ import type { IncomingHttpHeaders } from 'node:http';
  * proxy's kept-alive socket to the node. Proxy-Authorization is for us, never for a node.
  */
 const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'proxy-authorization'] as const;
+
+/** End-to-end headers a client cannot have stripped by naming them in `Connection:`. */
+const KEPT_IF_LISTED = new Set(['host', 'content-length', 'transfer-encoding']);
 
 /** Headers that only we may set toward a node. */
 const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'] as const;
@@ -28,8 +32,10 @@ export function sanitizeRequestHeaders(
   if (connection !== undefined) {
     for (const token of connection.split(',')) {
       const name = token.trim().toLowerCase();
-      // An upgrade keeps `Connection: upgrade` and `Upgrade`; everything else listed is dropped.
-      if (name && !(isUpgrade && name === 'upgrade')) delete headers[name];
+      // An upgrade keeps `Connection: upgrade` and `Upgrade`; everything else listed is dropped,
+      // except what frames or routes the request: `Connection: content-length` must not lose
+      // a body's length (nor the copy kept to replay it), nor `Connection: host` the Host.
+      if (name && !(isUpgrade && name === 'upgrade') && !KEPT_IF_LISTED.has(name)) delete headers[name];
     }
     if (!isUpgrade) delete headers.connection;
   }
@@ -178,8 +184,63 @@ function connectionListed(raw: readonly string[]): string[] | undefined {
     if (value.length <= 10 && /^(?:keep-alive|close)$/i.test(value)) continue;
     for (const token of value.split(',')) {
       const listedName = token.trim().toLowerCase();
-      if (listedName) (listed ??= []).push(listedName);
+      if (listedName && !KEPT_IF_LISTED.has(listedName)) (listed ??= []).push(listedName);
     }
   }
   return listed;
+}
+
+/** Characters of a Host value: reg-name or IP literal and port (RFC 3986 §3.2.2), nothing that ends an authority. */
+const HOST_VALUE = /^[A-Za-z0-9._~%!$&'()*+,;=:[\]-]*$/;
+const TOO_MANY_HEADERS = new HeadersTooLargeError();
+
+/**
+ * Why a request head must be refused before it is routed, or undefined. Node's parser
+ * already refuses ambiguous framing (CL+TE, two Content-Length, bare LF, obs-fold…); this
+ * adds what it lets through: more than `maxHeaderCount` header lines (Node would silently
+ * drop the rest), no Host or several (RFC 9112 §3.2: 400), a Host that is not an authority,
+ * and an absolute-form target whose authority disagrees with Host — the node would route by
+ * one and we by the other. Only the request line and raw header lines are read (`req.headers`,
+ * which Node builds on first use, stays unbuilt on the plain path): one pass.
+ */
+export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): StickyError | undefined {
+  const raw = req.rawHeaders;
+  if (raw.length > 2 * maxHeaderCount) return TOO_MANY_HEADERS;
+  let hosts = 0;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      hosts++;
+      host = raw[i + 1];
+    }
+  }
+  if (hosts > 1) return new BadRequestError('more than one Host header');
+  if (hosts === 0) {
+    return req.httpVersionMajor === 1 && req.httpVersionMinor === 0
+      ? undefined
+      : new BadRequestError('missing Host header');
+  }
+  if (host === undefined || !HOST_VALUE.test(host)) return new BadRequestError('malformed Host header');
+  const url = req.url ?? '/';
+  if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+    // Absolute form (RFC 9112 §3.2.2): only http(s), and its authority must be the Host we route by.
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return new BadRequestError('malformed request target');
+    }
+    if (target.protocol !== 'http:' && target.protocol !== 'https:')
+      return new BadRequestError('request target is not an http URL');
+    let expected = '';
+    try {
+      expected = new URL(`${target.protocol}//${host}`).host; // same normalisation (case, default port)
+    } catch {
+      return new BadRequestError('malformed Host header');
+    }
+    if (target.username !== '' || target.password !== '' || target.host !== expected)
+      return new BadRequestError('request target does not match Host');
+  }
+  return undefined;
 }

@@ -25,6 +25,7 @@ import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
 import {
+  checkRequestHead,
   normalizeAddress,
   readRequestHead,
   sanitizeRequestHeaders,
@@ -44,6 +45,7 @@ const kBody = Symbol('stickylb.body');
 const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
 const kHead = Symbol('stickylb.head');
+const kFreshRetry = Symbol('stickylb.freshRetry');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -52,6 +54,8 @@ type ProxiedResponse = ServerResponse & {
   [kAttempts]?: number;
   /** `performance.now()` when the request arrived (admin latency). */
   [kStartedAt]?: number;
+  /** Already replayed once over a new connection after a stale kept-alive one. */
+  [kFreshRetry]?: boolean;
 };
 /** A request whose body is kept (up to maxBodyBytes) so a refused attempt can be replayed; null: too big. */
 type ProxiedRequest = IncomingMessage & {
@@ -81,6 +85,8 @@ export interface ProxyCounters {
   clientErrors: number;
   /** Requests replayed on another node after theirs refused or failed. */
   retries: number;
+  /** Client connections closed unserved because `proxy.maxConnections` were open. */
+  refusedConnections: number;
 }
 
 /** All proxy counters at zero. */
@@ -93,6 +99,7 @@ export function createProxyCounters(): ProxyCounters {
     noHealthyNode: 0,
     clientErrors: 0,
     retries: 0,
+    refusedConnections: 0,
   };
 }
 
@@ -153,12 +160,21 @@ export class ProxyServer {
         keepAliveTimeout: config.timeouts.idle,
         // Smuggling defence: refuse requests with both or several framing headers (Node's parser).
         insecureHTTPParser: false,
+        // Missing Host is refused by checkRequestHead, with our JSON error instead of Node's bare 400.
+        requireHostHeader: false,
+        // Node checks headersTimeout/requestTimeout only this often (default 30 s, which would let a
+        // slowloris client hold a socket 30 s past a 10 s timeout).
+        connectionsCheckingInterval: timeoutCheckIntervalOf(config.timeouts),
       },
       this.#onRequest,
     );
     this.server.maxConnections = config.maxConnections;
+    // One more than allowed, so a request over the limit is seen (Node drops headers past it silently).
+    this.server.maxHeadersCount = config.maxHeaderCount + 1;
     this.server.on('upgrade', this.#onUpgrade);
     this.server.on('clientError', this.#onClientError);
+    // Past maxConnections Node closes a new connection unserved: cheap, and before it costs memory.
+    this.server.on('drop', () => this.counters.refusedConnections++);
 
     // WebSocket upgrades only: plain requests go through the UpstreamForwarder.
     this.#proxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
@@ -214,6 +230,7 @@ export class ProxyServer {
     this.server.requestTimeout = config.timeouts.request;
     this.server.keepAliveTimeout = config.timeouts.idle;
     this.server.maxConnections = config.maxConnections;
+    this.server.maxHeadersCount = config.maxHeaderCount + 1;
     this.#upstream.timeoutMs = config.timeouts.upstream;
   }
 
@@ -253,8 +270,9 @@ export class ProxyServer {
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     this.counters.requests++;
-    if (isInternalPath(req.url ?? '/')) {
-      sendError(res, NOT_FOUND);
+    const problem = checkRequestHead(req, (this.server.maxHeadersCount ?? 2001) - 1);
+    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
+      this.#refuseHead(res, problem ?? NOT_FOUND);
       return;
     }
     const clientIp = normalizeAddress(req.socket.remoteAddress);
@@ -366,8 +384,10 @@ export class ProxyServer {
     this.counters.requests++;
     // Before http-proxy attaches its own, a reset would otherwise crash the process (http-proxy#1468).
     socket.on('error', onClientSocketError);
-    if (isInternalPath(req.url ?? '/')) {
-      sendSocketError(socket, NOT_FOUND);
+    const problem = checkRequestHead(req, (this.server.maxHeadersCount ?? 2001) - 1);
+    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
+      if (problem !== undefined) this.counters.clientErrors++;
+      sendSocketError(socket, problem ?? NOT_FOUND);
       return;
     }
     const clientIp = normalizeAddress((socket as Socket).remoteAddress);
@@ -429,6 +449,10 @@ export class ProxyServer {
 
   readonly #onProxyError = (error: Error, req: IncomingMessage, target: ServerResponse | Duplex): void => {
     const decision = (req as ProxiedRequest)[kRoute];
+    if (target instanceof ServerResponse && decision !== undefined && isStaleReuse(req, target, error)) {
+      void this.#retryFresh(req as ProxiedRequest, target as ProxiedResponse, decision);
+      return;
+    }
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
     if (target instanceof ServerResponse && decision !== undefined) {
@@ -472,13 +496,34 @@ export class ProxyServer {
     await this.#retry(req, res, decision);
   }
 
+  /**
+   * The keep-alive race: the node closed an idle pooled socket just as we reused it. Not a
+   * node failure (no passive-health report, no failover): replayed once on the same node
+   * over a new, unpooled connection.
+   */
+  async #retryFresh(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
+    res[kFreshRetry] = true;
+    this.counters.retries++;
+    try {
+      if (req[kBody] !== undefined && !req.complete) await once(req, 'end');
+    } catch {
+      return;
+    }
+    const body = req[kBody];
+    if (res.destroyed || body === null) return;
+    const head = req[kHead] as RequestHead;
+    setSessionHeader(head, decision.sessionId);
+    res[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head, body ?? [], false);
+  }
+
   #answerFailure(error: Error, decision: RouteDecision | undefined, target: ServerResponse | Duplex): void {
     const clientError = toClientError(error);
     this.#options.logger.warn(
       { node: decision?.node.id, code: (error as NodeJS.ErrnoException).code, error: error.message },
       `upstream request failed: ${clientError.code}`,
     );
-    if (target instanceof ServerResponse) sendError(target, clientError);
+    if (target instanceof ServerResponse)
+      sendError(target, clientError, clientError instanceof NoHealthyNodeError ? RETRY_AFTER : undefined);
     else sendSocketError(target, clientError);
   }
 
@@ -501,7 +546,10 @@ export class ProxyServer {
 
   readonly #onClientError = (error: NodeJS.ErrnoException, socket: Duplex): void => {
     this.counters.clientErrors++;
-    if (error.code === 'ECONNRESET' || !socket.writable) {
+    // A response already under way (the node answered before the body was in, then the client
+    // stalled): an error written now would land inside that response's body. Just cut it.
+    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || current?.headersSent === true) {
       socket.destroy();
       return;
     }
@@ -513,6 +561,15 @@ export class ProxyServer {
           : new BadRequestError(`malformed request (${error.code ?? 'parse error'})`);
     sendSocketError(socket, answer);
   };
+
+  /** A request refused on its head alone: a malformed one also loses its connection (RFC 9112 §3.2). */
+  #refuseHead(res: ServerResponse, error: StickyError): void {
+    if (error.statusCode === 400 || error.statusCode === 431) {
+      this.counters.clientErrors++;
+      res.shouldKeepAlive = false;
+    }
+    sendError(res, error);
+  }
 
   #refuse(res: ServerResponse, error: unknown): void {
     if (error instanceof NoHealthyNodeError) {
@@ -529,6 +586,28 @@ function appendSetCookie(headers: IncomingMessage['headers'], value: string): vo
   const existing = headers['set-cookie'];
   if (existing === undefined) headers['set-cookie'] = [value];
   else existing.push(value);
+}
+
+/**
+ * How often Node sweeps connections for expired header and request timeouts: a quarter of
+ * the shorter one, at most 1 s and at least 10 ms. Fixed at start (a reload cannot change it).
+ */
+export function timeoutCheckIntervalOf(timeouts: { headers: number; request: number }): number {
+  return Math.max(10, Math.min(1000, Math.floor(Math.min(timeouts.headers, timeouts.request) / 4)));
+}
+
+/** An idempotent request reset on a reused pooled socket before any answer, not yet replayed fresh. */
+function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  const proxied = res as ProxiedResponse;
+  return (
+    (code === 'ECONNRESET' || code === 'EPIPE') &&
+    proxied[kProxyReq]?.reusedSocket === true &&
+    proxied[kFreshRetry] !== true &&
+    !res.headersSent &&
+    (req as ProxiedRequest)[kBody] !== null &&
+    IDEMPOTENT.has(req.method ?? '')
+  );
 }
 
 function onClientSocketError(this: Duplex): void {

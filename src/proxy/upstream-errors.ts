@@ -1,4 +1,4 @@
-import { StickyError, UpstreamError } from '../errors.js';
+import { NoHealthyNodeError, StickyError, UpstreamError } from '../errors.js';
 
 /** Connection-level failures that mean the node is unreachable or died: passive health evidence. */
 const NODE_FAILURE_CODES = new Set([
@@ -23,16 +23,16 @@ export function isConnectRefused(error: unknown): boolean {
 
 /**
  * The one place an upstream failure becomes a client-facing error: our own timeout stays
- * a 504; refused, reset or anything else the node did is a 502.
+ * a 504; refused on the last attempt is a 503 (no node took the request, and none saw it:
+ * safe to send again); reset or anything else the node did is a 502.
  */
 export function toClientError(error: unknown): StickyError {
   if (error instanceof StickyError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNREFUSED') return new NoHealthyNodeError();
   const reason =
-    code === 'ECONNREFUSED'
-      ? 'node refused the connection'
-      : code === 'ECONNRESET'
-        ? 'node closed the connection mid-request'
-        : 'node failed while handling the request';
+    code === 'ECONNRESET'
+      ? 'node closed the connection mid-request'
+      : 'node failed while handling the request';
   return new UpstreamError(reason, { cause: error });
 }

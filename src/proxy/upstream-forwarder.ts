@@ -1,4 +1,4 @@
-import type { ClientRequest, IncomingMessage, RequestOptions, ServerResponse } from 'node:http';
+import type { Agent, ClientRequest, IncomingMessage, RequestOptions, ServerResponse } from 'node:http';
 import type { UpstreamTarget } from '../nodes/index.js';
 import { SESSION_USED_HEADER } from '../protocol.js';
 import type { RequestHead } from './header-hygiene.js';
@@ -93,7 +93,7 @@ export class UpstreamForwarder {
   /**
    * Sends `req` to `target` with the headers of `head` (see readRequestHead) and relays the
    * answer into `res`. `body` replays a buffered body (a retry); otherwise a body still
-   * arriving is piped.
+   * arriving is piped. `agent: false` sends it on a new connection, outside the pool.
    */
   forward(
     req: IncomingMessage,
@@ -101,15 +101,16 @@ export class UpstreamForwarder {
     target: UpstreamTarget,
     head: RequestHead,
     body?: Buffer[],
+    agent: Agent | false | undefined = target.agent,
   ): ClientRequest {
     // An array is stored as the request head as is: no setHeader (validate, lower-case) per header.
     const headers = head.hasHost ? head.headers : [...head.headers, 'host', target.hostHeader];
     const proxyReq: ForwardedRequest = target.request({
       host: target.host,
       port: target.port,
-      agent: target.agent,
+      agent,
       method: req.method,
-      path: req.url,
+      path: originFormOf(req.url ?? '/'),
       headers,
     } as RequestOptions);
     proxyReq[kRes] = res;
@@ -127,6 +128,21 @@ export class UpstreamForwarder {
       proxyReq.end();
     }
     return proxyReq;
+  }
+}
+
+/**
+ * The request target as a node expects it from a gateway: origin form (RFC 9112 §3.2.1). An
+ * absolute-form target (`GET http://host/path`, its authority already checked against Host by
+ * checkRequestHead) becomes its path and query; `*` stays.
+ */
+function originFormOf(url: string): string {
+  if (url.charCodeAt(0) === 47 /* / */ || url === '*') return url;
+  try {
+    const target = new URL(url);
+    return target.pathname + target.search;
+  } catch {
+    return url;
   }
 }
 
