@@ -36,11 +36,15 @@ const kAttempts = Symbol('stickylb.attempts');
 const kBody = Symbol('stickylb.body');
 const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
+const kClientRes = Symbol('stickylb.clientRes');
+const kProxyRes = Symbol('stickylb.proxyRes');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
   [kRoute]?: RouteDecision;
   [kProxyReq]?: ClientRequest;
+  /** The node's answer being piped in, once its headers arrived. */
+  [kProxyRes]?: IncomingMessage;
   [kAttempts]?: number;
   /** `performance.now()` when the request arrived (admin latency). */
   [kStartedAt]?: number;
@@ -52,6 +56,8 @@ type ProxiedRequest = IncomingMessage & {
   [kBodyBytes]?: number;
 };
 type UpgradeRequest = ProxiedRequest;
+/** A node's answer, pointing at the client response it is piped into. */
+type UpstreamResponse = IncomingMessage & { [kClientRes]?: ServerResponse };
 
 /** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -71,6 +77,8 @@ export interface ProxyCounters {
   clientErrors: number;
   /** Requests replayed on another node after theirs refused or failed. */
   retries: number;
+  /** Responses cut off because the node's connection ended before their body did (kill -9, bad framing). */
+  truncatedResponses: number;
 }
 
 /** All proxy counters at zero. */
@@ -83,6 +91,7 @@ export function createProxyCounters(): ProxyCounters {
     noHealthyNode: 0,
     clientErrors: 0,
     retries: 0,
+    truncatedResponses: 0,
   };
 }
 
@@ -127,6 +136,7 @@ export class ProxyServer {
   readonly #upstream: { timeoutMs: number };
   readonly #onResponseClose: (this: ProxiedResponse) => void;
   readonly #captureChunk: (this: ProxiedRequest, chunk: Buffer) => void;
+  readonly #onUpstreamResponseClose: (this: UpstreamResponse) => void;
 
   constructor(options: ProxyServerOptions) {
     this.#options = options;
@@ -160,6 +170,15 @@ export class ProxyServer {
     this.#onUpstreamTimeout = function onUpstreamTimeout(this: ClientRequest) {
       counters.upstreamTimeouts++;
       this.destroy(new UpstreamTimeoutError(upstream.timeoutMs));
+    };
+    // http-proxy pipes the node's answer without watching it: a body cut short (the node died,
+    // or sent less than its Content-Length) would leave the client waiting forever. Cut the
+    // client's connection too, so it sees a truncated response, never a hang or a fake end.
+    this.#onUpstreamResponseClose = function onUpstreamResponseClose(this: UpstreamResponse) {
+      const res = this[kClientRes];
+      if (this.complete || res === undefined || res.destroyed || res.writableEnded) return;
+      counters.truncatedResponses++;
+      res.destroy();
     };
     const maxBodyBytes = config.maxBodyBytes;
     // Shared 'data' handler: keeps the body so a refused attempt can be replayed on another node.
@@ -331,6 +350,9 @@ export class ProxyServer {
   readonly #onProxyRes = (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse): void => {
     const decision = (res as ProxiedResponse)[kRoute];
     if (decision === undefined) return;
+    (proxyRes as UpstreamResponse)[kClientRes] = res;
+    (res as ProxiedResponse)[kProxyRes] = proxyRes;
+    proxyRes.once('close', this.#onUpstreamResponseClose);
     const headers = proxyRes.headers;
     const used = headers[SESSION_USED_HEADER];
     const isUsed = used !== undefined;
@@ -416,6 +438,7 @@ export class ProxyServer {
     const decision = (req as ProxiedRequest)[kRoute];
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
+    if (target instanceof ServerResponse) detachUpstream(target as ProxiedResponse);
     if (target instanceof ServerResponse && decision !== undefined) {
       const retry = this.#retryability(req, target, error);
       if (retry === 'yes') {
@@ -514,6 +537,19 @@ function appendSetCookie(headers: IncomingMessage['headers'], value: string): vo
   const existing = headers['set-cookie'];
   if (existing === undefined) headers['set-cookie'] = [value];
   else existing.push(value);
+}
+
+/**
+ * Stops the node's answer piping into `res` once its request failed (a framing error mid-body):
+ * its next chunk would land after our error answer or in the retry's (write after end throws).
+ */
+function detachUpstream(res: ProxiedResponse): void {
+  const proxyRes = res[kProxyRes] as UpstreamResponse | undefined;
+  if (proxyRes === undefined) return;
+  res[kProxyRes] = undefined;
+  proxyRes[kClientRes] = undefined;
+  proxyRes.unpipe(res);
+  proxyRes.destroy();
 }
 
 function onClientSocketError(this: Duplex): void {
