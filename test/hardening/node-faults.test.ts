@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitFor } from '../integration/harness.js';
+import type { ProxyCounters } from '../../src/proxy/proxy-server.js';
+import { Client, startCluster, waitFor, type Cluster } from '../integration/harness.js';
 import { clientRequest, startFaultCluster, type FaultCluster } from './fault-cluster.js';
 import { okResponse, type FaultBehaviour } from './fault-node.js';
 
@@ -144,5 +145,49 @@ describe('a node that sends bad framing', () => {
     late?.write(SMUGGLED);
     await expectServedAfter(c, tainted);
     expect(c.node.appRequests).toHaveLength(2);
+  });
+});
+
+describe('a node killed -9 mid-response', () => {
+  let processes: Cluster | undefined;
+  afterEach(async () => {
+    await processes?.close();
+    processes = undefined;
+  });
+
+  it('cuts the streaming client cleanly, counts it, and the session goes on with its counter', async () => {
+    processes = await startCluster({ nodeCount: 2 });
+    const c = processes;
+    const client = new Client(c.proxyUrl);
+    const first = await client.request('POST', '/api/counter');
+    expect(first.status).toBe(200);
+    const victim = c.nodes.find((node) => node.id === first.json.node);
+    const port = Number(new URL(c.proxyUrl).port);
+    const streamed = clientRequest(port, {
+      path: '/api/stream',
+      headers: { cookie: `SESSIONID=${client.sessionId}` },
+    });
+    // Kill once the stream is flowing through the proxy (the node counts it open).
+    await waitFor(async () => {
+      const open = (await (await fetch(`${victim?.url}/api/stream/open`)).json()) as { open: number };
+      return open.open > 0;
+    });
+    await victim?.kill('SIGKILL');
+    const answer = await streamed;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toContain('chunk 0');
+    expect(answer.isComplete).toBe(false);
+    expect(answer.isCut).toBe(true);
+    await waitFor(async () => {
+      const state = (await (await fetch(`${c.adminUrl}/api/state`)).json()) as { proxy: ProxyCounters };
+      return state.proxy.truncatedResponses >= 1;
+    });
+    const metrics = await (await fetch(`${c.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^stickylb_proxy_truncated_responses_total [1-9]/m);
+    // Nothing acknowledged is lost: the write before the kill is still there, on the survivor.
+    const next = await client.request('POST', '/api/counter');
+    expect(next.status).toBe(200);
+    expect(next.json.count).toBe(2);
+    expect(next.json.node).not.toBe(victim?.id);
   });
 });
