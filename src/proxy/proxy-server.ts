@@ -38,6 +38,7 @@ const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
 const kClientRes = Symbol('stickylb.clientRes');
 const kProxyRes = Symbol('stickylb.proxyRes');
+const kUpgradeState = Symbol('stickylb.upgradeState');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -55,7 +56,8 @@ type ProxiedRequest = IncomingMessage & {
   [kBody]?: Buffer[] | null;
   [kBodyBytes]?: number;
 };
-type UpgradeRequest = ProxiedRequest;
+/** An upgrade request: 'pending' until the node's 101, then 'open'; 'abandoned' if the client left first. */
+type UpgradeRequest = ProxiedRequest & { [kUpgradeState]?: 'pending' | 'open' | 'abandoned' };
 /** A node's answer, pointing at the client response it is piped into. */
 type UpstreamResponse = IncomingMessage & { [kClientRes]?: ServerResponse };
 
@@ -420,8 +422,17 @@ export class ProxyServer {
   readonly #onProxyReqWs = (proxyReq: ClientRequest, req: IncomingMessage): void => {
     const decision = (req as UpgradeRequest)[kRoute];
     if (decision === undefined) return;
+    const upgrade = req as UpgradeRequest;
+    upgrade[kUpgradeState] = 'pending';
+    // A client that leaves mid-handshake: http-proxy would keep the request to the node open.
+    req.socket.once('close', () => {
+      if (upgrade[kUpgradeState] !== 'pending') return;
+      upgrade[kUpgradeState] = 'abandoned';
+      proxyReq.destroy();
+    });
     // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
+      upgrade[kUpgradeState] = 'open';
       this.#options.affinity.record(
         decision.key,
         decision.node.id,
@@ -435,6 +446,15 @@ export class ProxyServer {
   };
 
   readonly #onProxyError = (error: Error, req: IncomingMessage, target: ServerResponse | Duplex): void => {
+    const upgradeState = (req as UpgradeRequest)[kUpgradeState];
+    if (upgradeState === 'abandoned' || upgradeState === 'open') {
+      // The client left mid-handshake (we aborted the node's side), or the node failed after its
+      // 101: the connection carries WebSocket frames now, where an HTTP error page is garbage.
+      if (upgradeState === 'abandoned') this.counters.clientAborts++;
+      else this.counters.upstreamErrors++;
+      target.destroy();
+      return;
+    }
     const decision = (req as ProxiedRequest)[kRoute];
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
