@@ -13,9 +13,11 @@ export interface FaultRequest {
 
 /**
  * How the node answers one non-health request: write raw bytes (and maybe close), or do
- * nothing at all (a hang). `socket` is the node's side of the connection.
+ * nothing at all (a hang). `socket` is the node's side of the connection. Returning
+ * 'tunnel' stops HTTP parsing on that connection: later bytes are echoed back raw (an
+ * upgraded WebSocket, as far as a proxy can tell).
  */
-export type FaultBehaviour = (socket: Socket, request: FaultRequest) => void;
+export type FaultBehaviour = (socket: Socket, request: FaultRequest) => unknown;
 
 /** A well-formed keep-alive answer: what a healthy node sends. */
 export function okResponse(body = '{"ok":true}'): string {
@@ -85,7 +87,12 @@ export class FaultNode {
     socket.on('close', () => this.#sockets.delete(id));
     socket.on('error', () => socket.destroy());
     let buffered = Buffer.alloc(0);
+    let isTunnel = false;
     socket.on('data', (chunk: Buffer) => {
+      if (isTunnel) {
+        socket.write(chunk);
+        return;
+      }
       buffered = Buffer.concat([buffered, chunk]);
       // Bounded: at most one request per loop turn per chunk read.
       for (
@@ -97,7 +104,11 @@ export class FaultNode {
         this.requests.push(parsed.request);
         if (parsed.request.path === '/health') socket.write(okResponse('{"status":"ok"}'));
         else if (parsed.request.path.startsWith('/_stickylb/')) socket.write(NOT_FOUND);
-        else this.behaviour(socket, parsed.request);
+        else if (this.behaviour(socket, parsed.request) === 'tunnel') {
+          isTunnel = true;
+          if (buffered.length > 0) socket.write(buffered);
+          return;
+        }
         if (socket.destroyed) return;
       }
     });
