@@ -447,17 +447,21 @@ export class ProxyServer {
 
   readonly #onProxyError = (error: Error, req: IncomingMessage, target: ServerResponse | Duplex): void => {
     const upgradeState = (req as UpgradeRequest)[kUpgradeState];
-    if (upgradeState === 'abandoned' || upgradeState === 'open') {
-      // The client left mid-handshake (we aborted the node's side), or the node failed after its
-      // 101: the connection carries WebSocket frames now, where an HTTP error page is garbage.
-      if (upgradeState === 'abandoned') this.counters.clientAborts++;
-      else this.counters.upstreamErrors++;
+    if (upgradeState === 'abandoned') {
+      // The client left mid-handshake and we aborted the node's side: not the node's failure.
+      this.counters.clientAborts++;
       target.destroy();
       return;
     }
     const decision = (req as ProxiedRequest)[kRoute];
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
+    if (upgradeState === 'open') {
+      // The node failed after its 101: the connection carries WebSocket frames, where an HTTP
+      // error page is garbage. Close it.
+      target.destroy();
+      return;
+    }
     if (target instanceof ServerResponse) detachUpstream(target as ProxiedResponse);
     if (target instanceof ServerResponse && decision !== undefined) {
       const retry = this.#retryability(req, target, error);
