@@ -61,7 +61,7 @@ const BROKEN_HEADS: Array<[string, string]> = [
   ['an invalid status line', 'HTTP/1.1 abc OK\r\n\r\n'],
   ['no HTTP at all', 'hello there\r\n\r\n'],
   ['two different Content-Lengths', 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nokk'],
-  ['a header with a bare LF and NUL', 'HTTP/1.1 200 OK\r\nx-a: b\0c\r\n\r\n'],
+  ['a NUL in a header value', 'HTTP/1.1 200 OK\r\nx-a: b\0c\r\n\r\n'],
   [
     'Content-Length and chunked both',
     'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
