@@ -354,7 +354,8 @@ export class ProxyServer {
     if (decision === undefined) return;
     (proxyRes as UpstreamResponse)[kClientRes] = res;
     (res as ProxiedResponse)[kProxyRes] = proxyRes;
-    proxyRes.once('close', this.#onUpstreamResponseClose);
+    // 'on', not 'once': once allocates a wrapper per response; 'close' fires once anyway.
+    proxyRes.on('close', this.#onUpstreamResponseClose);
     const headers = proxyRes.headers;
     const used = headers[SESSION_USED_HEADER];
     const isUsed = used !== undefined;
