@@ -3,18 +3,23 @@
  *
  *   npm run bench                          store, proxy, failover, scale
  *   node dist/bench/run.js proxy failover  the named ones
+ *   node dist/bench/run.js soak            10 min of churn and kill -9 (not in the default set)
  *
  * Environment: BENCH_QUICK=1 (short rounds, for a smoke run), BENCH_ROUNDS, BENCH_DURATION
  * (seconds per measured run), BENCH_CONNECTIONS (proxy), BENCH_RESULTS_DIR, BENCH_PROXY_WORKERS
- * (`proxy.workers` of the stickylb clusters), BENCH_COMMIT (the code measured, when not git HEAD).
+ * (`proxy.workers` of the stickylb clusters), BENCH_COMMIT (the code measured, when not git HEAD),
+ * SOAK_MINUTES and SOAK_KILL_EVERY_S (soak).
  */
 import os from 'node:os';
 import { runFailoverBench } from './failover.js';
 import { runScaleBench } from './scale.js';
 import { runProxyBench } from './proxy.js';
+import { runSoakBench } from './soak.js';
 import { runStoreBench } from './store.js';
 
-const BENCHES = ['store', 'proxy', 'failover', 'scale'] as const;
+const BENCHES = ['store', 'proxy', 'failover', 'scale', 'soak'] as const;
+/** What `npm run bench` runs: the soak takes 10 minutes and is asked for by name. */
+const DEFAULT_BENCHES = ['store', 'proxy', 'failover', 'scale'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const isQuick = process.env.BENCH_QUICK === '1';
@@ -61,6 +66,7 @@ const runners: Record<BenchName, () => Promise<unknown>> = {
     }),
   scale: () =>
     runScaleBench(process.env.BENCH_RESULTS_DIR ? { resultsDir: process.env.BENCH_RESULTS_DIR } : {}),
+  soak: () => runSoakBench(),
 };
 
 const requested = process.argv.slice(2);
@@ -70,7 +76,7 @@ for (const name of requested) {
     process.exit(2);
   }
 }
-const selected = requested.length === 0 ? [...BENCHES] : (requested as BenchName[]);
+const selected = requested.length === 0 ? [...DEFAULT_BENCHES] : (requested as BenchName[]);
 console.log(
   `benches: ${selected.join(', ')}${isQuick ? ' (quick)' : ''}; load average ${os
     .loadavg()

@@ -16,6 +16,8 @@ export interface StickyClusterOptions {
   replicationMode?: 'sync' | 'async';
   /** Label in process names and diagnostics. */
   label?: string;
+  /** `session.idleTimeout` (default: the config's default). */
+  idleTimeout?: string;
 }
 
 /** `BENCH_PROXY_WORKERS` sets `proxy.workers` of every cluster (default: the config's default). */
@@ -84,7 +86,10 @@ export class StickyCluster {
     const config: ConfigInput = {
       proxy: { listen: { host: '127.0.0.1', port: proxyPort }, ...proxyWorkersFromEnv() },
       admin: { listen: { host: '127.0.0.1', port: adminPort } },
-      session: { secret: randomBytes(24).toString('base64url') },
+      session: {
+        secret: randomBytes(24).toString('base64url'),
+        ...(options.idleTimeout !== undefined ? { idleTimeout: options.idleTimeout } : {}),
+      },
       replication: {
         mode: options.replicationMode ?? 'sync',
         listen: { host: '127.0.0.1', port: replicationPort },
@@ -134,6 +139,18 @@ export class StickyCluster {
       throw new Error(`${label} cluster did not start:\n${output}`, { cause: error });
     }
     return cluster;
+  }
+
+  /**
+   * Starts node `index` again after it was killed, as `stickylb backend --id ID` would (the
+   * new process replaces the old in `nodes`); resolves once it answers /health.
+   */
+  async restartNode(index: number, label = 'stickylb'): Promise<BenchProcess> {
+    const id = this.nodeIds[index] as string;
+    const node = this.#spawnNode(id, dirname(this.configFile), label);
+    this.nodes[index] = node;
+    await waitForHttp(`${label} ${id}`, `${this.nodeUrls[index]}/health`, node);
+    return node;
   }
 
   #spawnNode(id: string, dir: string, label: string): BenchProcess {

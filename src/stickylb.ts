@@ -341,7 +341,7 @@ export class StickyLb implements AdminControl {
       notes,
     });
     // Sessions of removed nodes move as if those nodes had failed.
-    for (const node of removed) void this.failover.moveAll(node.id, 'down');
+    for (const node of removed) this.#moveAllOff(node.id);
     return notes;
   }
 
@@ -422,8 +422,22 @@ export class StickyLb implements AdminControl {
     } else {
       this.events.push('node:down', `${nodeId} is down: ${reason}`, { node: nodeId, reason });
       // Move its sessions now, before their next requests arrive.
-      void this.failover.moveAll(nodeId, 'down');
+      this.#moveAllOff(nodeId);
     }
+  }
+
+  /**
+   * Proactive failover, not awaited: a replica store that fails under it (Redis down, or
+   * closed during shutdown) is logged, never an unhandled rejection that kills the proxy.
+   * Sessions not moved now still move on demand with their next request.
+   */
+  #moveAllOff(nodeId: string): void {
+    this.failover.moveAll(nodeId, 'down').catch((error: unknown) => {
+      this.#logger.error({ node: nodeId, err: error }, 'failover of a down node failed');
+      this.events.push('failover:error', `failover of ${nodeId} failed: ${(error as Error).message}`, {
+        node: nodeId,
+      });
+    });
   }
 
   #onMoveEnd(report: MoveReport): void {

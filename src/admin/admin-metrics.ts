@@ -243,6 +243,12 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   );
   counter('stickylb_proxy_retries_total', 'Requests replayed on another node', [], one(proxy('retries')));
   counter(
+    'stickylb_proxy_truncated_responses_total',
+    'Responses cut off because the node ended its connection before their body (client connection closed too)',
+    [],
+    one(proxy('truncatedResponses')),
+  );
+  counter(
     'stickylb_proxy_client_aborts_total',
     'Responses the client left before they finished',
     [],

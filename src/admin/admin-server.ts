@@ -8,7 +8,7 @@ import Fastify, {
 import { BadRequestError, ForbiddenError, NotFoundError, StickyError, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AdminControl, AdminState } from './admin-control.js';
-import { isTokenValid, tokenOf } from './admin-auth.js';
+import { isLoopbackHost, isTokenValid, tokenOf } from './admin-auth.js';
 import { createAdminMetrics } from './admin-metrics.js';
 import { DASHBOARD_HEADERS, DashboardAssets } from './dashboard-assets.js';
 import { EventStream } from './event-stream.js';
@@ -76,7 +76,7 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
       const query = request.query as Record<string, unknown> | undefined;
       if (!isTokenValid(tokenOf(request.headers.authorization, query?.token), token))
         throw new UnauthorizedError();
-    }
+    } else assertLoopbackHostHeader(request);
     if (request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request);
   });
 
@@ -183,6 +183,26 @@ export function withTotals(state: AdminState): AdminState {
 
 function nodeStateOf(control: AdminControl, nodeId: string): string | undefined {
   return control.state().nodes.find((node) => node.id === nodeId)?.state;
+}
+
+/**
+ * Without a token the listener is loopback-only, and the only defence is that no one else can
+ * reach it. A web page on a name the attacker re-points at 127.0.0.1 (DNS rebinding) is
+ * same-origin with it, Origin check passed, and could read the state and drive the admin
+ * actions: refuse any Host that does not name a loopback address.
+ */
+function assertLoopbackHostHeader(request: FastifyRequest): void {
+  const host = request.headers.host;
+  if (host === undefined) return; // HTTP/1.0 without Host: not a browser
+  let name: string;
+  try {
+    name = new URL(`http://${host}`).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    throw new ForbiddenError('malformed Host header');
+  }
+  if (!isLoopbackHost(name)) {
+    throw new ForbiddenError(`Host ${host} refused: without admin.token only loopback names are served`);
+  }
 }
 
 /** Refuses a state-changing request sent by a page of another origin (CSRF). */

@@ -35,7 +35,7 @@ import {
 import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
-import { UpstreamForwarder } from './upstream-forwarder.js';
+import { detachUpstream, UpstreamForwarder } from './upstream-forwarder.js';
 import { isConnectRefused, isNodeFailure, toClientError } from './upstream-errors.js';
 
 const kRoute = Symbol('stickylb.route');
@@ -46,6 +46,7 @@ const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
 const kHead = Symbol('stickylb.head');
 const kFreshRetry = Symbol('stickylb.freshRetry');
+const kUpgradeState = Symbol('stickylb.upgradeState');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -65,7 +66,8 @@ type ProxiedRequest = IncomingMessage & {
   [kBody]?: Buffer[] | null;
   [kBodyBytes]?: number;
 };
-type UpgradeRequest = ProxiedRequest;
+/** An upgrade request: 'pending' until the node's 101, then 'open'; 'abandoned' if the client left first. */
+type UpgradeRequest = ProxiedRequest & { [kUpgradeState]?: 'pending' | 'open' | 'abandoned' };
 
 /** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -87,6 +89,8 @@ export interface ProxyCounters {
   retries: number;
   /** Client connections closed unserved because `proxy.maxConnections` were open. */
   refusedConnections: number;
+  /** Responses cut off because the node's connection ended before their body did (kill -9, bad framing). */
+  truncatedResponses: number;
 }
 
 /** All proxy counters at zero. */
@@ -100,6 +104,7 @@ export function createProxyCounters(): ProxyCounters {
     clientErrors: 0,
     retries: 0,
     refusedConnections: 0,
+    truncatedResponses: 0,
   };
 }
 
@@ -189,7 +194,13 @@ export class ProxyServer {
       this.destroy(new UpstreamTimeoutError(upstream.timeoutMs));
     };
     this.#forwarder = new UpstreamForwarder(
-      { onResponseHead: this.#onResponseHead, onError: this.#onProxyError },
+      {
+        onResponseHead: this.#onResponseHead,
+        onError: this.#onProxyError,
+        // A body cut short (the node died, or sent less than its Content-Length): the client's
+        // connection is cut too, so it sees a truncated response, never a hang or a fake end.
+        onTruncated: () => counters.truncatedResponses++,
+      },
       upstream,
       this.#onUpstreamTimeout,
     );
@@ -433,8 +444,17 @@ export class ProxyServer {
   readonly #onProxyReqWs = (proxyReq: ClientRequest, req: IncomingMessage): void => {
     const decision = (req as UpgradeRequest)[kRoute];
     if (decision === undefined) return;
+    const upgrade = req as UpgradeRequest;
+    upgrade[kUpgradeState] = 'pending';
+    // A client that leaves mid-handshake: http-proxy would keep the request to the node open.
+    req.socket.once('close', () => {
+      if (upgrade[kUpgradeState] !== 'pending') return;
+      upgrade[kUpgradeState] = 'abandoned';
+      proxyReq.destroy();
+    });
     // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
+      upgrade[kUpgradeState] = 'open';
       this.#options.affinity.record(
         decision.key,
         decision.node.id,
@@ -448,6 +468,13 @@ export class ProxyServer {
   };
 
   readonly #onProxyError = (error: Error, req: IncomingMessage, target: ServerResponse | Duplex): void => {
+    const upgradeState = (req as UpgradeRequest)[kUpgradeState];
+    if (upgradeState === 'abandoned') {
+      // The client left mid-handshake and we aborted the node's side: not the node's failure.
+      this.counters.clientAborts++;
+      target.destroy();
+      return;
+    }
     const decision = (req as ProxiedRequest)[kRoute];
     if (target instanceof ServerResponse && decision !== undefined && isStaleReuse(req, target, error)) {
       void this.#retryFresh(req as ProxiedRequest, target as ProxiedResponse, decision);
@@ -455,6 +482,14 @@ export class ProxyServer {
     }
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
+    if (upgradeState === 'open') {
+      // The node failed after its 101: the connection carries WebSocket frames, where an HTTP
+      // error page is garbage. Close it.
+      target.destroy();
+      return;
+    }
+    // A framing error mid-body: the rest of that answer must not follow ours (or a retry's).
+    if (target instanceof ServerResponse) detachUpstream(target);
     if (target instanceof ServerResponse && decision !== undefined) {
       const retry = this.#retryability(req, target, error);
       if (retry === 'yes') {

@@ -12,6 +12,8 @@ export interface ForwardHooks {
   onResponseHead(res: ServerResponse, sessionUsed: string | undefined): string | undefined;
   /** The upstream request failed (refused, reset, timed out): the one place failures map. */
   onError(error: Error, req: IncomingMessage, res: ServerResponse): void;
+  /** The node's connection ended before its answer's body did; the client's was cut. */
+  onTruncated(): void;
 }
 
 const kRes = Symbol('stickylb.res');
@@ -46,6 +48,13 @@ export class UpstreamForwarder {
   constructor(hooks: ForwardHooks, timeout: { timeoutMs: number }, onTimeout: (this: ClientRequest) => void) {
     this.#timeout = timeout;
     this.#onTimeout = onTimeout;
+    // Once per forwarder (it needs the hooks), not per request.
+    const onUpstreamClose = function onUpstreamClose(this: UpstreamResponse) {
+      const res = this[kRes];
+      if (this.complete || res === undefined || res.destroyed || res.writableEnded) return;
+      hooks.onTruncated();
+      res.destroy();
+    };
     this.#onResponse = function onResponse(this: ForwardedRequest, upstream: IncomingMessage) {
       const res = this[kRes] as ClientResponse;
       if (res.headersSent || res.destroyed) {
@@ -175,7 +184,17 @@ function onUpstreamEnd(this: UpstreamResponse): void {
   (this[kRes] as ServerResponse).end();
 }
 
-/** The node's connection closed mid-answer: the client cannot get a whole one, so cut it too. */
-function onUpstreamClose(this: UpstreamResponse): void {
-  if (!this.complete) (this[kRes] as ServerResponse).destroy();
+/**
+ * Stops the node's answer flowing into `res` once its request failed (a framing error mid-body):
+ * its next chunk would land after our error answer or in a retry's (write after end throws).
+ */
+export function detachUpstream(res: ServerResponse): void {
+  const client = res as ClientResponse;
+  const upstream = client[kUpstreamRes];
+  if (upstream === undefined) return;
+  client[kUpstreamRes] = undefined;
+  upstream[kRes] = undefined;
+  upstream.off('data', onUpstreamData);
+  upstream.off('end', onUpstreamEnd);
+  upstream.destroy();
 }

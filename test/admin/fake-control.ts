@@ -58,6 +58,7 @@ export class FakeControl implements AdminControl {
         clientErrors: 4,
         retries: 0,
         refusedConnections: 0,
+        truncatedResponses: 0,
         rejectedIds: 0,
       },
       failover: { failovers: 1, moved: 41, lost: 0, failed: 0 },

@@ -36,6 +36,7 @@ async function listen(handler: Handler): Promise<string> {
 interface Seen {
   sessionUsed: string | undefined;
   errors: Error[];
+  truncated: number;
 }
 
 /** A proxy made of the forwarder alone, in front of `nodeUrl`. */
@@ -43,7 +44,7 @@ async function proxyTo(
   nodeUrl: string,
   options: { timeoutMs?: number; cookie?: string; agent?: Agent } = {},
 ): Promise<{ url: string; seen: Seen }> {
-  const seen: Seen = { sessionUsed: undefined, errors: [] };
+  const seen: Seen = { sessionUsed: undefined, errors: [], truncated: 0 };
   const hooks: ForwardHooks = {
     onResponseHead: (_res, sessionUsed) => {
       seen.sessionUsed = sessionUsed;
@@ -54,6 +55,7 @@ async function proxyTo(
       if (res.headersSent) res.destroy();
       else res.writeHead(502).end(error.message);
     },
+    onTruncated: () => seen.truncated++,
   };
   const forwarder = new UpstreamForwarder(hooks, { timeoutMs: options.timeoutMs ?? 5000 }, function onTimeout(
     this: ClientRequest,
@@ -205,7 +207,8 @@ describe('UpstreamForwarder', () => {
       res.write('partial');
       setTimeout(() => (res.socket as Socket).destroy(), 20);
     });
-    const { url } = await proxyTo(node);
+    const { url, seen } = await proxyTo(node);
     await expect(send(url)).rejects.toThrow();
+    expect(seen.truncated).toBe(1);
   });
 });

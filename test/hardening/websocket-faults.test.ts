@@ -1,0 +1,179 @@
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Client, startCluster, waitFor, type Cluster } from '../integration/harness.js';
+import { clientRequest, startFaultCluster, type FaultCluster } from './fault-cluster.js';
+import { okResponse } from './fault-node.js';
+
+let cluster: FaultCluster | undefined;
+let processes: Cluster | undefined;
+const sockets = new Set<Socket>();
+afterEach(async () => {
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  await cluster?.close();
+  await processes?.close();
+  cluster = undefined;
+  processes = undefined;
+});
+
+const UPGRADE =
+  'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+  'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+const SWITCHING =
+  'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+  'Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n';
+
+/** A raw client connection that collects everything the proxy sends, and notices the close. */
+async function rawClient(
+  port: number,
+  text: string,
+): Promise<{ socket: Socket; received: () => string; closed: Promise<unknown> }> {
+  const socket = connect(port, '127.0.0.1');
+  sockets.add(socket);
+  let data = '';
+  socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
+  socket.on('error', () => undefined);
+  const closed = once(socket, 'close');
+  await once(socket, 'connect');
+  socket.write(text);
+  return { socket, received: () => data, closed };
+}
+
+/** The proxy still serves a plain request afterwards. */
+async function expectServing(c: FaultCluster): Promise<void> {
+  c.node.behaviour = (socket) => socket.write(okResponse('{"fine":true}'));
+  // A reset may have marked the node suspect: it comes back with its health checks.
+  await waitFor(async () => (await clientRequest(c.proxyPort)).status === 200);
+}
+
+/** The node's side of every upgrade connection is closed: nothing left open toward it. */
+async function expectUpgradesClosed(c: FaultCluster): Promise<void> {
+  const upgrades = c.node.appRequests.filter((request) => request.headers.upgrade !== undefined);
+  expect(upgrades.length).toBeGreaterThan(0);
+  await waitFor(() => upgrades.every((request) => !c.node.isOpen(request.connectionId)));
+}
+
+describe('WebSocket faults at the node', () => {
+  it('a node that refuses the upgrade (403): the client gets the 403, the proxy stays up', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket) =>
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nnope');
+    const client = await rawClient(c.proxyPort, `${UPGRADE}\r\n`);
+    await client.closed;
+    expect(client.received()).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(client.received()).toMatch(/\r\n\r\nnope$/);
+    await expectUpgradesClosed(c);
+    await expectServing(c);
+  });
+
+  it('a node that resets the upgrade: 502 JSON, no crash', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket) => {
+      socket.resetAndDestroy();
+    };
+    const client = await rawClient(c.proxyPort, `${UPGRADE}\r\n`);
+    await client.closed;
+    expect(client.received()).toMatch(/^HTTP\/1\.1 502 /);
+    expect(client.received()).toContain('"error":"SLB_UPSTREAM_FAILED"');
+    await expectServing(c);
+  });
+
+  it('a node that dies mid-stream: the client connection is closed, no HTTP error written into the stream', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    let upstream: Socket | undefined;
+    c.node.behaviour = (socket) => {
+      socket.write(SWITCHING);
+      upstream = socket;
+      return 'tunnel';
+    };
+    const client = await rawClient(c.proxyPort, `${UPGRADE}\r\n`);
+    await waitFor(() => client.received().startsWith('HTTP/1.1 101'));
+    client.socket.write('ping');
+    await waitFor(() => client.received().endsWith('ping'));
+    upstream?.resetAndDestroy();
+    await client.closed;
+    // After the 101 the connection carries WebSocket frames: a JSON error page there is garbage.
+    expect(client.received().split('\r\n\r\n').slice(1).join('')).toBe('ping');
+    await expectServing(c);
+  });
+});
+
+describe('WebSocket faults at the client', () => {
+  it('a client that resets mid-handshake: the upgrade toward the node is closed too', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = () => undefined; // the node holds its answer
+    const client = await rawClient(c.proxyPort, `${UPGRADE}\r\n`);
+    await waitFor(() => c.node.appRequests.length === 1);
+    client.socket.resetAndDestroy();
+    await expectUpgradesClosed(c);
+    await expectServing(c);
+  });
+
+  it('a client that resets mid-stream: the tunnel to the node is closed', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket) => {
+      socket.write(SWITCHING);
+      return 'tunnel';
+    };
+    const client = await rawClient(c.proxyPort, `${UPGRADE}\r\n`);
+    await waitFor(() => client.received().startsWith('HTTP/1.1 101'));
+    client.socket.resetAndDestroy();
+    await expectUpgradesClosed(c);
+    await expectServing(c);
+  });
+
+  it('a client that sends half a handshake and leaves: nothing reaches the node, the proxy stays up', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    const client = await rawClient(c.proxyPort, UPGRADE.slice(0, 40));
+    client.socket.resetAndDestroy();
+    await expectServing(c);
+    expect(c.node.appRequests.filter((request) => request.headers.upgrade !== undefined)).toEqual([]);
+  });
+});
+
+describe('WebSocket faults with real nodes', () => {
+  it('an upgrade without Sec-WebSocket-Key: 400 from the node, forwarded, the proxy stays up', async () => {
+    processes = await startCluster({ nodeCount: 2 });
+    const port = Number(new URL(processes.proxyUrl).port);
+    const noKey = UPGRADE.replace(/Sec-WebSocket-Key: [^\r]*\r\n/, '');
+    const client = await rawClient(port, `${noKey}\r\n`);
+    await client.closed;
+    expect(client.received()).toMatch(/^HTTP\/1\.1 400 /);
+    expect((await fetch(`${processes.proxyUrl}/health`)).status).toBe(200);
+  });
+
+  it('an upgrade to a node killed -9 gets a clean answer; once it is down the session’s WebSocket works elsewhere', async () => {
+    processes = await startCluster({ nodeCount: 2 });
+    const c = processes;
+    const client = new Client(c.proxyUrl);
+    const { json } = await client.request('POST', '/api/counter');
+    const victim = c.nodes.find((node) => node.id === json.node);
+    await victim?.kill('SIGKILL');
+    const port = Number(new URL(c.proxyUrl).port);
+    const raw = await rawClient(port, `${UPGRADE}Cookie: SESSIONID=${client.sessionId}\r\n\r\n`);
+    // Refused before the proxy knew (502), or already moved (101): never a hang or a crash.
+    await waitFor(() => /^HTTP\/1\.1 (101|502|503) /.test(raw.received()));
+    raw.socket.destroy();
+    await waitFor(async () => {
+      const state = (await (await fetch(`${c.adminUrl}/api/state`)).json()) as {
+        nodes: Array<{ id: string; state: string }>;
+      };
+      return state.nodes.find((node) => node.id === victim?.id)?.state === 'down';
+    });
+    const ws = new WebSocket(`${c.proxyUrl.replace('http', 'ws')}/ws`, {
+      headers: { cookie: `SESSIONID=${client.sessionId}` },
+    });
+    const [first] = (await once(ws, 'message')) as [Buffer];
+    ws.close();
+    await once(ws, 'close');
+    expect(JSON.parse(first.toString()).node).not.toBe(victim?.id);
+  });
+});
