@@ -83,3 +83,30 @@ export class BytesEstimate {
     return this.#bytes;
   }
 }
+
+/** The store's expiry and eviction counters with their per-second rates. */
+export class StoreCounters {
+  expiredTotal = 0;
+  evictedTotal = 0;
+  readonly #expiredRate: RateMeter;
+  readonly #evictedRate: RateMeter;
+
+  constructor(now: number) {
+    this.#expiredRate = new RateMeter(now);
+    this.#evictedRate = new RateMeter(now);
+  }
+
+  get expiredPerSec(): number {
+    return this.#expiredRate.perSec;
+  }
+
+  get evictedPerSec(): number {
+    return this.#evictedRate.perSec;
+  }
+
+  /** Closes the rate windows that are at least a second old (see RateMeter). */
+  roll(now: number): void {
+    this.#expiredRate.roll(now, this.expiredTotal);
+    this.#evictedRate.roll(now, this.evictedTotal);
+  }
+}
