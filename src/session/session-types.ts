@@ -10,7 +10,6 @@ export interface SessionEntry<V> {
   readonly id: string;
   value: V;
   version: number;
-  readonly createdAt: number;
   lastAccessAt: number;
 }
 

@@ -34,7 +34,6 @@ describe('SessionStore', () => {
       const store = createStore();
       const entry = store.create('a', { count: 0 });
       expect(entry).toMatchObject({ id: 'a', value: { count: 0 }, version: 1 });
-      expect(entry.createdAt).toBe(Date.now());
       expect(entry.lastAccessAt).toBe(Date.now());
       expect(store.size).toBe(1);
     });
@@ -46,7 +45,6 @@ describe('SessionStore', () => {
       const entry = store.get('a');
       expect(entry).toBe(created);
       expect(entry?.lastAccessAt).toBe(Date.now());
-      expect(entry?.createdAt).toBe(Date.now() - 500);
     });
 
     it('returns undefined from get for an unknown id', () => {
@@ -135,7 +133,6 @@ describe('SessionStore', () => {
         id: 'b',
         value: { count: 1 },
         version: 1,
-        createdAt: Date.now(),
         lastAccessAt: Date.now(),
       });
     });
