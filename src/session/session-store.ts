@@ -243,6 +243,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
       evictedTotal: this.counters.evictedTotal,
       sweepRuns: this.sweeper.runs,
       longestSweepSliceMs: this.sweeper.longestSliceMs,
+      longestSweepSliceCpuMs: this.sweeper.longestSliceCpuMs,
       lastSweepMs: this.sweeper.lastSweepMs,
       bytesPerSession: this.bytesEstimate.read(now, () => this.list.newestFirst()),
     };

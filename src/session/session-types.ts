@@ -40,6 +40,8 @@ export interface StoreMetrics {
   evictedTotal: number;
   sweepRuns: number;
   longestSweepSliceMs: number;
+  /** The longest sweep slice in process CPU time: its own cost, without waits for a core. */
+  longestSweepSliceCpuMs: number;
   lastSweepMs: number;
   bytesPerSession: number;
 }
