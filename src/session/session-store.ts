@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { SessionLimitError, SessionNotFoundError, VersionConflictError } from '../errors.js';
 import type {
   SessionEntry,
@@ -8,6 +7,7 @@ import type {
   StoreMetrics,
 } from './session-types.js';
 import { AccessList } from './access-list.js';
+import { QuietEmitter } from './quiet-emitter.js';
 import { StoreEntry } from './store-entry.js';
 import { BytesEstimate, StoreCounters } from './store-metrics.js';
 import { resolveStoreOptions } from './store-options.js';
@@ -29,7 +29,7 @@ export type { SessionEntry, SessionState, SessionStoreOptions, StoreEvents, Stor
  *
  * Events are emitted only when someone listens, so an unobserved store pays nothing for them.
  */
-export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
+export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   private readonly byId = new Map<string, StoreEntry<V>>();
   private readonly list: AccessList<V>;
   private readonly idleTimeoutMs: number;
@@ -38,9 +38,6 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
   /** The injected clock, or undefined for `Date.now` called directly (see `time`). */
   private readonly clock: (() => number) | undefined;
   private readonly sweeper: Sweeper;
-  /** EventEmitter's internal listener total, used when present (it has been since Node 6). */
-  declare private readonly _eventsCount: number;
-  private readonly hasEventsCount: boolean;
   private readonly asyncWrites = new WriteQueue();
 
   private readonly counters: StoreCounters;
@@ -48,7 +45,6 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
 
   constructor(options: SessionStoreOptions) {
     super();
-    this.hasEventsCount = typeof this._eventsCount === 'number';
     const resolved = resolveStoreOptions(options);
     this.idleTimeoutMs = resolved.idleTimeoutMs;
     this.maxSessions = resolved.maxSessions;
@@ -88,12 +84,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
       }
       this.expire(existing);
     }
-    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
-    const entry = new StoreEntry(id, value, 1, now);
-    this.byId.set(id, entry);
-    this.list.append(entry, now);
-    if (this.hears('created')) this.emit('created', entry);
-    return entry;
+    return this.add(id, value, 1, now, now);
   }
 
   /** The live session, touched (its idle time restarts); an expired one is removed and emits `expired`. */
@@ -197,12 +188,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
       if (this.hears('updated')) this.emit('updated', existing);
       return existing;
     }
-    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
-    const entry = new StoreEntry(id, value, version, requested);
-    this.byId.set(id, entry);
-    this.list.insert(entry, requested);
-    if (this.hears('created')) this.emit('created', entry);
-    return entry;
+    return this.add(id, value, version, requested, now);
   }
 
   /** The state of an entry now, by its last access time alone. */
@@ -284,12 +270,15 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
     return entry;
   }
 
-  /**
-   * Whether anyone listens to `event`. `listenerCount` alone cost a quarter of `get`'s time
-   * (bench/store.ts), so a store without any listener answers from EventEmitter's own count.
-   */
-  private hears(event: keyof StoreEvents<V>): boolean {
-    return (!this.hasEventsCount || this._eventsCount > 0) && this.listenerCount(event) > 0;
+  /** Stores a new entry accessed at `at` (`now` appends, an earlier time is placed in order). */
+  private add(id: string, value: V, version: number, at: number, now: number): StoreEntry<V> {
+    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
+    const entry = new StoreEntry(id, value, version, at);
+    this.byId.set(id, entry);
+    if (at === now) this.list.append(entry, now);
+    else this.list.insert(entry, at);
+    if (this.hears('created')) this.emit('created', entry);
+    return entry;
   }
 
   private liveEntry(id: string, now: number): StoreEntry<V> | undefined {
