@@ -154,16 +154,21 @@ export class AccessList<V> {
       if (at > since) break;
       first = first.newer;
       this.active--;
+      // The clock is due every 64 steps, read at the next change of access time: requiring
+      // both on the same step skipped nearly every check when hundreds of sessions share a
+      // millisecond (a 12 ms slice at 1M sessions in bench/store.ts).
       if (
         started >= 0 &&
-        ++steps % CLOCK_CHECK_EVERY === 0 &&
+        ++steps >= CLOCK_CHECK_EVERY &&
         first !== this.sentinel &&
-        first.lastAccessAt > at &&
-        performance.now() - started >= sliceMs
+        first.lastAccessAt > at
       ) {
-        this.firstActive = first;
-        this.activeSince = at;
-        return false;
+        steps = 0;
+        if (performance.now() - started >= sliceMs) {
+          this.firstActive = first;
+          this.activeSince = at;
+          return false;
+        }
       }
     }
     this.firstActive = first;

@@ -206,6 +206,27 @@ describe('SessionStore', () => {
       expect(sizeSeenBetweenSlices).toBeLessThan(1000);
     });
 
+    it('yields between slices while moving the active boundary past many sessions sharing a millisecond', async () => {
+      const store = createStore<number>({ sweepSliceMs: 0 });
+      for (let ms = 0; ms < 10; ms++) {
+        for (let i = 0; i < 100; i++) store.create(`s-${ms}-${i}`, i);
+        vi.advanceTimersByTime(1);
+      }
+      vi.advanceTimersByTime(ACTIVE_MS);
+      let yields = 0;
+      let sweeping = true;
+      const count = (): void => {
+        yields++;
+        if (sweeping) setImmediate(count);
+      };
+      setImmediate(count);
+      expect(await store.sweep()).toBe(0);
+      sweeping = false;
+      // A clock check is due every 64 sessions and taken at the next change of access time.
+      expect(yields).toBeGreaterThanOrEqual(5);
+      expect(store.metrics()).toMatchObject({ total: 1000, active: 0 });
+    });
+
     it('keeps a touched old session and sweeps the untouched one', async () => {
       const store = createStore();
       store.create('a', { count: 0 });
