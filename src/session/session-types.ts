@@ -40,7 +40,10 @@ export interface StoreMetrics {
   evictedTotal: number;
   sweepRuns: number;
   longestSweepSliceMs: number;
-  /** The longest sweep slice in process CPU time: its own cost, without waits for a core. */
+  /**
+   * The longest sweep slice in process CPU time: without waits for a core, but with whatever
+   * helper threads (GC, compiler) ran meanwhile, so an upper bound of the slice's own cost.
+   */
   longestSweepSliceCpuMs: number;
   lastSweepMs: number;
   bytesPerSession: number;

@@ -53,7 +53,8 @@ export class Sweeper {
 
   /**
    * The longest slice in process CPU time: on a loaded machine the wall time of a slice also
-   * counts the time the process waited for a core, which no time box can prevent.
+   * counts the time the process waited for a core, which no time box can prevent. Helper
+   * threads (GC, compiler) running meanwhile count too: an upper bound of the slice's own cost.
    */
   get longestSliceCpuMs(): number {
     return this.#longestSliceCpuMs;
