@@ -26,7 +26,7 @@ export class AccessList<V> {
 
   constructor(activeWindowMs: number, now: number) {
     this.activeWindowMs = activeWindowMs;
-    this.sentinel = new StoreEntry<V>('', undefined as V, 0, now, now);
+    this.sentinel = new StoreEntry<V>('', undefined as V, 0, now);
     this.firstActive = this.sentinel;
   }
 
@@ -60,6 +60,23 @@ export class AccessList<V> {
   /** Entries from the most recently used back. */
   *newestFirst(): IterableIterator<StoreEntry<V>> {
     for (let entry = this.sentinel.older; entry !== this.sentinel; entry = entry.older) yield entry;
+  }
+
+  /**
+   * Entries accessed after `since`, least recently used first. Deleting, touching or updating
+   * the entry just yielded is safe (a touched entry is not visited again); removing other
+   * entries mid-iteration may end it early. `count` bounds the walk.
+   */
+  *accessedAfter(since: number, count: number): IterableIterator<StoreEntry<V>> {
+    const last = this.sentinel.older;
+    let remaining = count;
+    let entry = this.sentinel.newer;
+    while (entry !== this.sentinel && remaining-- > 0) {
+      const next = entry.newer;
+      if (entry.lastAccessAt > since) yield entry;
+      if (entry === last || (next !== this.sentinel && !next.isLinked)) return;
+      entry = next;
+    }
   }
 
   /** Links a new entry as the most recent one, accessed at `now`. */
@@ -137,16 +154,21 @@ export class AccessList<V> {
       if (at > since) break;
       first = first.newer;
       this.active--;
+      // The clock is due every 64 steps, read at the next change of access time: requiring
+      // both on the same step skipped nearly every check when hundreds of sessions share a
+      // millisecond (a 12 ms slice at 1M sessions in bench/store.ts).
       if (
         started >= 0 &&
-        ++steps % CLOCK_CHECK_EVERY === 0 &&
+        ++steps >= CLOCK_CHECK_EVERY &&
         first !== this.sentinel &&
-        first.lastAccessAt > at &&
-        performance.now() - started >= sliceMs
+        first.lastAccessAt > at
       ) {
-        this.firstActive = first;
-        this.activeSince = at;
-        return false;
+        steps = 0;
+        if (performance.now() - started >= sliceMs) {
+          this.firstActive = first;
+          this.activeSince = at;
+          return false;
+        }
       }
     }
     this.firstActive = first;

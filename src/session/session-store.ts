@@ -1,5 +1,3 @@
-import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import { SessionLimitError, SessionNotFoundError, VersionConflictError } from '../errors.js';
 import type {
   SessionEntry,
@@ -8,17 +6,15 @@ import type {
   StoreEvents,
   StoreMetrics,
 } from './session-types.js';
-import { AccessList, CLOCK_CHECK_EVERY } from './access-list.js';
+import { AccessList } from './access-list.js';
+import { QuietEmitter } from './quiet-emitter.js';
 import { StoreEntry } from './store-entry.js';
-import { BytesEstimate, RateMeter } from './store-metrics.js';
+import { BytesEstimate, StoreCounters } from './store-metrics.js';
+import { resolveStoreOptions } from './store-options.js';
+import { Sweeper, type SweepTarget } from './sweeper.js';
 import { WriteQueue } from './write-queue.js';
 
 export type { SessionEntry, SessionState, SessionStoreOptions, StoreEvents, StoreMetrics };
-
-/** setInterval's limit: a longer delay silently becomes 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Sessions in memory with idle expiry, a `maxSessions` bound, per-session versions and
@@ -33,49 +29,37 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
  *
  * Events are emitted only when someone listens, so an unobserved store pays nothing for them.
  */
-export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
+export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   private readonly byId = new Map<string, StoreEntry<V>>();
   private readonly list: AccessList<V>;
   private readonly idleTimeoutMs: number;
   private readonly maxSessions: number;
   private readonly activeWindowMs: number;
-  private readonly sweepIntervalMs: number;
-  private readonly sweepSliceMs: number;
-  private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<number> | undefined;
-  private sliceCutShort = false;
-  /** EventEmitter's internal listener total, used when present (it has been since Node 6). */
-  declare private readonly _eventsCount: number;
-  private readonly hasEventsCount: boolean;
+  /** The injected clock, or undefined for `Date.now` called directly (see `time`). */
+  private readonly clock: (() => number) | undefined;
+  private readonly sweeper: Sweeper;
   private readonly asyncWrites = new WriteQueue();
 
-  private expiredTotal = 0;
-  private evictedTotal = 0;
-  private readonly expiredRate: RateMeter;
-  private readonly evictedRate: RateMeter;
-  private sweepRuns = 0;
-  private longestSweepSliceMs = 0;
-  private lastSweepMs = 0;
+  private readonly counters: StoreCounters;
   private readonly bytesEstimate = new BytesEstimate();
 
   constructor(options: SessionStoreOptions) {
     super();
-    this.hasEventsCount = typeof this._eventsCount === 'number';
-    this.idleTimeoutMs = requireNumber('idleTimeoutMs', options.idleTimeoutMs, 1);
-    this.maxSessions = requireNumber('maxSessions', options.maxSessions ?? Infinity, 1);
-    // A window longer than the idle timeout would make every live session active.
-    this.activeWindowMs = Math.min(
-      requireNumber('activeWindowMs', options.activeWindowMs ?? 60_000, 0),
-      this.idleTimeoutMs,
-    );
-    this.sweepIntervalMs = requireNumber('sweepIntervalMs', options.sweepIntervalMs ?? 1000, 1, MAX_TIMER_MS);
-    this.sweepSliceMs = requireNumber('sweepSliceMs', options.sweepSliceMs ?? 2, 0);
-    this.now = options.now ?? (() => Date.now());
-    const now = this.now();
+    const resolved = resolveStoreOptions(options);
+    this.idleTimeoutMs = resolved.idleTimeoutMs;
+    this.maxSessions = resolved.maxSessions;
+    this.activeWindowMs = resolved.activeWindowMs;
+    this.clock = resolved.now;
+    const target: SweepTarget = {
+      now: () => this.time(),
+      beginSweep: (now) => this.counters.roll(now),
+      expireOldest: (now) => this.expireOldest(now),
+      finishSlice: (now, started, sliceMs) => this.list.advanceActive(now, started, sliceMs),
+    };
+    this.sweeper = new Sweeper(target, resolved.sweepIntervalMs, resolved.sweepSliceMs);
+    const now = this.time();
     this.list = new AccessList<V>(this.activeWindowMs, now);
-    this.expiredRate = new RateMeter(now);
-    this.evictedRate = new RateMeter(now);
+    this.counters = new StoreCounters(now);
   }
 
   /** Stored sessions, including any that expired since the last sweep and were not read since. */
@@ -90,7 +74,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
    * evicted if idle; if it is active, throws SessionLimitError.
    */
   create(id: string, value: V): SessionEntry<V> {
-    const now = this.now();
+    const now = this.time();
     const existing = this.byId.get(id);
     if (existing !== undefined) {
       if (now - existing.lastAccessAt < this.idleTimeoutMs) {
@@ -100,19 +84,14 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
       }
       this.expire(existing);
     }
-    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
-    const entry = new StoreEntry(id, value, 1, now, now);
-    this.byId.set(id, entry);
-    this.list.append(entry, now);
-    if (this.hears('created')) this.emit('created', entry);
-    return entry;
+    return this.add(id, value, 1, now, now);
   }
 
   /** The live session, touched (its idle time restarts); an expired one is removed and emits `expired`. */
   get(id: string): SessionEntry<V> | undefined {
     const entry = this.byId.get(id);
     if (entry === undefined) return undefined;
-    const now = this.now();
+    const now = this.time();
     if (now - entry.lastAccessAt >= this.idleTimeoutMs) {
       this.expire(entry);
       return undefined;
@@ -124,7 +103,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
 
   /** The live session without touching it; an expired one is removed as in `get`. */
   peek(id: string): SessionEntry<V> | undefined {
-    return this.liveEntry(id, this.now());
+    return this.liveEntry(id, this.time());
   }
 
   /** Restarts the session's idle time; false when it is not live. */
@@ -134,12 +113,12 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
 
   /** Whether the session is live (no touch). */
   has(id: string): boolean {
-    return this.liveEntry(id, this.now()) !== undefined;
+    return this.liveEntry(id, this.time()) !== undefined;
   }
 
   /** Removes a live session and emits `deleted`; false when there was none (an expired one emits `expired`). */
   delete(id: string): boolean {
-    const entry = this.liveEntry(id, this.now());
+    const entry = this.liveEntry(id, this.time());
     if (entry === undefined) return false;
     this.remove(entry);
     if (this.hears('deleted')) this.emit('deleted', entry);
@@ -152,7 +131,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
    * already made in place stay too (the value is not copied: pass a copy to roll back).
    */
   update(id: string, fn: (value: V) => V | void): SessionEntry<V> {
-    const now = this.now();
+    const now = this.time();
     const entry = this.liveEntry(id, now);
     if (entry === undefined) throw new SessionNotFoundError(id);
     const result = fn(entry.value);
@@ -177,7 +156,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
 
   /** Compare-and-set: stores `value` only if the version is still `expectedVersion`, else throws VersionConflictError. */
   replace(id: string, value: V, expectedVersion: number): SessionEntry<V> {
-    const now = this.now();
+    const now = this.time();
     const entry = this.liveEntry(id, now);
     if (entry === undefined) throw new SessionNotFoundError(id);
     if (expectedVersion !== entry.version) throw new VersionConflictError(id, expectedVersion, entry.version);
@@ -196,7 +175,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
    * `updated`; obeys `maxSessions` like `create`.
    */
   put(id: string, value: V, version: number, lastAccessAt?: number): SessionEntry<V> {
-    const now = this.now();
+    const now = this.time();
     const requested = lastAccessAt === undefined || lastAccessAt > now ? now : lastAccessAt;
     const existing = this.liveEntry(id, now);
     if (existing !== undefined) {
@@ -209,17 +188,12 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
       if (this.hears('updated')) this.emit('updated', existing);
       return existing;
     }
-    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
-    const entry = new StoreEntry(id, value, version, now, requested);
-    this.byId.set(id, entry);
-    this.list.insert(entry, requested);
-    if (this.hears('created')) this.emit('created', entry);
-    return entry;
+    return this.add(id, value, version, requested, now);
   }
 
   /** The state of an entry now, by its last access time alone. */
   stateOf(entry: SessionEntry<V>): SessionState {
-    const idleMs = this.now() - entry.lastAccessAt;
+    const idleMs = this.time() - entry.lastAccessAt;
     if (idleMs >= this.idleTimeoutMs) return 'expired';
     return idleMs < this.activeWindowMs ? 'active' : 'idle';
   }
@@ -230,16 +204,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
    * other entries mid-iteration may end it early.
    */
   *entries(): IterableIterator<SessionEntry<V>> {
-    const last = this.list.newest;
-    const now = this.now();
-    let remaining = this.byId.size;
-    let entry = this.list.oldest;
-    while (entry !== undefined && remaining-- > 0) {
-      const next = this.list.newerThan(entry);
-      if (now - entry.lastAccessAt < this.idleTimeoutMs) yield entry;
-      if (entry === last || (next !== undefined && !next.isLinked)) return;
-      entry = next;
-    }
+    yield* this.list.accessedAfter(this.time() - this.idleTimeoutMs, this.byId.size);
   }
 
   /**
@@ -249,8 +214,8 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
    * most once a second; bench/store.ts measures the real heap cost.
    */
   metrics(): StoreMetrics {
-    const now = this.now();
-    this.rollRates(now);
+    const now = this.time();
+    this.counters.roll(now);
     this.list.advanceActive(now);
     const total = this.byId.size;
     const active = this.list.activeCount;
@@ -258,13 +223,14 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
       total,
       active,
       idle: total - active,
-      expiredPerSec: this.expiredRate.perSec,
-      evictedPerSec: this.evictedRate.perSec,
-      expiredTotal: this.expiredTotal,
-      evictedTotal: this.evictedTotal,
-      sweepRuns: this.sweepRuns,
-      longestSweepSliceMs: this.longestSweepSliceMs,
-      lastSweepMs: this.lastSweepMs,
+      expiredPerSec: this.counters.expiredPerSec,
+      evictedPerSec: this.counters.evictedPerSec,
+      expiredTotal: this.counters.expiredTotal,
+      evictedTotal: this.counters.evictedTotal,
+      sweepRuns: this.sweeper.runs,
+      longestSweepSliceMs: this.sweeper.longestSliceMs,
+      longestSweepSliceCpuMs: this.sweeper.longestSliceCpuMs,
+      lastSweepMs: this.sweeper.lastSweepMs,
       bytesPerSession: this.bytesEstimate.read(now, () => this.list.newestFirst()),
     };
   }
@@ -275,30 +241,21 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
    * `lastSweepMs` records the busy time of the sweep (its slices, not the yields).
    */
   sweep(): Promise<number> {
-    this.sweeping ??= this.runSweep().finally(() => {
-      this.sweeping = undefined;
-    });
-    return this.sweeping;
+    return this.sweeper.sweep();
   }
 
   /** Starts the periodic sweep: one unref'd interval per store, never a timer per session. */
   start(): void {
-    if (this.timer !== undefined) return;
-    this.timer = setInterval(() => {
-      // A listener that throws is an uncaught exception, as with any EventEmitter listener.
-      if (this.sweeping === undefined) this.sweep().catch(rethrowAsync);
-    }, this.sweepIntervalMs);
-    this.timer.unref();
+    this.sweeper.start();
   }
 
   /** Stops the periodic sweep (a sweep in progress finishes). */
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.sweeper.stop();
   }
 
   private async applyAsync(id: string, fn: (value: V) => Promise<V | void>): Promise<SessionEntry<V>> {
-    const now = this.now();
+    const now = this.time();
     const entry = this.liveEntry(id, now);
     if (entry === undefined) throw new SessionNotFoundError(id);
     this.list.touch(entry, now);
@@ -308,52 +265,20 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
     if (entry.version !== version) throw new VersionConflictError(id, version, entry.version);
     if (result !== undefined) entry.value = result as V;
     entry.version = version + 1;
-    this.list.touch(entry, this.now());
+    this.list.touch(entry, this.time());
     if (this.hears('updated')) this.emit('updated', entry);
     return entry;
   }
 
-  private async runSweep(): Promise<number> {
-    let expired = 0;
-    let busyMs = 0;
-    this.rollRates(this.now());
-    for (;;) {
-      const started = performance.now();
-      expired += this.sweepSlice(this.now(), started);
-      const sliceMs = performance.now() - started;
-      busyMs += sliceMs;
-      if (sliceMs > this.longestSweepSliceMs) this.longestSweepSliceMs = sliceMs;
-      if (!this.sliceCutShort) break;
-      await yieldToEventLoop();
-    }
-    this.sweepRuns++;
-    this.lastSweepMs = busyMs;
-    return expired;
-  }
-
-  /** Expires from the head until a live entry, then moves the active boundary; stops early when the time box is used. */
-  private sweepSlice(now: number, started: number): number {
-    let expired = 0;
-    for (;;) {
-      const head = this.list.oldest;
-      if (head === undefined || now - head.lastAccessAt < this.idleTimeoutMs) break;
-      this.expire(head);
-      expired++;
-      if (expired % CLOCK_CHECK_EVERY === 0 && performance.now() - started >= this.sweepSliceMs) {
-        this.sliceCutShort = true;
-        return expired;
-      }
-    }
-    this.sliceCutShort = !this.list.advanceActive(now, started, this.sweepSliceMs);
-    return expired;
-  }
-
-  /**
-   * Whether anyone listens to `event`. `listenerCount` alone cost a quarter of `get`'s time
-   * (bench/store.ts), so a store without any listener answers from EventEmitter's own count.
-   */
-  private hears(event: keyof StoreEvents<V>): boolean {
-    return (!this.hasEventsCount || this._eventsCount > 0) && this.listenerCount(event) > 0;
+  /** Stores a new entry accessed at `at` (`now` appends, an earlier time is placed in order). */
+  private add(id: string, value: V, version: number, at: number, now: number): StoreEntry<V> {
+    if (this.byId.size >= this.maxSessions) this.makeRoom(now);
+    const entry = new StoreEntry(id, value, version, at);
+    this.byId.set(id, entry);
+    if (at === now) this.list.append(entry, now);
+    else this.list.insert(entry, at);
+    if (this.hears('created')) this.emit('created', entry);
+    return entry;
   }
 
   private liveEntry(id: string, now: number): StoreEntry<V> | undefined {
@@ -371,9 +296,16 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
     this.byId.delete(entry.id);
   }
 
+  private expireOldest(now: number): boolean {
+    const head = this.list.oldest;
+    if (head === undefined || now - head.lastAccessAt < this.idleTimeoutMs) return false;
+    this.expire(head);
+    return true;
+  }
+
   private expire(entry: StoreEntry<V>): void {
     this.remove(entry);
-    this.expiredTotal++;
+    this.counters.expiredTotal++;
     if (this.hears('expired')) this.emit('expired', entry);
   }
 
@@ -387,7 +319,7 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
         this.expire(head);
       } else if (idleMs >= this.activeWindowMs) {
         this.remove(head);
-        this.evictedTotal++;
+        this.counters.evictedTotal++;
         if (this.hears('evicted')) this.emit('evicted', head);
       } else {
         throw new SessionLimitError(this.maxSessions);
@@ -395,21 +327,9 @@ export class SessionStore<V> extends EventEmitter<StoreEvents<V>> {
     }
   }
 
-  private rollRates(now: number): void {
-    this.expiredRate.roll(now, this.expiredTotal);
-    this.evictedRate.roll(now, this.evictedTotal);
+  /** One clock read per operation; `Date.now()` called directly unless a clock was injected. */
+  private time(): number {
+    const clock = this.clock;
+    return clock === undefined ? Date.now() : clock();
   }
-}
-
-function requireNumber(name: string, value: number, min: number, max = Infinity): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
-    throw new RangeError(`SessionStore: ${name} must be a number in [${min}, ${max}], got ${String(value)}`);
-  }
-  return value;
-}
-
-function rethrowAsync(error: unknown): void {
-  process.nextTick(() => {
-    throw error;
-  });
 }

@@ -10,7 +10,6 @@ export interface SessionEntry<V> {
   readonly id: string;
   value: V;
   version: number;
-  readonly createdAt: number;
   lastAccessAt: number;
 }
 
@@ -41,6 +40,11 @@ export interface StoreMetrics {
   evictedTotal: number;
   sweepRuns: number;
   longestSweepSliceMs: number;
+  /**
+   * The longest sweep slice in process CPU time: without waits for a core, but with whatever
+   * helper threads (GC, compiler) ran meanwhile, so an upper bound of the slice's own cost.
+   */
+  longestSweepSliceCpuMs: number;
   lastSweepMs: number;
   bytesPerSession: number;
 }

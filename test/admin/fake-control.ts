@@ -84,6 +84,7 @@ export class FakeControl implements AdminControl {
         evictedTotal: 0,
         sweepRuns: 12,
         longestSweepSliceMs: 1.5,
+        longestSweepSliceCpuMs: 1.2,
         lastSweepMs: 0.2,
         bytesPerSession: 200,
       },

@@ -34,7 +34,6 @@ describe('SessionStore', () => {
       const store = createStore();
       const entry = store.create('a', { count: 0 });
       expect(entry).toMatchObject({ id: 'a', value: { count: 0 }, version: 1 });
-      expect(entry.createdAt).toBe(Date.now());
       expect(entry.lastAccessAt).toBe(Date.now());
       expect(store.size).toBe(1);
     });
@@ -46,7 +45,6 @@ describe('SessionStore', () => {
       const entry = store.get('a');
       expect(entry).toBe(created);
       expect(entry?.lastAccessAt).toBe(Date.now());
-      expect(entry?.createdAt).toBe(Date.now() - 500);
     });
 
     it('returns undefined from get for an unknown id', () => {
@@ -135,7 +133,6 @@ describe('SessionStore', () => {
         id: 'b',
         value: { count: 1 },
         version: 1,
-        createdAt: Date.now(),
         lastAccessAt: Date.now(),
       });
     });
@@ -207,6 +204,27 @@ describe('SessionStore', () => {
       expect(await store.sweep()).toBe(1000);
       expect(sizeSeenBetweenSlices).toBeGreaterThan(0);
       expect(sizeSeenBetweenSlices).toBeLessThan(1000);
+    });
+
+    it('yields between slices while moving the active boundary past many sessions sharing a millisecond', async () => {
+      const store = createStore<number>({ sweepSliceMs: 0 });
+      for (let ms = 0; ms < 10; ms++) {
+        for (let i = 0; i < 100; i++) store.create(`s-${ms}-${i}`, i);
+        vi.advanceTimersByTime(1);
+      }
+      vi.advanceTimersByTime(ACTIVE_MS);
+      let yields = 0;
+      let sweeping = true;
+      const count = (): void => {
+        yields++;
+        if (sweeping) setImmediate(count);
+      };
+      setImmediate(count);
+      expect(await store.sweep()).toBe(0);
+      sweeping = false;
+      // A clock check is due every 64 sessions and taken at the next change of access time.
+      expect(yields).toBeGreaterThanOrEqual(5);
+      expect(store.metrics()).toMatchObject({ total: 1000, active: 0 });
     });
 
     it('keeps a touched old session and sweeps the untouched one', async () => {
