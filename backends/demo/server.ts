@@ -79,6 +79,7 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
       ? await RedisReplicaStore.connect({
           url: config.redis.url,
           idleTimeoutMs: config.session.idleTimeout,
+          commandTimeoutMs: config.replication.timeout,
           logger,
         }).catch((error: unknown) => {
           throw new ReplicaStoreError(

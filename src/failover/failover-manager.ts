@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { AffinityTable } from '../affinity/index.js';
-import { NoHealthyNodeError } from '../errors.js';
+import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
@@ -21,6 +21,8 @@ export interface MoveReport {
   failed: number;
   /** Sessions each target received. */
   targets: Record<string, number>;
+  /** Why sessions failed when the replica store did (a Redis outage): nothing can move without it. */
+  storeError?: string;
   startedAt: number;
   durationMs: number;
 }
@@ -51,6 +53,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   readonly #pickNode: (excluding?: string) => ProxyNode;
   readonly #onTargetFailure: (node: ProxyNode, error: Error) => void;
   readonly #logger: Logger;
+  readonly #onMoved: FailoverOptions['onMoved'];
+  readonly #awaitPeerMove: FailoverOptions['awaitPeerMove'];
   /** Session key → the move in progress for it: a request arriving meanwhile awaits it. */
   readonly #moving = new Map<string, Promise<ProxyNode>>();
   /** Node id → keys moved off it while it was down, to evict when it comes back. */
@@ -59,15 +63,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   readonly #running = new Map<string, Promise<MoveReport>>();
   readonly totals = { failovers: 0, moved: 0, lost: 0, failed: 0 };
 
-  constructor(options: {
-    registry: NodeRegistry;
-    affinity: AffinityTable;
-    replicas: ReplicaStore;
-    installer: SessionInstaller;
-    pickNode: (excluding?: string) => ProxyNode;
-    onTargetFailure: (node: ProxyNode, error: Error) => void;
-    logger: Logger;
-  }) {
+  constructor(options: FailoverOptions) {
     super();
     this.#registry = options.registry;
     this.#affinity = options.affinity;
@@ -76,6 +72,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     this.#pickNode = options.pickNode;
     this.#onTargetFailure = options.onTargetFailure;
     this.#logger = options.logger;
+    this.#onMoved = options.onMoved;
+    this.#awaitPeerMove = options.awaitPeerMove;
   }
 
   /** Whether a move is under way for this session (the proxy then waits for it). */
@@ -95,10 +93,13 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       const node = this.#registry.get(holder);
       if (node?.isServing) return Promise.resolve(node);
     }
-    return this.#moveBatch([key], fromNodeId, 'request').then(() => {
+    return this.#moveBatch([key], fromNodeId, 'request').then((report) => {
       const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
-      if (node === undefined || !node.isServing) throw new NoHealthyNodeError();
-      return node;
+      if (node !== undefined && node.isServing) return node;
+      if (report.storeError !== undefined) {
+        throw new ReplicaStoreError(`session cannot move: ${report.storeError}`);
+      }
+      throw new NoHealthyNodeError();
     });
   }
 
@@ -168,7 +169,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     // The affinity table knows the sessions it has seen; the replica store also knows those
     // replicated since a proxy restart that no request has touched yet.
     const keys = new Set(this.#affinity.sessionsOf(nodeId));
-    for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
+    try {
+      for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
+    } catch (error) {
+      // Redis outage: the known sessions are tried (and fail loudly) below; the caller retries later.
+      this.#logger.error({ node: nodeId, err: error }, `${reason}: cannot list the sessions of ${nodeId}`);
+    }
     const report = await this.#moveKeys([...keys], nodeId, reason);
     if (keys.size > 0) this.emit('move:end', report);
     return report;
@@ -190,7 +196,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       mergeReport(report, await this.#moveBatch(keys.slice(i, i + BATCH_SIZE), fromNodeId, reason, accepts));
     }
     report.durationMs = Date.now() - report.startedAt;
-    if (keys.length > 0) {
+    if (report.storeError !== undefined) {
+      this.#logger.error(
+        { node: fromNodeId, reason, failed: report.failed, error: report.storeError },
+        `${reason}: ${report.failed} sessions of ${fromNodeId} cannot move while the replica store is unavailable`,
+      );
+    } else if (keys.length > 0) {
       this.#logger.info(
         {
           node: fromNodeId,
@@ -288,20 +299,31 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       const records: ReplicaRecord[] = [];
       /** Keys another move already took (the replica has another live owner): follow it, do not move. */
       const alreadyMoved = new Map<string, string>();
-      await Promise.all(
-        keys.map(async (key) => {
-          let record = await this.#replicas.transfer(key, owner, target.id);
-          if (record === undefined) {
-            const current = await this.#replicas.read(key);
-            if (current !== undefined && current.owner !== owner) {
-              if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
-              // Owned by a node that is gone too (down, or removed from the config): take it from there.
-              else record = await this.#replicas.transfer(key, current.owner, target.id);
+      try {
+        await Promise.all(
+          keys.map(async (key) => {
+            let record = await this.#replicas.transfer(key, owner, target.id);
+            if (record === undefined) {
+              const current = await this.#replicas.read(key);
+              if (current !== undefined && current.owner !== owner) {
+                if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
+                // Owned by a node that is gone too (down, or removed from the config): take it from there.
+                else record = await this.#replicas.transfer(key, current.owner, target.id);
+              }
             }
-          }
-          if (record !== undefined) records.push(record);
-        }),
-      );
+            if (record !== undefined) records.push(record);
+          }),
+        );
+        // Another proxy (distributed mode) won these transfers: follow it once its move is done.
+        await Promise.all([...alreadyMoved].map(([key, holder]) => this.#adopt(key, holder)));
+      } catch (error) {
+        if (!(error instanceof ReplicaStoreError)) throw error;
+        // Transfers that did succeed stay with the target in the store; a request or the
+        // retry after the outage finds them there (owner lookup) and installs them.
+        report.failed += keys.length;
+        report.storeError = error.message;
+        return;
+      }
       try {
         if (records.length > 0) await this.#installer.install(target.url, records);
       } catch (error) {
@@ -321,6 +343,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         continue;
       }
       const withState = new Set(records.map((record) => record.key));
+      const moves: Array<[string, string]> = [];
       let count = 0;
       for (const key of keys) {
         const holder = alreadyMoved.get(key);
@@ -329,13 +352,34 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
           continue;
         }
         this.#affinity.assign(key, target.id, '');
+        moves.push([key, target.id]);
         if (withState.has(key)) report.moved++;
         else report.lost++;
         count++;
         this.#rememberMovedAway(fromNodeId, key);
       }
       if (count > 0) report.targets[target.id] = (report.targets[target.id] ?? 0) + count;
+      if (moves.length > 0) this.#onMoved?.(moves);
       return;
+    }
+  }
+
+  /**
+   * Another proxy took `key` for `holder`: wait until it says the state is installed there
+   * (or it is known here already). If it never says (it died mid-move, or its message was
+   * lost), install the replica ourselves: a node keeps a version it already holds, so a
+   * second install of the same record changes nothing.
+   */
+  async #adopt(key: string, holder: string): Promise<void> {
+    if (this.#awaitPeerMove === undefined || this.#affinity.nodeOf(key) === holder) return;
+    if (await this.#awaitPeerMove(key, holder)) return;
+    const record = await this.#replicas.read(key);
+    const node = this.#registry.get(holder);
+    if (record === undefined || record.owner !== holder || node === undefined || !node.isServing) return;
+    try {
+      await this.#installer.install(node.url, [record]);
+    } catch (error) {
+      this.#onTargetFailure(node, error as Error);
     }
   }
 
@@ -360,6 +404,24 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   }
 }
 
+/** Options of a FailoverManager. */
+export interface FailoverOptions {
+  registry: NodeRegistry;
+  affinity: AffinityTable;
+  replicas: ReplicaStore;
+  installer: SessionInstaller;
+  pickNode: (excluding?: string) => ProxyNode;
+  onTargetFailure: (node: ProxyNode, error: Error) => void;
+  logger: Logger;
+  /** Told of sessions this manager moved (state installed, re-pinned), e.g. to tell other proxies. */
+  onMoved?: (moves: ReadonlyArray<[key: string, nodeId: string]>) => void;
+  /**
+   * Distributed mode: another proxy won the transfer of `key` to `nodeId`. Resolves true once
+   * that proxy reports the move done, false if it did not in time.
+   */
+  awaitPeerMove?: (key: string, nodeId: string) => Promise<boolean>;
+}
+
 function emptyReport(nodeId: string, reason: MoveReason): MoveReport {
   return { nodeId, reason, moved: 0, lost: 0, failed: 0, targets: {}, startedAt: Date.now(), durationMs: 0 };
 }
@@ -368,6 +430,7 @@ function mergeReport(into: MoveReport, part: MoveReport): void {
   into.moved += part.moved;
   into.lost += part.lost;
   into.failed += part.failed;
+  into.storeError ??= part.storeError;
   for (const [node, count] of Object.entries(part.targets))
     into.targets[node] = (into.targets[node] ?? 0) + count;
 }

@@ -1,0 +1,2 @@
+export { SharedAffinity } from './shared-affinity.js';
+export { RedisStatus, redactUrl, type RedisState } from './redis-status.js';
