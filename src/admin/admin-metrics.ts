@@ -173,6 +173,11 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   );
 
   // Failover.
+  // Distributed mode only: absent with the memory store.
+  gauge('stickylb_redis_up', 'Whether Redis (shared affinity and replicas) is reachable', [], () => {
+    const redis = state().redis as { state: string } | undefined;
+    return redis === undefined ? [] : [[{}, redis.state === 'up' ? 1 : 0]];
+  });
   counter(
     'stickylb_failovers_total',
     'Nodes failed over (marked down with their sessions moved)',
