@@ -12,8 +12,11 @@ export interface RedisServer {
   readonly port: number;
   /** Kills the server (SIGKILL: an outage, not a clean shutdown) and waits for it to exit. */
   stop(): Promise<void>;
-  /** Stops it, then starts an empty one on the same port (a Redis restart that lost its data). */
-  restart(): Promise<void>;
+  /**
+   * Stops it, then starts an empty one on the same port (a Redis restart that lost its data);
+   * `whileDown` runs between the two (an outage to observe).
+   */
+  restart(options?: { whileDown?: () => Promise<void> }): Promise<void>;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -165,9 +168,10 @@ export async function startRedisServer(options: { args?: readonly string[] } = {
       if (running !== undefined) await kill(running);
       rmSync(dir, { recursive: true, force: true });
     },
-    async restart() {
+    async restart(options) {
       if (current !== undefined) await kill(current);
       current = undefined;
+      await options?.whileDown?.();
       mkdirSync(dir, { recursive: true });
       // The same port: clients reconnect to where they were. Retried while the port is released.
       for (let attempt = 1; current === undefined; attempt++) {
