@@ -149,7 +149,16 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   }
 
   /** A node came back: make it forget sessions that moved away while it was down (never two owners). */
-  async onNodeUp(nodeId: string): Promise<void> {
+  onNodeUp(nodeId: string): Promise<void> {
+    return this.#evictMovedAway(nodeId);
+  }
+
+  /**
+   * Makes a node that is up forget the sessions moved off it. Until then it holds stale
+   * copies: its writes to them are fenced, but after a replica store lost its data (Redis
+   * restarted empty) its re-seed could race the new owner's for ownership.
+   */
+  async #evictMovedAway(nodeId: string): Promise<void> {
     const keys = this.#movedAway.get(nodeId);
     const node = this.#registry.get(nodeId);
     if (keys === undefined || keys.size === 0 || node === undefined) return;
@@ -194,6 +203,10 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     }
     for (let i = 0; i < keys.length; i += BATCH_SIZE) {
       mergeReport(report, await this.#moveBatch(keys.slice(i, i + BATCH_SIZE), fromNodeId, reason, accepts));
+    }
+    // Evacuate, rebalance: the source is up and still holds what moved.
+    if (reason !== 'down' && reason !== 'request' && this.#registry.get(fromNodeId)?.isHealthy) {
+      await this.#evictMovedAway(fromNodeId);
     }
     report.durationMs = Date.now() - report.startedAt;
     if (report.storeError !== undefined) {
