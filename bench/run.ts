@@ -1,7 +1,7 @@
 /**
  * Runs the benchmarks and writes bench/results/<name>.json|md.
  *
- *   npm run bench                          store, proxy, failover, scale
+ *   npm run bench                          store, proxy, failover, scale, redis
  *   node dist/bench/run.js proxy failover  the named ones
  *
  * Environment: BENCH_QUICK=1 (short rounds, for a smoke run), BENCH_ROUNDS, BENCH_DURATION
@@ -12,9 +12,10 @@ import os from 'node:os';
 import { runFailoverBench } from './failover.js';
 import { runScaleBench } from './scale.js';
 import { runProxyBench } from './proxy.js';
+import { runRedisBench } from './redis.js';
 import { runStoreBench } from './store.js';
 
-const BENCHES = ['store', 'proxy', 'failover', 'scale'] as const;
+const BENCHES = ['store', 'proxy', 'failover', 'scale', 'redis'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const isQuick = process.env.BENCH_QUICK === '1';
@@ -61,6 +62,11 @@ const runners: Record<BenchName, () => Promise<unknown>> = {
     }),
   scale: () =>
     runScaleBench(process.env.BENCH_RESULTS_DIR ? { resultsDir: process.env.BENCH_RESULTS_DIR } : {}),
+  redis: () =>
+    runRedisBench({
+      ...(rounds !== undefined ? { rounds } : {}),
+      ...(durationSec !== undefined ? { durationSec } : {}),
+    }),
 };
 
 const requested = process.argv.slice(2);

@@ -16,6 +16,8 @@ export interface StickyClusterOptions {
   replicationMode?: 'sync' | 'async';
   /** Label in process names and diagnostics. */
   label?: string;
+  /** Set: `replication.store: redis` on this Redis (nodes write to it directly); unset: `memory`. */
+  redisUrl?: string;
 }
 
 /** `BENCH_PROXY_WORKERS` sets `proxy.workers` of every cluster (default: the config's default). */
@@ -87,9 +89,11 @@ export class StickyCluster {
       session: { secret: randomBytes(24).toString('base64url') },
       replication: {
         mode: options.replicationMode ?? 'sync',
+        store: options.redisUrl === undefined ? 'memory' : 'redis',
         listen: { host: '127.0.0.1', port: replicationPort },
         secret: randomBytes(24).toString('base64url'),
       },
+      ...(options.redisUrl === undefined ? {} : { redis: { url: options.redisUrl } }),
       log: { level: 'warn' },
       nodes: nodeUrls.map((url, index) => ({ id: nodeIds[index] as string, url })),
     };
