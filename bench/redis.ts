@@ -132,7 +132,12 @@ export async function runRedisBench(options: RedisBenchOptions = {}): Promise<Re
       'redis-server answers',
       async () => {
         const { Redis } = await import('ioredis');
-        const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+        const client = new Redis(port, '127.0.0.1', {
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+        });
+        client.on('error', () => undefined); // not up yet: the probe is retried
         try {
           await client.connect();
           version = /redis_version:(\S+)/.exec(await client.info('server'))?.[1] ?? '';
