@@ -44,6 +44,7 @@ export class SharedAffinity {
   readonly #registry: NodeRegistry;
   readonly #logger: Logger;
   readonly #isMoving: (key: string) => boolean;
+  readonly #peerMoveWaitMs: number;
   /** Tells this proxy's own messages apart (it receives what it publishes). */
   readonly #instanceId = randomBytes(9).toString('base64url');
   readonly #waiters = new Map<string, Waiter[]>();
@@ -59,12 +60,15 @@ export class SharedAffinity {
     logger: Logger;
     /** Whether this proxy is moving the session right now (a resync must not re-pin it mid-move). */
     isMoving: (key: string) => boolean;
+    /** How long `awaitMove` waits for another proxy's message (default 3000). */
+    peerMoveWaitMs?: number;
   }) {
     this.#store = options.store;
     this.#affinity = options.affinity;
     this.#registry = options.registry;
     this.#logger = options.logger;
     this.#isMoving = options.isMoving;
+    this.#peerMoveWaitMs = options.peerMoveWaitMs ?? PEER_MOVE_WAIT_MS;
   }
 
   /** Subscribes to other proxies' moves and starts reading per-node counts from Redis. */
@@ -96,7 +100,7 @@ export class SharedAffinity {
 
   /**
    * Another proxy won the transfer of `key` to `nodeId`: resolves true once it reports the
-   * move done (at once if this proxy knows already), false after PEER_MOVE_WAIT_MS.
+   * move done (at once if this proxy knows already), false after `peerMoveWaitMs`.
    */
   awaitMove(key: string, nodeId: string): Promise<boolean> {
     if (this.#affinity.nodeOf(key) === nodeId) return Promise.resolve(true);
@@ -107,7 +111,7 @@ export class SharedAffinity {
         if (rest.length > 0) this.#waiters.set(key, rest);
         else this.#waiters.delete(key);
         resolve(false);
-      }, PEER_MOVE_WAIT_MS);
+      }, this.#peerMoveWaitMs);
       timer.unref();
       const entry: Waiter = {
         nodeId,
