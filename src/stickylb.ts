@@ -17,8 +17,8 @@ import {
 } from './admin/index.js';
 import { AffinityTable, SessionIdCodec } from './affinity/index.js';
 import type { Config } from './config/index.js';
-import { RedisStatus, SharedAffinity } from './distributed/index.js';
-import { ConfigError, ReplicaStoreError } from './errors.js';
+import { DistributedMode } from './distributed/index.js';
+import { ConfigError } from './errors.js';
 import { FailoverManager, SessionInstaller, type MoveReport } from './failover/index.js';
 import { HealthChecker, healthSettingsFrom } from './health/index.js';
 import type { Logger } from './log.js';
@@ -31,7 +31,6 @@ import {
   buildReplicationServer,
   DeferredReplicaStore,
   MemoryReplicaStore,
-  RedisReplicaStore,
   type ReplicaStore,
 } from './replication/index.js';
 import { loadSecret } from './secret-file.js';
@@ -55,8 +54,7 @@ export class StickyLb implements AdminControl {
   /** Set with `replication.store: redis`: connected to Redis by `listen`. */
   readonly #redisReplicas: DeferredReplicaStore | undefined;
   /** Distributed mode (`redis` store): moves shared with the other proxies, Redis up or down. */
-  #shared: SharedAffinity | undefined;
-  readonly #redisStatus: RedisStatus | undefined;
+  #distributed: DistributedMode | undefined;
   readonly failover: FailoverManager;
   readonly events = new EventLog();
   /** Per-node request rate and latency, fed by the proxy's response hook (admin). */
@@ -176,7 +174,6 @@ export class StickyLb implements AdminControl {
     if (config.replication.store === 'redis') {
       this.#redisReplicas = new DeferredReplicaStore();
       this.replicas = this.#redisReplicas;
-      this.#redisStatus = new RedisStatus(config.redis.url);
     } else {
       this.#memoryReplicas = new MemoryReplicaStore({
         idleTimeoutMs: config.session.idleTimeout,
@@ -193,8 +190,9 @@ export class StickyLb implements AdminControl {
       pickNode: (excluding) => this.router.pickNode(excluding),
       onTargetFailure: (node, error) => this.health.reportFailure(node.id, error.message),
       logger: logger.child({ component: 'failover' }),
-      onMoved: (moves) => this.#shared?.publish(moves),
-      awaitPeerMove: (key, nodeId) => this.#shared?.awaitMove(key, nodeId) ?? Promise.resolve(false),
+      onMoved: (moves) => this.#distributed?.shared.publish(moves),
+      awaitPeerMove: (key, nodeId) =>
+        this.#distributed?.shared.awaitMove(key, nodeId) ?? Promise.resolve(false),
     });
     this.failover.on('move:start', (nodeId, reason, sessions) => {
       if (reason === 'request') return;
@@ -214,12 +212,15 @@ export class StickyLb implements AdminControl {
       this.traffic.record(node.id, statusCode, startedAtMs);
     this.#replicaCounts = new ReplicaCounter({
       count: async () => {
+        // Redis keeps an index per owner: one ZCOUNT each, however many replicas.
+        if (this.#distributed !== undefined) return this.#distributed.store.countsByOwner();
         const counts = new Map<string, number>();
         for (const node of this.registry.all)
           counts.set(node.id, (await this.replicas.keysOf(node.id)).length);
         return counts;
       },
       records: () => this.replicas.stats().records,
+      ...(config.replication.store === 'redis' ? { maxRecords: Number.POSITIVE_INFINITY } : {}),
     });
     this.failover.on('move:end', () => this.#replicaCounts.invalidate());
     this.registry.on('changed', () => this.traffic.retain(new Set(this.registry.all.map((node) => node.id))));
@@ -243,35 +244,18 @@ export class StickyLb implements AdminControl {
     const { proxy, admin, replication, redis, session } = this.#config;
     if (this.#redisReplicas !== undefined) {
       // Nodes write to Redis themselves: no replication listener.
-      let store: RedisReplicaStore;
-      try {
-        store = await RedisReplicaStore.connect({
-          url: redis.url,
-          idleTimeoutMs: session.idleTimeout,
-          commandTimeoutMs: replication.timeout,
-          logger: this.#logger,
-        });
-      } catch (error) {
-        throw new ReplicaStoreError(
-          `replica store: cannot reach Redis at redis.url ${this.#redisStatus?.url ?? ''}: ${error instanceof Error ? error.message : String(error)}`,
-          { cause: error },
-        );
-      }
-      this.#redisReplicas.attach(store);
-      this.#shared = new SharedAffinity({
-        store,
+      this.#distributed = await DistributedMode.connect({
+        url: redis.url,
+        idleTimeoutMs: session.idleTimeout,
+        commandTimeoutMs: replication.timeout,
         affinity: this.affinity,
         registry: this.registry,
-        logger: this.#logger.child({ component: 'shared-affinity' }),
+        logger: this.#logger,
         isMoving: (key) => this.failover.movingTo(key) !== undefined,
+        moveAll: (nodeId) => this.failover.moveAll(nodeId, 'down'),
+        onEvent: (type, message, detail) => this.events.push(type, message, detail),
       });
-      store.on('availability', (isUp, error) => this.#onRedisAvailability(isUp, error));
-      try {
-        await this.#shared.start();
-      } catch (error) {
-        await store.close();
-        throw error;
-      }
+      this.#redisReplicas.attach(this.#distributed.store);
     }
     this.affinity.start();
     this.#memoryReplicas?.start();
@@ -310,7 +294,7 @@ export class StickyLb implements AdminControl {
   async close(graceMs = 10_000): Promise<void> {
     await this.health.stop();
     this.nodeMetrics.stop();
-    this.#shared?.stop();
+    this.#distributed?.stop();
     if (this.#countsTimer !== undefined) clearInterval(this.#countsTimer);
     await Promise.all([
       this.workers === undefined ? this.proxy.close(graceMs) : this.workers.close(graceMs),
@@ -387,7 +371,7 @@ export class StickyLb implements AdminControl {
       sessions: {
         // Distributed mode: node counts come from Redis (every proxy's sessions), this table holds only ours.
         total:
-          this.#shared === undefined
+          this.#distributed === undefined
             ? this.affinity.size
             : this.registry.all.reduce((sum, node) => sum + Math.max(0, node.sessions), 0),
         untracked: this.affinity.untracked,
@@ -400,13 +384,7 @@ export class StickyLb implements AdminControl {
       failover: { ...this.failover.totals },
       replication: this.replicas.stats(),
       events: this.events.recent(50),
-      ...(this.#redisStatus === undefined
-        ? {}
-        : {
-            redis: this.#redisStatus.snapshot(
-              this.#shared?.counters ?? { published: 0, adopted: 0, publishFailures: 0, resynced: 0 },
-            ),
-          }),
+      ...(this.#distributed === undefined ? {} : { redis: this.#distributed.state() }),
       ...this.#stateDetail(),
     };
   }
@@ -459,48 +437,6 @@ export class StickyLb implements AdminControl {
       this.events.push('node:down', `${nodeId} is down: ${reason}`, { node: nodeId, reason });
       // Move its sessions now, before their next requests arrive.
       void this.failover.moveAll(nodeId, 'down');
-    }
-  }
-
-  /**
-   * Redis went away or came back (one call per transition). While it is away the proxy
-   * still routes every session it knows (ids carry their routes, moved sessions are cached
-   * here); what needs Redis fails loudly: sync writes on the nodes (503), moves. When it is
-   * back: re-read owners (moves published meanwhile were lost), counts, and move the
-   * sessions of nodes that went down meanwhile.
-   */
-  #onRedisAvailability(isUp: boolean, error: Error | undefined): void {
-    const status = this.#redisStatus;
-    if (status === undefined || !status.mark(isUp, error)) return;
-    if (!isUp) {
-      this.events.push(
-        'redis:down',
-        `Redis at ${status.url} is unreachable: known sessions are still served; session writes fail (503) and no session can move until it is back`,
-        { url: status.url, error: error?.message ?? null },
-      );
-      return;
-    }
-    this.events.push('redis:up', `Redis at ${status.url} is reachable again: resynchronising`, {
-      url: status.url,
-    });
-    void this.#resync();
-  }
-
-  async #resync(): Promise<void> {
-    const shared = this.#shared;
-    if (shared === undefined) return;
-    try {
-      const repinned = await shared.resync();
-      await shared.refreshCounts();
-      this.events.push('redis:resync', `resynchronised with Redis: ${repinned} moved sessions re-pinned`, {
-        repinned,
-      });
-      for (const node of this.registry.all) {
-        if (!node.isHealthy) await this.failover.moveAll(node.id, 'down');
-      }
-    } catch (error) {
-      // Redis went away again: the next 'up' transition resyncs.
-      this.#logger.warn({ err: error }, 'resynchronising with Redis failed');
     }
   }
 
