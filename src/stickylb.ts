@@ -445,9 +445,16 @@ export class StickyLb implements AdminControl {
     if (report.reason === 'request') return;
     const total = report.moved + report.lost;
     const from = report.nodeId === '*' ? '' : ` from ${report.nodeId}`;
-    this.events.push(`${kind}:end`, `${kind}: ${total} sessions moved${from} in ${report.durationMs} ms`, {
-      ...report,
-    });
+    // Sessions that could not move are said in the same line: a failover that failed must not read as done.
+    const failed =
+      report.failed > 0
+        ? `; ${report.failed} could not move${report.storeError === undefined ? '' : ` (${report.storeError})`}`
+        : '';
+    this.events.push(
+      `${kind}:end`,
+      `${kind}: ${total} sessions moved${from} in ${report.durationMs} ms${failed}`,
+      { ...report },
+    );
   }
 
   refreshState(): Promise<void> {
