@@ -3,6 +3,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
 
 /** A real redis-server started for a test: no persistence, loopback only. */
@@ -13,10 +14,11 @@ export interface RedisServer {
   /** Kills the server (SIGKILL: an outage, not a clean shutdown) and waits for it to exit. */
   stop(): Promise<void>;
   /**
-   * Stops it, then starts an empty one on the same port (a Redis restart that lost its data);
+   * Stops it, then starts an empty one on the same port (a Redis restart that lost its data),
+   * or with its data when `keepData` (saved to disk just before the kill: an outage, no loss);
    * `whileDown` runs between the two (an outage to observe).
    */
-  restart(options?: { whileDown?: () => Promise<void> }): Promise<void>;
+  restart(options?: { whileDown?: () => Promise<void>; keepData?: boolean }): Promise<void>;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -169,6 +171,12 @@ export async function startRedisServer(options: { args?: readonly string[] } = {
       rmSync(dir, { recursive: true, force: true });
     },
     async restart(options) {
+      if (options?.keepData === true) {
+        const client = new Redis(port, '127.0.0.1', { lazyConnect: true });
+        await client.connect();
+        await client.save();
+        client.disconnect();
+      } else rmSync(join(dir, 'dump.rdb'), { force: true });
       if (current !== undefined) await kill(current);
       current = undefined;
       await options?.whileDown?.();

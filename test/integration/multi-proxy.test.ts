@@ -184,10 +184,47 @@ describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real
     await fetch(`${a.adminUrl}/api/nodes/${target}/undrain`, { method: 'POST' });
   });
 
+  it('a node killed while Redis is away: its sessions fail loudly, then move with their state when Redis is back', async () => {
+    const dist = d as Distributed;
+    const [a, b] = dist.proxies as [ProxyProcess, ProxyProcess];
+    const sessions = await createShared(dist, 12, 2);
+    all.push(...sessions);
+    const victim = busiest(sessions);
+    const victimNode = dist.nodes.find((node) => node.id === victim);
+    const redisOf = async (proxy: ProxyProcess): Promise<string> => (await proxy.state()).redis.state;
+    await redis.restart({
+      keepData: true,
+      whileDown: async () => {
+        await waitFor(async () => (await redisOf(a)) === 'down' && (await redisOf(b)) === 'down');
+        await victimNode?.kill('SIGKILL');
+        await waitFor(async () =>
+          (await Promise.all([a.state(), b.state()])).every(
+            (state) => state.nodes.find((node: any) => node.id === victim).state === 'down',
+          ),
+        );
+        // Moving needs the ownership transfer in Redis: refused loudly, not served empty.
+        const session = sessions.find((s) => s.node === victim) as Shared;
+        const { status, json } = await session.a.request('GET', '/api/counter');
+        expect(status).toBe(503);
+        expect(json.error).toBe('SLB_REPLICA_UNAVAILABLE');
+        const events = (await a.state()).events;
+        expect(
+          events.some((event: any) => event.type === 'failover:end' && /could not move/.test(event.message)),
+        ).toBe(true);
+      },
+    });
+    // Back: each proxy moves the sessions of the node that went down meanwhile, state and all.
+    await waitFor(async () => (await redisOf(a)) === 'up' && (await redisOf(b)) === 'up', 15_000);
+    await expectSameThroughBoth(all, victim);
+    await victimNode?.restart();
+    await Promise.all([a.ready(), b.ready()]);
+  });
+
   it('Redis restarts empty mid-run: known sessions keep being served, the outage is reported, state resyncs', async () => {
     const dist = d as Distributed;
     const [a, b] = dist.proxies as [ProxyProcess, ProxyProcess];
     const redisOf = async (proxy: ProxyProcess): Promise<string> => (await proxy.state()).redis.state;
+    const outagesBefore = (await a.state()).redis.outages;
     await redis.restart({
       whileDown: async () => {
         await waitFor(async () => (await redisOf(a)) === 'down' && (await redisOf(b)) === 'down');
@@ -210,7 +247,7 @@ describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real
     });
     await waitFor(async () => (await redisOf(a)) === 'up' && (await redisOf(b)) === 'up', 15_000);
     const state = await a.state();
-    expect(state.redis.outages).toBe(1);
+    expect(state.redis.outages).toBe(outagesBefore + 1);
     expect(state.events.map((event: { type: string }) => event.type)).toContain('redis:down');
     // The nodes re-seed the empty Redis: every replica back, owned by the node that serves it.
     const keys = all.map((session) => keyOf(session.a.sessionId));
