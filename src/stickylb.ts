@@ -245,7 +245,7 @@ export class StickyLb implements AdminControl {
     if (this.#redisReplicas !== undefined) {
       // Nodes write to Redis themselves: no replication listener.
       this.#distributed = await DistributedMode.connect({
-        url: redis.url,
+        redis,
         idleTimeoutMs: session.idleTimeout,
         commandTimeoutMs: replication.timeout,
         affinity: this.affinity,

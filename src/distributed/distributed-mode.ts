@@ -2,13 +2,14 @@ import type { AffinityTable } from '../affinity/index.js';
 import { ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry } from '../nodes/index.js';
-import { RedisReplicaStore } from '../replication/index.js';
+import { RedisReplicaStore, redisConnectionOf, type RedisSettings } from '../replication/index.js';
 import { RedisStatus, type RedisState } from './redis-status.js';
 import { SharedAffinity } from './shared-affinity.js';
 
 /** What the distributed mode needs of the proxy it runs in. */
 export interface DistributedModeOptions {
-  url: string;
+  /** The config's `redis` section: `url`, and `sentinel` when Redis is found through Sentinel. */
+  redis: RedisSettings;
   idleTimeoutMs: number;
   /** Each Redis command's timeout (`replication.timeout`). */
   commandTimeoutMs: number;
@@ -40,11 +41,11 @@ export class DistributedMode {
 
   /** Connects to Redis and subscribes; rejects with ReplicaStoreError naming `redis.url`. */
   static async connect(options: DistributedModeOptions): Promise<DistributedMode> {
-    const status = new RedisStatus(options.url);
+    const status = new RedisStatus(options.redis.url);
     let store: RedisReplicaStore;
     try {
       store = await RedisReplicaStore.connect({
-        url: options.url,
+        ...redisConnectionOf(options.redis),
         idleTimeoutMs: options.idleTimeoutMs,
         commandTimeoutMs: options.commandTimeoutMs,
         logger: options.logger,
