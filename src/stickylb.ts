@@ -191,8 +191,13 @@ export class StickyLb implements AdminControl {
       onTargetFailure: (node, error) => this.health.reportFailure(node.id, error.message),
       logger: logger.child({ component: 'failover' }),
       onMoved: (moves) => this.#distributed?.shared.publish(moves),
-      awaitPeerMove: (key, nodeId) =>
-        this.#distributed?.shared.awaitMove(key, nodeId) ?? Promise.resolve(false),
+      // Only another proxy can win a transfer from this one: with `memory` there is none to wait for.
+      ...(config.replication.store === 'redis'
+        ? {
+            awaitPeerMove: (key: string, nodeId: string) =>
+              this.#distributed?.shared.awaitMove(key, nodeId) ?? Promise.resolve(false),
+          }
+        : {}),
     });
     this.failover.on('move:start', (nodeId, reason, sessions) => {
       if (reason === 'request') return;
