@@ -1,7 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { ConfigInput } from '../../src/config/index.js';
 import { freePort, NodeProcess, spawnCli, TEST_WORKERS, waitFor, writeConfig } from './harness.js';
 
@@ -69,13 +67,17 @@ export async function startDistributed(options: {
   const nodeUrls = await Promise.all(
     Array.from({ length: options.nodeCount ?? 3 }, async () => `http://127.0.0.1:${await freePort()}`),
   );
-  const dir = mkdtempSync(join(tmpdir(), 'stickylb-distributed-'));
+  // Shared by every process, as the README's example has them (no generated secret files).
+  const secrets = {
+    session: randomBytes(24).toString('base64url'),
+    replication: randomBytes(24).toString('base64url'),
+  };
   const configOf = (proxyPort: number, adminPort: number): ConfigInput => ({
     ...options.config,
     proxy: { workers: TEST_WORKERS, listen: { host: '127.0.0.1', port: proxyPort } },
     admin: { listen: { host: '127.0.0.1', port: adminPort } },
-    session: { secretFile: join(dir, 'secret') },
-    replication: { store: 'redis', secretFile: join(dir, 'replication-secret') },
+    session: { secret: secrets.session },
+    replication: { store: 'redis', secret: secrets.replication },
     redis: { url: options.redisUrl },
     health: { interval: '500ms', timeout: '400ms' },
     log: { level: 'warn' },
@@ -88,16 +90,16 @@ export async function startDistributed(options: {
     await Promise.all(nodes.map((node) => node.kill()));
   };
   try {
+    // Nodes first, each port bound right after it was picked (on a shared machine a free port
+    // does not stay free for long); they need no proxy, only Redis.
+    const nodeConfig = writeConfig(configOf(0, 0));
+    nodes.push(...nodeUrls.map((url, index) => new NodeProcess(`node-${index + 1}`, url, nodeConfig)));
+    await Promise.all(nodes.map((node) => node.ready()));
     for (let i = 0; i < (options.proxyCount ?? 2); i++) {
       const [proxyPort, adminPort] = [await freePort(), await freePort()];
       const file = writeConfig(configOf(proxyPort, adminPort));
       proxies.push(new ProxyProcess(`http://127.0.0.1:${proxyPort}`, `http://127.0.0.1:${adminPort}`, file));
-      // One at a time: the first creates the secret files the others then read.
-      await waitFor(() => fetch(`http://127.0.0.1:${adminPort}/api/state`).then((r) => r.ok), 20_000);
     }
-    const nodeConfig = (proxies[0] as ProxyProcess).configFile;
-    nodes.push(...nodeUrls.map((url, index) => new NodeProcess(`node-${index + 1}`, url, nodeConfig)));
-    await Promise.all(nodes.map((node) => node.ready()));
     await Promise.all(proxies.map((proxy) => proxy.ready()));
   } catch (error) {
     await close();

@@ -79,7 +79,8 @@ export class NodeProcess {
   }
 
   async ready(): Promise<void> {
-    await waitFor(async () => (await fetch(`${this.url}/health`)).ok);
+    // 20 s: a node's start-up takes several seconds when the 2-core box is shared and loaded.
+    await waitFor(async () => (await fetch(`${this.url}/health`)).ok, 20_000);
   }
 
   /** kill -9: the node dies at once, mid-whatever. */
