@@ -73,9 +73,20 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       const node = this.#registry.get(holder);
       if (node?.isServing) return Promise.resolve(node);
     }
-    return this.#moveBatch([key], fromNodeId, 'request').then((report) => {
+    const holderOf = (): ProxyNode | undefined => {
       const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
-      if (node !== undefined && node.isServing) return node;
+      return node !== undefined && node.isServing ? node : undefined;
+    };
+    return this.#moveBatch([key], fromNodeId, 'request').then(async (first) => {
+      let report = first;
+      let node = holderOf();
+      // It joined another move of this session, which failed (e.g. begun while Redis was
+      // still away): one more try of its own, so this request gets the answer of now.
+      if (node === undefined && report.moved + report.lost + report.failed === 0) {
+        report = await this.#moveBatch([key], fromNodeId, 'request');
+        node = holderOf();
+      }
+      if (node !== undefined) return node;
       if (report.storeError !== undefined) {
         throw new ReplicaStoreError(`session cannot move: ${report.storeError}`);
       }

@@ -56,17 +56,18 @@ async function expectSameThroughBoth(sessions: Shared[], gone?: string): Promise
         session.a.request('GET', '/api/counter'),
         session.b.request('GET', '/api/counter'),
       ]);
-      expect([readA.status, readB.status]).toEqual([200, 200]);
+      // Whole answers compared, so a failure shows the error body.
+      expect([readA.status, readB.status], JSON.stringify([readA.json, readB.json])).toEqual([200, 200]);
       expect(readA.json.node).not.toBe(gone);
       expect(readB.json.node).toBe(readA.json.node);
       expect([readA.json.count, readB.json.count]).toEqual([session.count, session.count]);
     }
     const viaA = await session.a.request('POST', '/api/counter');
-    expect(viaA.status).toBe(200);
+    expect(viaA.status, JSON.stringify(viaA.json)).toBe(200);
     expect(viaA.json.count).toBe(session.count + 1);
     if (gone !== undefined) expect(viaA.json.node).not.toBe(gone);
     const viaB = await session.b.request('POST', '/api/counter');
-    expect(viaB.status).toBe(200);
+    expect(viaB.status, JSON.stringify(viaB.json)).toBe(200);
     expect(viaB.json.node).toBe(viaA.json.node);
     expect(viaB.json.count).toBe(session.count + 2);
     session.node = viaB.json.node;
