@@ -128,7 +128,11 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     logger,
     internalSecret: secret,
     // Replication lag (writes queued) and failures, for the dashboard and /metrics.
-    nodeMetrics: () => ({ replication: replicator.stats() }),
+    // `redis`: whether this node reaches Redis (distributed mode), so an outage shows per node.
+    nodeMetrics: () => ({
+      replication: replicator.stats(),
+      ...(redisStore === undefined ? {} : { redis: redisStore.isAvailable ? 'up' : 'down' }),
+    }),
     onWrite: (write) =>
       write.kind === 'updated'
         ? replicator.write(write.key, write.entry.version, write.entry.value, write.entry.lastAccessAt)

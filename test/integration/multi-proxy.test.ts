@@ -75,6 +75,17 @@ async function expectSameThroughBoth(sessions: Shared[], gone?: string): Promise
   }
 }
 
+/**
+ * Until every node that is up says, in the proxy's /api/state, that Redis is `state` for it:
+ * nodes reconnect on their own schedule, and their writes need Redis.
+ */
+async function nodesReach(proxy: ProxyProcess, state: 'up' | 'down'): Promise<void> {
+  await waitFor(async () => {
+    const { nodes } = await proxy.state();
+    return nodes.every((node: any) => node.state !== 'up' || node.store?.redis === state);
+  }, 15_000);
+}
+
 describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real redis-server', () => {
   let redis: RedisServer;
   let d: Distributed | undefined;
@@ -197,6 +208,7 @@ describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real
       keepData: true,
       whileDown: async () => {
         await waitFor(async () => (await redisOf(a)) === 'down' && (await redisOf(b)) === 'down');
+        await nodesReach(a, 'down');
         await victimNode?.kill('SIGKILL');
         await waitFor(async () =>
           (await Promise.all([a.state(), b.state()])).every(
@@ -216,6 +228,7 @@ describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real
     });
     // Back: each proxy moves the sessions of the node that went down meanwhile, state and all.
     await waitFor(async () => (await redisOf(a)) === 'up' && (await redisOf(b)) === 'up', 15_000);
+    await nodesReach(a, 'up');
     await expectSameThroughBoth(all, victim);
     await victimNode?.restart();
     await Promise.all([a.ready(), b.ready()]);
@@ -229,6 +242,7 @@ describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real
     await redis.restart({
       whileDown: async () => {
         await waitFor(async () => (await redisOf(a)) === 'down' && (await redisOf(b)) === 'down');
+        await nodesReach(a, 'down');
         expect(await a.metrics()).toMatch(/^stickylb_redis_up 0$/m);
         // Sticky reads from the proxies' caches: right node (moved ones too), right counter.
         for (const session of all) {
@@ -247,6 +261,7 @@ describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real
       },
     });
     await waitFor(async () => (await redisOf(a)) === 'up' && (await redisOf(b)) === 'up', 15_000);
+    await nodesReach(a, 'up');
     const state = await a.state();
     expect(state.redis.outages).toBe(outagesBefore + 1);
     expect(state.events.map((event: { type: string }) => event.type)).toContain('redis:down');
