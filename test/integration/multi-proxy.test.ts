@@ -243,7 +243,7 @@ describe.skipIf(!hasRedis)('distributed mode: two proxies, three nodes, one real
       whileDown: async () => {
         await waitFor(async () => (await redisOf(a)) === 'down' && (await redisOf(b)) === 'down');
         await nodesReach(a, 'down');
-        expect(await a.metrics()).toMatch(/^stickylb_redis_up 0$/m);
+        expect(await a.metrics()).toMatch(/^stickylb_redis_up\{url="redis:[^"]+"\} 0$/m);
         // Sticky reads from the proxies' caches: right node (moved ones too), right counter.
         for (const session of all) {
           for (const client of [session.a, session.b]) {
