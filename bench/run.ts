@@ -1,7 +1,7 @@
 /**
  * Runs the benchmarks and writes bench/results/<name>.json|md.
  *
- *   npm run bench                          store, proxy, failover, scale
+ *   npm run bench                          store, proxy, failover, scale, redis
  *   node dist/bench/run.js proxy failover  the named ones
  *   node dist/bench/run.js soak            10 min of churn and kill -9 (not in the default set)
  *
@@ -14,12 +14,13 @@ import os from 'node:os';
 import { runFailoverBench } from './failover.js';
 import { runScaleBench } from './scale.js';
 import { runProxyBench } from './proxy.js';
+import { runRedisBench } from './redis.js';
 import { runSoakBench } from './soak.js';
 import { runStoreBench } from './store.js';
 
-const BENCHES = ['store', 'proxy', 'failover', 'scale', 'soak'] as const;
+const BENCHES = ['store', 'proxy', 'failover', 'scale', 'redis', 'soak'] as const;
 /** What `npm run bench` runs: the soak takes 10 minutes and is asked for by name. */
-const DEFAULT_BENCHES = ['store', 'proxy', 'failover', 'scale'] as const;
+const DEFAULT_BENCHES = ['store', 'proxy', 'failover', 'scale', 'redis'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const isQuick = process.env.BENCH_QUICK === '1';
@@ -66,6 +67,11 @@ const runners: Record<BenchName, () => Promise<unknown>> = {
     }),
   scale: () =>
     runScaleBench(process.env.BENCH_RESULTS_DIR ? { resultsDir: process.env.BENCH_RESULTS_DIR } : {}),
+  redis: () =>
+    runRedisBench({
+      ...(rounds !== undefined ? { rounds } : {}),
+      ...(durationSec !== undefined ? { durationSec } : {}),
+    }),
   soak: () => runSoakBench(),
 };
 

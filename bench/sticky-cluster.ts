@@ -18,6 +18,8 @@ export interface StickyClusterOptions {
   label?: string;
   /** `session.idleTimeout` (default: the config's default). */
   idleTimeout?: string;
+  /** Set: `replication.store: redis` on this Redis (nodes write to it directly); unset: `memory`. */
+  redisUrl?: string;
 }
 
 /** `BENCH_PROXY_WORKERS` sets `proxy.workers` of every cluster (default: the config's default). */
@@ -92,9 +94,11 @@ export class StickyCluster {
       },
       replication: {
         mode: options.replicationMode ?? 'sync',
+        store: options.redisUrl === undefined ? 'memory' : 'redis',
         listen: { host: '127.0.0.1', port: replicationPort },
         secret: randomBytes(24).toString('base64url'),
       },
+      ...(options.redisUrl === undefined ? {} : { redis: { url: options.redisUrl } }),
       log: { level: 'warn' },
       nodes: nodeUrls.map((url, index) => ({ id: nodeIds[index] as string, url })),
     };

@@ -17,7 +17,8 @@ import {
 } from './admin/index.js';
 import { AffinityTable, SessionIdCodec } from './affinity/index.js';
 import type { Config } from './config/index.js';
-import { ConfigError, ReplicaStoreError } from './errors.js';
+import { DistributedMode } from './distributed/index.js';
+import { ConfigError } from './errors.js';
 import { FailoverManager, SessionInstaller, type MoveReport } from './failover/index.js';
 import { HealthChecker, healthSettingsFrom } from './health/index.js';
 import type { Logger } from './log.js';
@@ -30,7 +31,6 @@ import {
   buildReplicationServer,
   DeferredReplicaStore,
   MemoryReplicaStore,
-  RedisReplicaStore,
   type ReplicaStore,
 } from './replication/index.js';
 import { loadSecret } from './secret-file.js';
@@ -53,6 +53,8 @@ export class StickyLb implements AdminControl {
   readonly #memoryReplicas: MemoryReplicaStore | undefined;
   /** Set with `replication.store: redis`: connected to Redis by `listen`. */
   readonly #redisReplicas: DeferredReplicaStore | undefined;
+  /** Distributed mode (`redis` store): moves shared with the other proxies, Redis up or down. */
+  #distributed: DistributedMode | undefined;
   readonly failover: FailoverManager;
   readonly events = new EventLog();
   /** Per-node request rate and latency, fed by the proxy's response hook (admin). */
@@ -188,6 +190,14 @@ export class StickyLb implements AdminControl {
       pickNode: (excluding) => this.router.pickNode(excluding),
       onTargetFailure: (node, error) => this.health.reportFailure(node.id, error.message),
       logger: logger.child({ component: 'failover' }),
+      onMoved: (moves) => this.#distributed?.shared.publish(moves),
+      // Only another proxy can win a transfer from this one: with `memory` there is none to wait for.
+      ...(config.replication.store === 'redis'
+        ? {
+            awaitPeerMove: (key: string, nodeId: string) =>
+              this.#distributed?.shared.awaitMove(key, nodeId) ?? Promise.resolve(false),
+          }
+        : {}),
     });
     this.failover.on('move:start', (nodeId, reason, sessions) => {
       if (reason === 'request') return;
@@ -207,12 +217,15 @@ export class StickyLb implements AdminControl {
       this.traffic.record(node.id, statusCode, startedAtMs);
     this.#replicaCounts = new ReplicaCounter({
       count: async () => {
+        // Redis keeps an index per owner: one ZCOUNT each, however many replicas.
+        if (this.#distributed !== undefined) return this.#distributed.store.countsByOwner();
         const counts = new Map<string, number>();
         for (const node of this.registry.all)
           counts.set(node.id, (await this.replicas.keysOf(node.id)).length);
         return counts;
       },
       records: () => this.replicas.stats().records,
+      ...(config.replication.store === 'redis' ? { maxRecords: Number.POSITIVE_INFINITY } : {}),
     });
     this.failover.on('move:end', () => this.#replicaCounts.invalidate());
     this.registry.on('changed', () => this.traffic.retain(new Set(this.registry.all.map((node) => node.id))));
@@ -236,20 +249,18 @@ export class StickyLb implements AdminControl {
     const { proxy, admin, replication, redis, session } = this.#config;
     if (this.#redisReplicas !== undefined) {
       // Nodes write to Redis themselves: no replication listener.
-      let store: RedisReplicaStore;
-      try {
-        store = await RedisReplicaStore.connect({
-          url: redis.url,
-          idleTimeoutMs: session.idleTimeout,
-          logger: this.#logger,
-        });
-      } catch (error) {
-        throw new ReplicaStoreError(
-          `replica store: cannot reach Redis at redis.url ${redis.url}: ${error instanceof Error ? error.message : String(error)}`,
-          { cause: error },
-        );
-      }
-      this.#redisReplicas.attach(store);
+      this.#distributed = await DistributedMode.connect({
+        redis,
+        idleTimeoutMs: session.idleTimeout,
+        commandTimeoutMs: replication.timeout,
+        affinity: this.affinity,
+        registry: this.registry,
+        logger: this.#logger,
+        isMoving: (key) => this.failover.movingTo(key) !== undefined,
+        moveAll: (nodeId) => this.failover.moveAll(nodeId, 'down'),
+        onEvent: (type, message, detail) => this.events.push(type, message, detail),
+      });
+      this.#redisReplicas.attach(this.#distributed.store);
     }
     this.affinity.start();
     this.#memoryReplicas?.start();
@@ -288,6 +299,7 @@ export class StickyLb implements AdminControl {
   async close(graceMs = 10_000): Promise<void> {
     await this.health.stop();
     this.nodeMetrics.stop();
+    this.#distributed?.stop();
     if (this.#countsTimer !== undefined) clearInterval(this.#countsTimer);
     await Promise.all([
       this.workers === undefined ? this.proxy.close(graceMs) : this.workers.close(graceMs),
@@ -362,7 +374,14 @@ export class StickyLb implements AdminControl {
         ...this.#nodeDetail(node.id),
         store: this.nodeMetrics.of(node.id),
       })),
-      sessions: { total: this.affinity.size, untracked: this.affinity.untracked },
+      sessions: {
+        // Distributed mode: node counts come from Redis (every proxy's sessions), this table holds only ours.
+        total:
+          this.#distributed === undefined
+            ? this.affinity.size
+            : this.registry.all.reduce((sum, node) => sum + Math.max(0, node.sessions), 0),
+        untracked: this.affinity.untracked,
+      },
       proxy: pooled?.counters ?? { ...this.proxy.counters, rejectedIds: this.router.counters.rejectedIds },
       workers:
         this.workers === undefined
@@ -371,6 +390,7 @@ export class StickyLb implements AdminControl {
       failover: { ...this.failover.totals },
       replication: this.replicas.stats(),
       events: this.events.recent(50),
+      ...(this.#distributed === undefined ? {} : { redis: this.#distributed.state() }),
       ...this.#stateDetail(),
     };
   }
@@ -445,9 +465,16 @@ export class StickyLb implements AdminControl {
     if (report.reason === 'request') return;
     const total = report.moved + report.lost;
     const from = report.nodeId === '*' ? '' : ` from ${report.nodeId}`;
-    this.events.push(`${kind}:end`, `${kind}: ${total} sessions moved${from} in ${report.durationMs} ms`, {
-      ...report,
-    });
+    // Sessions that could not move are said in the same line: a failover that failed must not read as done.
+    const failed =
+      report.failed > 0
+        ? `; ${report.failed} could not move${report.storeError === undefined ? '' : ` (${report.storeError})`}`
+        : '';
+    this.events.push(
+      `${kind}:end`,
+      `${kind}: ${total} sessions moved${from} in ${report.durationMs} ms${failed}`,
+      { ...report },
+    );
   }
 
   refreshState(): Promise<void> {

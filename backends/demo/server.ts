@@ -1,11 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config/index.js';
+import { redactUrl } from '../../src/distributed/index.js';
 import { ConfigError, ReplicaStoreError } from '../../src/errors.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { EXIT_WITH_PARENT_ENV } from '../../src/nodes/index.js';
 import {
   RedisReplicaStore,
+  redisConnectionOf,
   replicaEndpointOf,
   Replicator,
   StoreReplicaTransport,
@@ -77,12 +79,13 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
   const redisStore =
     config.replication.store === 'redis'
       ? await RedisReplicaStore.connect({
-          url: config.redis.url,
+          ...redisConnectionOf(config.redis),
           idleTimeoutMs: config.session.idleTimeout,
+          commandTimeoutMs: config.replication.timeout,
           logger,
         }).catch((error: unknown) => {
           throw new ReplicaStoreError(
-            `replica store: cannot reach Redis at redis.url ${config.redis.url}: ${error instanceof Error ? error.message : String(error)}`,
+            `replica store: cannot reach Redis at redis.url ${redactUrl(config.redis.url)}: ${error instanceof Error ? error.message : String(error)}`,
             { cause: error },
           );
         })
@@ -125,7 +128,11 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     logger,
     internalSecret: secret,
     // Replication lag (writes queued) and failures, for the dashboard and /metrics.
-    nodeMetrics: () => ({ replication: replicator.stats() }),
+    // `redis`: whether this node reaches Redis (distributed mode), so an outage shows per node.
+    nodeMetrics: () => ({
+      replication: replicator.stats(),
+      ...(redisStore === undefined ? {} : { redis: redisStore.isAvailable ? 'up' : 'down' }),
+    }),
     onWrite: (write) =>
       write.kind === 'updated'
         ? replicator.write(write.key, write.entry.version, write.entry.value, write.entry.lastAccessAt)

@@ -173,6 +173,12 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   );
 
   // Failover.
+  // Distributed mode only. Labelled by URL so that, with the memory store, there is no sample
+  // at all (a label-less gauge always shows one, 0, which would read as "Redis down").
+  gauge('stickylb_redis_up', 'Whether Redis (shared affinity and replicas) is reachable', ['url'], () => {
+    const redis = state().redis as { state: string; url: string } | undefined;
+    return redis === undefined ? [] : [[{ url: redis.url }, redis.state === 'up' ? 1 : 0]];
+  });
   counter(
     'stickylb_failovers_total',
     'Nodes failed over (marked down with their sessions moved)',

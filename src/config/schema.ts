@@ -170,7 +170,23 @@ export const configSchema = z
         touchInterval: duration(10).default(1000),
       })
       .prefault({}),
-    redis: z.strictObject({ url: z.string().default('redis://127.0.0.1:6379') }).prefault({}),
+    redis: z
+      .strictObject({
+        url: z.string().default('redis://127.0.0.1:6379'),
+        /**
+         * Redis Sentinel: the master's name and the sentinels (`host:port`) to ask for it;
+         * `url` then gives only the password and the database.
+         */
+        sentinel: z
+          .strictObject({
+            name: z.string().min(1, { error: 'must not be empty' }),
+            nodes: z
+              .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'must be host:port' }))
+              .min(1, { error: 'must list at least one sentinel' }),
+          })
+          .optional(),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -1,29 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { AffinityTable } from '../affinity/index.js';
-import { NoHealthyNodeError } from '../errors.js';
+import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
+import { emptyReport, mergeReport, type MoveReason, type MoveReport } from './move-report.js';
 import type { SessionInstaller } from './session-installer.js';
-
-/** Why sessions are being moved. */
-export type MoveReason = 'down' | 'evacuate' | 'rebalance' | 'request';
-
-/** What one move of many sessions did (a failover, an evacuation, a rebalance). */
-export interface MoveReport {
-  nodeId: string;
-  reason: MoveReason;
-  /** Sessions moved with their state. */
-  moved: number;
-  /** Sessions moved without state: the replica store had none (never replicated, or expired). */
-  lost: number;
-  /** Sessions that could not be moved (no target could take them). */
-  failed: number;
-  /** Sessions each target received. */
-  targets: Record<string, number>;
-  startedAt: number;
-  durationMs: number;
-}
 
 export type FailoverEvents = {
   'move:start': [nodeId: string, reason: MoveReason, sessions: number];
@@ -51,6 +33,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   readonly #pickNode: (excluding?: string) => ProxyNode;
   readonly #onTargetFailure: (node: ProxyNode, error: Error) => void;
   readonly #logger: Logger;
+  readonly #onMoved: FailoverOptions['onMoved'];
+  readonly #awaitPeerMove: FailoverOptions['awaitPeerMove'];
   /** Session key → the move in progress for it: a request arriving meanwhile awaits it. */
   readonly #moving = new Map<string, Promise<ProxyNode>>();
   /** Node id → keys moved off it while it was down, to evict when it comes back. */
@@ -59,15 +43,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   readonly #running = new Map<string, Promise<MoveReport>>();
   readonly totals = { failovers: 0, moved: 0, lost: 0, failed: 0 };
 
-  constructor(options: {
-    registry: NodeRegistry;
-    affinity: AffinityTable;
-    replicas: ReplicaStore;
-    installer: SessionInstaller;
-    pickNode: (excluding?: string) => ProxyNode;
-    onTargetFailure: (node: ProxyNode, error: Error) => void;
-    logger: Logger;
-  }) {
+  constructor(options: FailoverOptions) {
     super();
     this.#registry = options.registry;
     this.#affinity = options.affinity;
@@ -76,6 +52,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     this.#pickNode = options.pickNode;
     this.#onTargetFailure = options.onTargetFailure;
     this.#logger = options.logger;
+    this.#onMoved = options.onMoved;
+    this.#awaitPeerMove = options.awaitPeerMove;
   }
 
   /** Whether a move is under way for this session (the proxy then waits for it). */
@@ -95,10 +73,24 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       const node = this.#registry.get(holder);
       if (node?.isServing) return Promise.resolve(node);
     }
-    return this.#moveBatch([key], fromNodeId, 'request').then(() => {
+    const holderOf = (): ProxyNode | undefined => {
       const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
-      if (node === undefined || !node.isServing) throw new NoHealthyNodeError();
-      return node;
+      return node !== undefined && node.isServing ? node : undefined;
+    };
+    return this.#moveBatch([key], fromNodeId, 'request').then(async (first) => {
+      let report = first;
+      let node = holderOf();
+      // It joined another move of this session, which failed (e.g. begun while Redis was
+      // still away): one more try of its own, so this request gets the answer of now.
+      if (node === undefined && report.moved + report.lost + report.failed === 0) {
+        report = await this.#moveBatch([key], fromNodeId, 'request');
+        node = holderOf();
+      }
+      if (node !== undefined) return node;
+      if (report.storeError !== undefined) {
+        throw new ReplicaStoreError(`session cannot move: ${report.storeError}`);
+      }
+      throw new NoHealthyNodeError();
     });
   }
 
@@ -148,7 +140,16 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   }
 
   /** A node came back: make it forget sessions that moved away while it was down (never two owners). */
-  async onNodeUp(nodeId: string): Promise<void> {
+  onNodeUp(nodeId: string): Promise<void> {
+    return this.#evictMovedAway(nodeId);
+  }
+
+  /**
+   * Makes a node that is up forget the sessions moved off it. Until then it holds stale
+   * copies: its writes to them are fenced, but after a replica store lost its data (Redis
+   * restarted empty) its re-seed could race the new owner's for ownership.
+   */
+  async #evictMovedAway(nodeId: string): Promise<void> {
     const keys = this.#movedAway.get(nodeId);
     const node = this.#registry.get(nodeId);
     if (keys === undefined || keys.size === 0 || node === undefined) return;
@@ -168,7 +169,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     // The affinity table knows the sessions it has seen; the replica store also knows those
     // replicated since a proxy restart that no request has touched yet.
     const keys = new Set(this.#affinity.sessionsOf(nodeId));
-    for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
+    try {
+      for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
+    } catch (error) {
+      // Redis outage: the known sessions are tried (and fail loudly) below; the caller retries later.
+      this.#logger.error({ node: nodeId, err: error }, `${reason}: cannot list the sessions of ${nodeId}`);
+    }
     const report = await this.#moveKeys([...keys], nodeId, reason);
     if (keys.size > 0) this.emit('move:end', report);
     return report;
@@ -189,8 +195,17 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     for (let i = 0; i < keys.length; i += BATCH_SIZE) {
       mergeReport(report, await this.#moveBatch(keys.slice(i, i + BATCH_SIZE), fromNodeId, reason, accepts));
     }
+    // Evacuate, rebalance: the source is up and still holds what moved.
+    if (reason !== 'down' && reason !== 'request' && this.#registry.get(fromNodeId)?.isHealthy) {
+      await this.#evictMovedAway(fromNodeId);
+    }
     report.durationMs = Date.now() - report.startedAt;
-    if (keys.length > 0) {
+    if (report.storeError !== undefined) {
+      this.#logger.error(
+        { node: fromNodeId, reason, failed: report.failed, error: report.storeError },
+        `${reason}: ${report.failed} sessions of ${fromNodeId} cannot move while the replica store is unavailable`,
+      );
+    } else if (keys.length > 0) {
       this.#logger.info(
         {
           node: fromNodeId,
@@ -288,20 +303,31 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       const records: ReplicaRecord[] = [];
       /** Keys another move already took (the replica has another live owner): follow it, do not move. */
       const alreadyMoved = new Map<string, string>();
-      await Promise.all(
-        keys.map(async (key) => {
-          let record = await this.#replicas.transfer(key, owner, target.id);
-          if (record === undefined) {
-            const current = await this.#replicas.read(key);
-            if (current !== undefined && current.owner !== owner) {
-              if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
-              // Owned by a node that is gone too (down, or removed from the config): take it from there.
-              else record = await this.#replicas.transfer(key, current.owner, target.id);
+      try {
+        await Promise.all(
+          keys.map(async (key) => {
+            let record = await this.#replicas.transfer(key, owner, target.id);
+            if (record === undefined) {
+              const current = await this.#replicas.read(key);
+              if (current !== undefined && current.owner !== owner) {
+                if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
+                // Owned by a node that is gone too (down, or removed from the config): take it from there.
+                else record = await this.#replicas.transfer(key, current.owner, target.id);
+              }
             }
-          }
-          if (record !== undefined) records.push(record);
-        }),
-      );
+            if (record !== undefined) records.push(record);
+          }),
+        );
+        // Another proxy (distributed mode) won these transfers: follow it once its move is done.
+        await Promise.all([...alreadyMoved].map(([key, holder]) => this.#adopt(key, holder)));
+      } catch (error) {
+        if (!(error instanceof ReplicaStoreError)) throw error;
+        // Transfers that did succeed stay with the target in the store; a request or the
+        // retry after the outage finds them there (owner lookup) and installs them.
+        report.failed += keys.length;
+        report.storeError = error.message;
+        return;
+      }
       try {
         if (records.length > 0) await this.#installer.install(target.url, records);
       } catch (error) {
@@ -321,6 +347,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         continue;
       }
       const withState = new Set(records.map((record) => record.key));
+      const moves: Array<[string, string]> = [];
       let count = 0;
       for (const key of keys) {
         const holder = alreadyMoved.get(key);
@@ -329,13 +356,34 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
           continue;
         }
         this.#affinity.assign(key, target.id, '');
+        moves.push([key, target.id]);
         if (withState.has(key)) report.moved++;
         else report.lost++;
         count++;
         this.#rememberMovedAway(fromNodeId, key);
       }
       if (count > 0) report.targets[target.id] = (report.targets[target.id] ?? 0) + count;
+      if (moves.length > 0) this.#onMoved?.(moves);
       return;
+    }
+  }
+
+  /**
+   * Another proxy took `key` for `holder`: wait until it says the state is installed there
+   * (or it is known here already). If it never says (it died mid-move, or its message was
+   * lost), install the replica ourselves: a node keeps a version it already holds, so a
+   * second install of the same record changes nothing.
+   */
+  async #adopt(key: string, holder: string): Promise<void> {
+    if (this.#awaitPeerMove === undefined || this.#affinity.nodeOf(key) === holder) return;
+    if (await this.#awaitPeerMove(key, holder)) return;
+    const record = await this.#replicas.read(key);
+    const node = this.#registry.get(holder);
+    if (record === undefined || record.owner !== holder || node === undefined || !node.isServing) return;
+    try {
+      await this.#installer.install(node.url, [record]);
+    } catch (error) {
+      this.#onTargetFailure(node, error as Error);
     }
   }
 
@@ -360,14 +408,20 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   }
 }
 
-function emptyReport(nodeId: string, reason: MoveReason): MoveReport {
-  return { nodeId, reason, moved: 0, lost: 0, failed: 0, targets: {}, startedAt: Date.now(), durationMs: 0 };
-}
-
-function mergeReport(into: MoveReport, part: MoveReport): void {
-  into.moved += part.moved;
-  into.lost += part.lost;
-  into.failed += part.failed;
-  for (const [node, count] of Object.entries(part.targets))
-    into.targets[node] = (into.targets[node] ?? 0) + count;
+/** Options of a FailoverManager. */
+export interface FailoverOptions {
+  registry: NodeRegistry;
+  affinity: AffinityTable;
+  replicas: ReplicaStore;
+  installer: SessionInstaller;
+  pickNode: (excluding?: string) => ProxyNode;
+  onTargetFailure: (node: ProxyNode, error: Error) => void;
+  logger: Logger;
+  /** Told of sessions this manager moved (state installed, re-pinned), e.g. to tell other proxies. */
+  onMoved?: (moves: ReadonlyArray<[key: string, nodeId: string]>) => void;
+  /**
+   * Distributed mode: another proxy won the transfer of `key` to `nodeId`. Resolves true once
+   * that proxy reports the move done, false if it did not in time.
+   */
+  awaitPeerMove?: (key: string, nodeId: string) => Promise<boolean>;
 }

@@ -1,7 +1,3 @@
-export {
-  FailoverManager,
-  type FailoverEvents,
-  type MoveReason,
-  type MoveReport,
-} from './failover-manager.js';
+export { FailoverManager, type FailoverEvents, type FailoverOptions } from './failover-manager.js';
+export type { MoveReason, MoveReport } from './move-report.js';
 export { SessionInstaller, INSTALL_PATH, EVICT_PATH } from './session-installer.js';

@@ -13,6 +13,7 @@ export {
   type RedisConnection,
   type RedisReplicaStoreOptions,
 } from './redis-replica-store.js';
+export { redisConnectionOf, type RedisSettings } from './redis-connection.js';
 export { buildReplicationServer, type ReplicationServerOptions } from './replication-server.js';
 export {
   Replicator,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import {
   Cluster,
   Redis,
@@ -101,8 +102,14 @@ type Pipeline = ChainableCommander & { [K in keyof Scripts]: (...args: Array<str
  * unreachable (ioredis reconnects in the background), so a sync write fails loudly (503)
  * instead of hanging.
  */
-export class RedisReplicaStore implements ReplicaStore {
+export class RedisReplicaStore
+  extends EventEmitter<{ availability: [isAvailable: boolean, error: Error | undefined] }>
+  implements ReplicaStore
+{
   readonly #client: Client;
+  readonly #keyPrefix: string;
+  /** Connections in subscriber mode (`subscribe`), closed with the store. */
+  readonly #subscribers: Array<Redis | Cluster> = [];
   readonly #idleTimeoutMs: number;
   readonly #logger: Logger;
   readonly #epochKey: string;
@@ -138,6 +145,7 @@ export class RedisReplicaStore implements ReplicaStore {
   }
 
   private constructor(options: RedisReplicaStoreOptions) {
+    super();
     if (!Number.isSafeInteger(options.idleTimeoutMs) || options.idleTimeoutMs < 1) {
       throw new RangeError(`idleTimeoutMs must be a positive integer, got ${String(options.idleTimeoutMs)}`);
     }
@@ -147,6 +155,7 @@ export class RedisReplicaStore implements ReplicaStore {
       throw new RangeError(`keyPrefix ${JSON.stringify(prefix)} needs a {hash tag} with a Redis Cluster`);
     }
     this.#idleTimeoutMs = options.idleTimeoutMs;
+    this.#keyPrefix = prefix;
     this.#logger = (options.logger ?? createSilentLogger()).child({ component: 'redis-replica-store' });
     this.#epochKey = `${prefix}epoch`;
     this.#ownersKey = `${prefix}owners`;
@@ -217,8 +226,7 @@ export class RedisReplicaStore implements ReplicaStore {
     await this.#client.connect();
     await this.#checkEpoch();
     this.#client.on('ready', () => {
-      if (this.#isFailing) this.#logger.info('redis replica store available again');
-      this.#isFailing = false;
+      this.#noteSuccess();
       void this.#checkEpoch().catch((error: unknown) => this.#noteFailure(error));
     });
     this.#epochTimer = setInterval(
@@ -496,6 +504,7 @@ export class RedisReplicaStore implements ReplicaStore {
     if (this.#isClosed) return;
     this.#isClosed = true;
     clearInterval(this.#epochTimer);
+    for (const subscriber of this.#subscribers) subscriber.disconnect();
     try {
       await this.#client.quit();
     } catch {
@@ -562,17 +571,65 @@ export class RedisReplicaStore implements ReplicaStore {
     return wrap(op, error);
   }
 
-  /** Logs the first failure of an outage; the 'ready' event or a success ends it. */
+  /**
+   * Logs the first failure of an outage and emits `availability` false; the 'ready' event or a
+   * success ends it (logged and emitted once per transition, never per failed command).
+   */
   #noteFailure(error: unknown): void {
     if (this.#isFailing || this.#isClosed) return;
     this.#isFailing = true;
     this.#logger.warn({ err: error }, 'redis replica store unavailable');
+    this.emit('availability', false, error instanceof Error ? error : new Error(String(error)));
   }
 
   #noteSuccess(): void {
-    if (!this.#isFailing) return;
+    if (!this.#isFailing || this.#isClosed) return;
     this.#isFailing = false;
     this.#logger.info('redis replica store available again');
+    this.emit('availability', true, undefined);
+  }
+
+  /** False from the first failed command (or dropped connection) of an outage until Redis answers again. */
+  get isAvailable(): boolean {
+    return !this.#isFailing;
+  }
+
+  /**
+   * Publishes `message` on `channel` (prefixed like every key) to every subscriber of every
+   * process sharing this Redis. Rejects with ReplicaStoreError when Redis cannot be reached.
+   */
+  async publish(channel: string, message: string): Promise<void> {
+    this.#assertOpen();
+    try {
+      await this.#client.publish(this.#keyPrefix + channel, message);
+    } catch (error) {
+      throw this.#fail('publish', error);
+    }
+    this.#noteSuccess();
+  }
+
+  /**
+   * Calls `listener` with every message published on `channel`, on a connection of its own
+   * (a subscribed connection can send nothing else). ioredis resubscribes after a reconnect;
+   * messages published while disconnected are lost, so callers resynchronise on `availability`.
+   */
+  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    this.#assertOpen();
+    const client: Redis | Cluster = this.#client;
+    const subscriber = client instanceof Cluster ? client.duplicate() : client.duplicate();
+    this.#subscribers.push(subscriber);
+    // Errors are reported once per outage by the main connection; without a listener ioredis prints each.
+    subscriber.on('error', () => undefined);
+    const name = this.#keyPrefix + channel;
+    subscriber.on('message', (from: string, message: string) => {
+      if (from === name) listener(message);
+    });
+    try {
+      if (subscriber.status === 'wait') await subscriber.connect();
+      await subscriber.subscribe(name);
+    } catch (error) {
+      throw this.#fail('subscribe', error);
+    }
   }
 }
 

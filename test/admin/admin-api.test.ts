@@ -152,6 +152,21 @@ describe('GET /metrics', () => {
   });
 });
 
+describe('GET /metrics, distributed mode', () => {
+  it('has stickylb_redis_up only with the redis store, 1 while Redis answers and 0 while it does not', async () => {
+    const scrape = async (): Promise<string> => {
+      // Past the metrics' 250 ms state snapshot.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return (await fetch(`${base}/metrics`)).text();
+    };
+    expect(await scrape()).not.toMatch(/^stickylb_redis_up[ {]/m); // HELP and TYPE only, no sample
+    control.redis = { state: 'up', url: 'redis://10.0.0.5:6379' };
+    expect(await scrape()).toContain('stickylb_redis_up{url="redis://10.0.0.5:6379"} 1');
+    control.redis = { state: 'down', url: 'redis://10.0.0.5:6379' };
+    expect(await scrape()).toContain('stickylb_redis_up{url="redis://10.0.0.5:6379"} 0');
+  });
+});
+
 describe('JSON API', () => {
   it('GET /api/state adds totals and keeps the contract fields', async () => {
     const state = (await (await fetch(`${base}/api/state`)).json()) as any;

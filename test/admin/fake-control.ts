@@ -20,6 +20,8 @@ export class FakeControl implements AdminControl {
     failed: 0,
     durationMs: 1,
   }));
+  /** Set: the distributed mode's `redis` field of /api/state. */
+  redis: { state: 'up' | 'down'; url: string } | undefined;
   readonly sweep = vi.fn(async () => ({ affinity: { expired: 0, durationMs: 0, sessions: 5 } }));
 
   hasNode(id: string): boolean {
@@ -91,6 +93,7 @@ export class FakeControl implements AdminControl {
       events: this.events.recent(50),
       lastEventId: this.events.lastId,
       at: Date.now(),
+      ...(this.redis === undefined ? {} : { redis: this.redis }),
     };
   }
 

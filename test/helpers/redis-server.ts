@@ -3,6 +3,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
 
 /** A real redis-server started for a test: no persistence, loopback only. */
@@ -12,8 +13,12 @@ export interface RedisServer {
   readonly port: number;
   /** Kills the server (SIGKILL: an outage, not a clean shutdown) and waits for it to exit. */
   stop(): Promise<void>;
-  /** Stops it, then starts an empty one on the same port (a Redis restart that lost its data). */
-  restart(): Promise<void>;
+  /**
+   * Stops it, then starts an empty one on the same port (a Redis restart that lost its data),
+   * or with its data when `keepData` (saved to disk just before the kill: an outage, no loss);
+   * `whileDown` runs between the two (an outage to observe).
+   */
+  restart(options?: { whileDown?: () => Promise<void>; keepData?: boolean }): Promise<void>;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -165,9 +170,16 @@ export async function startRedisServer(options: { args?: readonly string[] } = {
       if (running !== undefined) await kill(running);
       rmSync(dir, { recursive: true, force: true });
     },
-    async restart() {
+    async restart(options) {
+      if (options?.keepData === true) {
+        const client = new Redis(port, '127.0.0.1', { lazyConnect: true });
+        await client.connect();
+        await client.save();
+        client.disconnect();
+      } else rmSync(join(dir, 'dump.rdb'), { force: true });
       if (current !== undefined) await kill(current);
       current = undefined;
+      await options?.whileDown?.();
       mkdirSync(dir, { recursive: true });
       // The same port: clients reconnect to where they were. Retried while the port is released.
       for (let attempt = 1; current === undefined; attempt++) {

@@ -44,6 +44,17 @@ export async function waitFor<T>(
   }
 }
 
+/** Runs the compiled CLI as a child process; its stdout and stderr go to `onOutput`. */
+export function spawnCli(args: readonly string[], onOutput: (text: string) => void): ChildProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STICKYLB_LOG: 'json', STICKYLB_DEMO_CRASH_ROUTE: '1' },
+  });
+  child.stdout?.on('data', (chunk: Buffer) => onOutput(chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => onOutput(chunk.toString()));
+  return child;
+}
+
 /** A demo node running as its own OS process, as `stickylb backend --id` starts it. */
 export class NodeProcess {
   child: ChildProcess;
@@ -57,13 +68,10 @@ export class NodeProcess {
   }
 
   #spawn(): ChildProcess {
-    const child = spawn(process.execPath, [CLI, 'backend', '--id', this.id, '--config', this.configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STICKYLB_LOG: 'json', STICKYLB_DEMO_CRASH_ROUTE: '1' },
-    });
-    child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    return child;
+    return spawnCli(
+      ['backend', '--id', this.id, '--config', this.configFile],
+      (text) => (this.output += text),
+    );
   }
 
   get pid(): number {
@@ -71,7 +79,8 @@ export class NodeProcess {
   }
 
   async ready(): Promise<void> {
-    await waitFor(async () => (await fetch(`${this.url}/health`)).ok);
+    // 20 s: a node's start-up takes several seconds when the 2-core box is shared and loaded.
+    await waitFor(async () => (await fetch(`${this.url}/health`)).ok, 20_000);
   }
 
   /** kill -9: the node dies at once, mid-whatever. */

@@ -25,6 +25,9 @@ const EVENT_TYPES = [
   'test-sessions:start',
   'test-sessions:end',
   'sweep',
+  'redis:down',
+  'redis:up',
+  'redis:resync',
 ];
 
 const fmt = new Intl.NumberFormat('en-US');
@@ -248,6 +251,20 @@ function renderTotals(state) {
   setText($('total-in-flight'), fmt.format(totals.inFlight ?? 0));
   setText($('total-failovers'), fmt.format(state.failover.failovers));
   setText($('total-moved'), fmt.format(state.failover.moved + state.failover.lost));
+  renderRedis(state.redis);
+}
+
+/** Distributed mode only: a pill that turns red while Redis is unreachable. */
+function renderRedis(redis) {
+  const pill = $('redis');
+  pill.hidden = redis === undefined;
+  if (redis === undefined) return;
+  setText(pill, redis.state === 'up' ? 'redis up' : 'redis down');
+  pill.className = redis.state === 'up' ? 'pill pill-live' : 'pill pill-down';
+  pill.title =
+    redis.state === 'up'
+      ? `${redis.url}: shared affinity and replicas`
+      : `${redis.url} unreachable since ${new Date(redis.since).toLocaleTimeString()}: known sessions are still served; writes fail and no session can move (${redis.lastError ?? ''})`;
 }
 
 const SVG = 'http://www.w3.org/2000/svg';

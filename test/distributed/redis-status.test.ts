@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { RedisStatus, redactUrl } from '../../src/distributed/index.js';
+
+const moves = { published: 0, adopted: 0, publishFailures: 0, resynced: 0 };
+
+describe('RedisStatus', () => {
+  it('counts an outage once per transition, not per failure', () => {
+    const status = new RedisStatus('redis://127.0.0.1:6379');
+    expect(status.mark(false, new Error('ECONNREFUSED'))).toBe(true);
+    expect(status.mark(false, new Error('again'))).toBe(false);
+    expect(status.snapshot(moves)).toMatchObject({ state: 'down', outages: 1, lastError: 'ECONNREFUSED' });
+    expect(status.mark(true)).toBe(true);
+    expect(status.mark(true)).toBe(false);
+    expect(status.snapshot(moves)).toMatchObject({ state: 'up', outages: 1 });
+  });
+
+  it.each([
+    ['redis://:secret@10.0.0.5:6379/0', 'redis://:***@10.0.0.5:6379/0'],
+    ['redis://user:secret@host:6379', 'redis://user:***@host:6379'],
+    ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
+    ['not a url', 'redis://(unparsable url)'],
+  ])('redacts the password of %s', (url, shown) => {
+    expect(redactUrl(url)).toBe(shown);
+  });
+});
