@@ -143,7 +143,8 @@ export async function startCluster(
   try {
     await Promise.all(nodes.map((node) => node.ready()));
     // Nodes started after the proxy: wait until health checks see every one up.
-    await waitFor(() => lb.registry.all.every((node) => node.isHealthy));
+    // As long as a node's own start: health checks pass `rise` times after it answers.
+    await waitFor(() => lb.registry.all.every((node) => node.isHealthy), 20_000);
   } catch (error) {
     await Promise.all(nodes.map((node) => node.kill()));
     await lb.close(100);
