@@ -113,6 +113,23 @@ export function median(values: number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
+/**
+ * Median over rounds of `pick(a) / pick(b)`, each sample of `a` paired with the sample of `b`
+ * from the same round (a side-by-side ratio, robust to load that shifts whole rounds).
+ */
+export function medianRoundRatio<T extends { round: number }>(
+  a: readonly T[],
+  b: readonly T[],
+  pick: (sample: T) => number,
+): number {
+  return median(
+    a.flatMap((sample) => {
+      const other = b.find((candidate) => candidate.round === sample.round);
+      return other === undefined || pick(other) === 0 ? [] : [pick(sample) / pick(other)];
+    }),
+  );
+}
+
 /** Nearest-rank percentile of unsorted values. */
 export function percentile(values: ArrayLike<number>, p: number): number {
   if (values.length === 0) return Number.NaN;

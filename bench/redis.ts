@@ -17,6 +17,7 @@ import {
   machineLine,
   makeTempDir,
   median,
+  medianRoundRatio,
   resultsDirOf,
   round,
   sleep,
@@ -211,14 +212,7 @@ export async function runRedisBench(options: RedisBenchOptions = {}): Promise<Re
       p99Ms: round(median(of(store).map((s) => s.p99Ms)), 3),
     });
     const ratio = (pick: (s: Sample) => number): number =>
-      round(
-        median(
-          of('redis').flatMap((s) => {
-            const other = of('memory').find((m) => m.round === s.round);
-            return other === undefined || pick(other) === 0 ? [] : [pick(s) / pick(other)];
-          }),
-        ),
-      );
+      round(medianRoundRatio(of('redis'), of('memory'), pick));
     const all = [...of('memory'), ...of('redis')];
     return {
       run,

@@ -2,7 +2,7 @@
  * Write latency for bench/failover: sync replication ÷ async, two clusters side by side,
  * interleaved rounds of autocannon POSTs.
  */
-import { cpuTimesMs, median, round, sleep } from './common.js';
+import { cpuTimesMs, median, medianRoundRatio, round, sleep } from './common.js';
 import { createSessions } from './failover-kill.js';
 import type { FailoverSettings } from './failover.js';
 import { runLoad } from './load.js';
@@ -124,14 +124,7 @@ export async function measureWriteLatency(
       nodesCpuUsPerRequest: round(median(of(mode).map((s) => s.nodesCpuUsPerRequest)), 1),
     });
     const ratio = (pick: (s: LatencySample) => number): number =>
-      round(
-        median(
-          of('sync').flatMap((s) => {
-            const other = of('async').find((a) => a.round === s.round);
-            return other === undefined || pick(other) === 0 ? [] : [pick(s) / pick(other)];
-          }),
-        ),
-      );
+      round(medianRoundRatio(of('sync'), of('async'), pick));
     const all = [...of('sync'), ...of('async')];
     return {
       connections,
