@@ -531,14 +531,11 @@ the same new value. create: both sides build the value.
 | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
-Why get stays near 0.5× a bare Map: the clock. Exact idle expiry needs the time on every get, and
-\`Date.now()\` (like \`performance.now()\`) reads the TSC through the vDSO with an ordering fence, so
-the CPU can no longer overlap the cache misses of consecutive lookups as it does in the bare-Map
-loop. Measured here at 1M sessions with the same CPU-time loop (a separate run, load average
-~11): \`map.get\` + \`Date.now()\` per op runs at
-0.60× the bare \`map.get\` (0.67× with \`performance.now()\`, 0.85× with a \`Math.random()\` call,
-0.95× with one \`Date.now()\` per 16 ops). Against a Map that reads the clock too (second row) the
-store is at par.
+Why get stays near 0.5× a bare Map: the clock. Exact idle expiry needs the time on every get;
+against a Map that reads the clock and checks an expiry time too (second row) the store is at
+par, so the gap is the clock read, not the store's bookkeeping. Our explanation, not measured
+here: \`Date.now()\` reads the TSC through the vDSO behind an ordering fence, so the CPU no longer
+overlaps the cache misses of consecutive lookups as it does in the bare-Map loop.
 
 ## Heap per small session (after GC; id, value \`{values:{count},children:{}}\`, bookkeeping)
 Both sides hold the 22-character id (40 bytes) and the value (152 bytes); the store adds its entry
