@@ -481,7 +481,7 @@ export async function runStoreBench(options: StoreBenchOptions = {}): Promise<St
       bytesPerSessionAtMost300: memory.every((m) => m.storeBytesPerSession <= 300),
       // CPU time: on a shared machine the wall time of any 2 ms slice includes waits for a core
       // (see machineJitterMs); both figures are in the results.
-      longestSliceUnder5Ms: sweep.storeLongestSliceCpuMs < 5,
+      longestSliceUnder5Ms: sweep.storeLongestSliceMs < 5,
     },
   };
   const dir = options.resultsDir ?? join(findRepoRoot(), 'bench', 'results');
@@ -550,8 +550,8 @@ ${memoryRows.join('\n')}
 
 | | longest pause |
 | --- | --- |
-| SessionStore, longest sweep slice, CPU time (time box ${DEFAULT_SLICE_MS} ms) | ${sweep.storeLongestSliceCpuMs} ms (${sweep.storeLongestSliceCpuWorstMs} ms) |
-| SessionStore, longest sweep slice, wall time | ${sweep.storeLongestSliceMs} ms (${sweep.storeLongestSliceWorstMs} ms) |
+| SessionStore, longest sweep slice, wall time (time box ${DEFAULT_SLICE_MS} ms) | ${sweep.storeLongestSliceMs} ms (${sweep.storeLongestSliceWorstMs} ms) |
+| SessionStore, longest sweep slice, process CPU time | ${sweep.storeLongestSliceCpuMs} ms (${sweep.storeLongestSliceCpuWorstMs} ms) |
 | SessionStore, event-loop delay max (1 ms resolution) | ${sweep.storeMaxEventLoopDelayMs} ms (${sweep.storeMaxEventLoopDelayWorstMs} ms) |
 | SessionStore, event-loop delay p99 | ${sweep.storeP99EventLoopDelayMs} ms |
 | Map, one pass deleting the expired half | ${sweep.mapPassMs} ms |
@@ -559,8 +559,10 @@ ${memoryRows.join('\n')}
 
 The store's sweep took ${sweep.storeBusyMs} ms of work over ${sweep.storeWallMs} ms of wall time (it also moved
 the active/idle boundary past the ${(sweep.sessions - sweep.expired).toLocaleString('en-US')} sessions that turned idle); a second
-sweep with nothing expired took ${sweep.storeNothingExpiredMs} ms. The slice target is judged on CPU time: the wall
-time of a slice also counts waits for a core, which the noise-floor row shows on its own.
+sweep with nothing expired took ${sweep.storeNothingExpiredMs} ms. The slice target is judged on wall time, the
+event-loop pause a request would feel. On a loaded machine that also counts waits for a core
+(compare the noise-floor row); the process CPU time row does not, but counts every thread of
+the process (GC and compiler helpers running meanwhile), so it can exceed the wall time.
 
 Targets: get / create / update ≥ 0.8× Map ${mark(result.targets.throughputAtLeast08xMap)}, ≤ 300 bytes/session at every size ${mark(result.targets.bytesPerSessionAtMost300)}, longest slice < 5 ms ${mark(result.targets.longestSliceUnder5Ms)}.
 `;
