@@ -77,6 +77,8 @@ export interface RequestHead {
   cookie: string | undefined;
   /** A body follows: Transfer-Encoding, or a Content-Length other than 0. */
   hasBody: boolean;
+  /** The request says how long its body is (Content-Length or Transfer-Encoding, even `0`). */
+  hasFraming: boolean;
   hasHost: boolean;
 }
 
@@ -97,6 +99,7 @@ export function readRequestHead(
   const headers: string[] = [];
   let cookie: string | undefined;
   let hasBody = false;
+  let hasFraming = false;
   let host: string | undefined;
   let priorFor: string | undefined;
   let priorProto: string | undefined;
@@ -123,7 +126,10 @@ export function readRequestHead(
         break;
       case 14:
         // `Content-Length: 0` (a body-less POST, as fetch sends it) is no body to pipe or keep.
-        if (name.toLowerCase() === 'content-length' && value !== '0') hasBody = true;
+        if (name.toLowerCase() === 'content-length') {
+          hasFraming = true;
+          if (value !== '0') hasBody = true;
+        }
         break;
       case 15:
         if (name.toLowerCase() === 'x-forwarded-for') {
@@ -142,7 +148,7 @@ export function readRequestHead(
       }
       case 17: {
         const lower = name.toLowerCase();
-        if (lower === 'transfer-encoding') hasBody = true;
+        if (lower === 'transfer-encoding') hasBody = hasFraming = true;
         else if (lower === 'x-forwarded-proto') {
           if (isTrustedPeer) priorProto = priorProto === undefined ? value : `${priorProto}, ${value}`;
           continue;
@@ -164,7 +170,7 @@ export function readRequestHead(
   const forwardedHost = priorHost ?? host;
   if (forwardedHost !== undefined) headers.push('x-forwarded-host', forwardedHost);
   headers.push(sessionHeader, '');
-  return { headers, cookie, hasBody, hasHost: host !== undefined };
+  return { headers, cookie, hasBody, hasFraming, hasHost: host !== undefined };
 }
 
 /** Sets the value of the session header readRequestHead reserved (again on a retry to another node). */

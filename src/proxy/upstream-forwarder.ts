@@ -16,6 +16,9 @@ export interface ForwardHooks {
   onTruncated(): void;
 }
 
+/** Methods Node's client sends without body framing when none is given (the rest it frames chunked). */
+const UNFRAMED_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
 const kRes = Symbol('stickylb.res');
 const kUpstreamRes = Symbol('stickylb.upstreamRes');
 const kDrainHooked = Symbol('stickylb.drainHooked');
@@ -113,7 +116,13 @@ export class UpstreamForwarder {
     agent: Agent | false | undefined = target.agent,
   ): ClientRequest {
     // An array is stored as the request head as is: no setHeader (validate, lower-case) per header.
-    const headers = head.hasHost ? head.headers : [...head.headers, 'host', target.hostHeader];
+    let headers = head.hasHost ? head.headers : [...head.headers, 'host', target.hostHeader];
+    // No Content-Length nor Transfer-Encoding: no body (RFC 9112 §6.3). But Node writes an
+    // array-headed request's head at once and frames a POST (PUT, PATCH…) chunked by default,
+    // which a node then reads as a body of unknown type (curl -X POST got 415): say length 0.
+    if (!head.hasFraming && !UNFRAMED_BY_DEFAULT.has(req.method as string)) {
+      headers = [...headers, 'content-length', '0'];
+    }
     const proxyReq: ForwardedRequest = target.request({
       host: target.host,
       port: target.port,

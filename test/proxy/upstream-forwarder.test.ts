@@ -150,6 +150,35 @@ describe('UpstreamForwarder', () => {
     expect(await send(url, { method: 'DELETE' })).toMatchObject({ status: 204, body: '' });
   });
 
+  it.each(['POST', 'PUT', 'PATCH'])(
+    'forwards a %s without Content-Length or Transfer-Encoding as bodiless (not chunked)',
+    async (method) => {
+      const node = await listen((req, res) => {
+        let bytes = 0;
+        req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        req.on('end', () =>
+          res.end(
+            `cl=${req.headers['content-length']} te=${req.headers['transfer-encoding']} bytes=${bytes}`,
+          ),
+        );
+      });
+      const { url } = await proxyTo(node);
+      const { port } = new URL(url);
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () =>
+          socket.write(`${method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+        );
+        let text = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(reply).toMatch(/^HTTP\/1\.1 200/);
+      expect(reply.endsWith('cl=0 te=undefined bytes=0')).toBe(true);
+    },
+  );
+
   it("gives an HTTP/1.0 request without Host the node's host", async () => {
     const node = await listen((req, res) => res.end(`host=${req.headers.host}`));
     const { url } = await proxyTo(node);
