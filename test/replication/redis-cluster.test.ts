@@ -14,7 +14,12 @@ import { NodeRegistry } from '../../src/nodes/index.js';
 import { SESSION_HEADER, sessionKeyOf } from '../../src/protocol.js';
 import { RedisReplicaStore, redisConnectionOf } from '../../src/replication/index.js';
 import { freePort } from '../helpers/free-port.js';
-import { redisClusterAvailable, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
+import {
+  redisClusterAvailable,
+  startRedisCluster,
+  type RedisCluster,
+  type RedisServer,
+} from '../helpers/redis-server.js';
 import { waitFor } from '../integration/harness.js';
 import { replicaStoreContract } from './replica-store.contract.js';
 
@@ -33,6 +38,19 @@ function clusterConfig(seeds: readonly string[], extra: Partial<ConfigInput> = {
     nodes: NODES,
     ...extra,
   });
+}
+
+/** The master of `cluster` that holds `key`. */
+async function serverHolding(cluster: RedisCluster, key: string): Promise<RedisServer> {
+  for (const server of cluster.servers) {
+    const raw = new Redis(server.port, '127.0.0.1');
+    try {
+      if ((await raw.exists(key).catch(() => 0)) === 1) return server;
+    } finally {
+      raw.disconnect();
+    }
+  }
+  throw new Error(`no master holds ${key}`);
 }
 
 describe('redis.cluster in the config', () => {
@@ -212,6 +230,29 @@ describe.skipIf(!hasCluster)('RedisReplicaStore on a real Redis Cluster (3 maste
     await waitFor(() => b.affinity.nodeOf('pm2') === 'b');
     expect(b.affinity.movedNodeOf('pm1')).toBe('b');
     expect(b.mode.state()).toMatchObject({ state: 'up', moves: { adopted: 2 } });
+  });
+
+  it('stays unavailable while the master of its slot is down, though other masters answer PUBLISH', async () => {
+    // A cluster of its own: this one loses a master.
+    const own = await startRedisCluster();
+    cleanups.push(() => own.stop());
+    const store = await RedisReplicaStore.connect({
+      ...redisConnectionOf(clusterConfig(own.nodes).redis),
+      idleTimeoutMs: 60_000,
+    });
+    cleanups.push(() => store.close());
+    const transitions: boolean[] = [];
+    store.on('availability', (isAvailable) => transitions.push(isAvailable));
+    await store.write('a', [{ key: 'down1', version: 1, data: 1, lastAccessAt: Date.now() }]);
+    const holder = await serverHolding(own, '{stickylb}:s:down1');
+    await holder.stop();
+
+    await expect(store.read('down1')).rejects.toMatchObject({ code: 'SLB_REPLICA_UNAVAILABLE' });
+    // PUBLISH is answered by any master (and broadcast): it says nothing of the store's slot.
+    await store.publish('ps', 'still broadcast');
+    await expect(store.read('down1')).rejects.toMatchObject({ code: 'SLB_REPLICA_UNAVAILABLE' });
+    expect(store.isAvailable).toBe(false);
+    expect(transitions).toEqual([false]);
   });
 
   it('lets a node started from redis.cluster replicate its writes to the cluster', async () => {
