@@ -1,8 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config/index.js';
-import { redactUrl } from '../../src/distributed/index.js';
-import { ConfigError, ReplicaStoreError } from '../../src/errors.js';
+import { redisUnreachableError } from '../../src/distributed/index.js';
+import { ConfigError } from '../../src/errors.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { EXIT_WITH_PARENT_ENV } from '../../src/nodes/index.js';
 import {
@@ -84,10 +84,7 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
           commandTimeoutMs: config.replication.timeout,
           logger,
         }).catch((error: unknown) => {
-          throw new ReplicaStoreError(
-            `replica store: cannot reach Redis at redis.url ${redactUrl(config.redis.url)}: ${error instanceof Error ? error.message : String(error)}`,
-            { cause: error },
-          );
+          throw redisUnreachableError(config.redis, error);
         })
       : undefined;
   const transport =

@@ -48,6 +48,18 @@ const httpUrl = z.string({ error: 'must be a URL' }).refine(
   { error: 'must be an http(s) URL with no path, like http://127.0.0.1:9001' },
 );
 
+/** A Sentinel or Cluster node: `host:port` (no IPv6 literal). */
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'must be host:port' });
+
+/** The path of a URL (a Redis URL's `/db`); '' when it does not parse. */
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return '';
+  }
+}
+
 /** Secrets are compared in constant time; a short one is guessable. */
 const secret = z.string({ error: 'must be a string' }).min(16, { error: 'must be at least 16 characters' });
 
@@ -180,13 +192,32 @@ export const configSchema = z
         sentinel: z
           .strictObject({
             name: z.string().min(1, { error: 'must not be empty' }),
-            nodes: z
-              .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'must be host:port' }))
-              .min(1, { error: 'must list at least one sentinel' }),
+            nodes: z.array(hostPort).min(1, { error: 'must list at least one sentinel' }),
+          })
+          .optional(),
+        /**
+         * Redis Cluster: some of its nodes (`host:port`; ioredis discovers the rest and follows
+         * a Cluster failover); `url` then gives only the user and password.
+         */
+        cluster: z
+          .strictObject({
+            nodes: z.array(hostPort).min(1, { error: 'must list at least one cluster node' }),
           })
           .optional(),
       })
-      .prefault({}),
+      .prefault({})
+      .superRefine((redis, ctx) => {
+        if (redis.sentinel !== undefined && redis.cluster !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['cluster'],
+            message: 'cannot be set together with redis.sentinel: Redis is found through one of them',
+          });
+        }
+        if (redis.cluster !== undefined && !['', '/', '/0'].includes(pathOf(redis.url))) {
+          ctx.addIssue({ code: 'custom', path: ['url'], message: 'a Redis Cluster has only database 0' });
+        }
+      }),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -1,14 +1,13 @@
 import type { AffinityTable } from '../affinity/index.js';
-import { ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry } from '../nodes/index.js';
 import { RedisReplicaStore, redisConnectionOf, type RedisSettings } from '../replication/index.js';
-import { RedisStatus, type RedisState } from './redis-status.js';
+import { RedisStatus, redisLocationOf, redisUnreachableError, type RedisState } from './redis-status.js';
 import { SharedAffinity } from './shared-affinity.js';
 
 /** What the distributed mode needs of the proxy it runs in. */
 export interface DistributedModeOptions {
-  /** The config's `redis` section: `url`, and `sentinel` when Redis is found through Sentinel. */
+  /** The config's `redis` section: `url`, and `sentinel` or `cluster` when Redis is found through them. */
   redis: RedisSettings;
   idleTimeoutMs: number;
   /** Each Redis command's timeout (`replication.timeout`). */
@@ -39,9 +38,9 @@ export class DistributedMode {
   readonly status: RedisStatus;
   readonly #options: DistributedModeOptions;
 
-  /** Connects to Redis and subscribes; rejects with ReplicaStoreError naming `redis.url`. */
+  /** Connects to Redis and subscribes; rejects with ReplicaStoreError naming where Redis is. */
   static async connect(options: DistributedModeOptions): Promise<DistributedMode> {
-    const status = new RedisStatus(options.redis.url);
+    const status = new RedisStatus(redisLocationOf(options.redis));
     let store: RedisReplicaStore;
     try {
       store = await RedisReplicaStore.connect({
@@ -51,10 +50,7 @@ export class DistributedMode {
         logger: options.logger,
       });
     } catch (error) {
-      throw new ReplicaStoreError(
-        `replica store: cannot reach Redis at redis.url ${status.url}: ${error instanceof Error ? error.message : String(error)}`,
-        { cause: error },
-      );
+      throw redisUnreachableError(options.redis, error);
     }
     const mode = new DistributedMode(store, status, options);
     try {

@@ -1,7 +1,10 @@
+import { ReplicaStoreError } from '../errors.js';
+import type { RedisSettings } from '../replication/index.js';
+
 /** What `GET /api/state` says of Redis in the distributed mode (`redis` field). */
 export interface RedisState {
   state: 'up' | 'down';
-  /** `redis.url` without its password. */
+  /** Where Redis is (`redisLocationOf`): `redis.url` without its password, or the Sentinel or Cluster nodes. */
   url: string;
   /** When the state last changed (ms since the epoch). */
   since: number;
@@ -21,8 +24,9 @@ export class RedisStatus {
   #outages = 0;
   #lastError: string | null = null;
 
-  constructor(url: string) {
-    this.#url = redactUrl(url);
+  /** `location`: what `redisLocationOf` says of the config's `redis` section. */
+  constructor(location: string) {
+    this.#url = location;
   }
 
   get isUp(): boolean {
@@ -67,4 +71,26 @@ export function redactUrl(url: string): string {
   } catch {
     return 'redis://(unparsable url)';
   }
+}
+
+/**
+ * Where Redis is, for errors, events, `/api/state` and the `stickylb_redis_up{url}` label:
+ * `redis.url` without its password, or the nodes Redis is found through (with Sentinel or a
+ * Cluster, `redis.url` holds only credentials and would name the wrong place).
+ */
+export function redisLocationOf(settings: RedisSettings): string {
+  if (settings.cluster !== undefined) return `cluster (${settings.cluster.nodes.join(', ')})`;
+  if (settings.sentinel !== undefined) {
+    return `sentinel ${settings.sentinel.name} (${settings.sentinel.nodes.join(', ')})`;
+  }
+  return redactUrl(settings.url);
+}
+
+/** The start-up error of a proxy or node that cannot reach Redis: names the config key to fix. */
+export function redisUnreachableError(settings: RedisSettings, error: unknown): ReplicaStoreError {
+  const location = redisLocationOf(settings);
+  const where =
+    settings.cluster === undefined && settings.sentinel === undefined ? `redis.url ${location}` : location;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ReplicaStoreError(`replica store: cannot reach Redis at ${where}: ${message}`, { cause: error });
 }

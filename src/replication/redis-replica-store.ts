@@ -118,6 +118,7 @@ export class RedisReplicaStore
   readonly #indexPrefix: string;
   readonly #epochCheckIntervalMs: number;
   readonly #minReplicas: number;
+  readonly #isCluster: boolean;
   readonly #waitTimeoutMs: number;
   readonly #instanceId = randomBytes(9).toString('base64url');
   #transferSeq = 0;
@@ -163,6 +164,7 @@ export class RedisReplicaStore
     this.#indexPrefix = `${prefix}o:`;
     this.#epochCheckIntervalMs = options.epochCheckIntervalMs ?? 1000;
     this.#minReplicas = options.minReplicas ?? 0;
+    this.#isCluster = isCluster;
     if (!Number.isSafeInteger(this.#minReplicas) || this.#minReplicas < 0) {
       throw new RangeError(`minReplicas must be a non-negative integer, got ${String(options.minReplicas)}`);
     }
@@ -605,7 +607,9 @@ export class RedisReplicaStore
     } catch (error) {
       throw this.#fail('publish', error);
     }
-    this.#noteSuccess();
+    // Any master of a Cluster answers PUBLISH (and broadcasts it), so there it proves nothing
+    // about the master holding the store's slot: an outage would flap down/up per publish.
+    if (!this.#isCluster) this.#noteSuccess();
   }
 
   /**

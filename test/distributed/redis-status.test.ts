@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { RedisStatus, redactUrl } from '../../src/distributed/index.js';
+import {
+  RedisStatus,
+  redactUrl,
+  redisLocationOf,
+  redisUnreachableError,
+} from '../../src/distributed/index.js';
 
 const moves = { published: 0, adopted: 0, publishFailures: 0, resynced: 0 };
 
@@ -21,5 +26,32 @@ describe('RedisStatus', () => {
     ['not a url', 'redis://(unparsable url)'],
   ])('redacts the password of %s', (url, shown) => {
     expect(redactUrl(url)).toBe(shown);
+  });
+
+  it.each([
+    [{ url: 'redis://:secret@10.0.0.5:6379' }, 'redis://:***@10.0.0.5:6379'],
+    [
+      { url: 'redis://:secret@ignored', sentinel: { name: 'main', nodes: ['10.0.0.5:26379', 'b:26379'] } },
+      'sentinel main (10.0.0.5:26379, b:26379)',
+    ],
+    [
+      { url: 'redis://:secret@ignored', cluster: { nodes: ['10.0.0.5:7000', 'b:7000'] } },
+      'cluster (10.0.0.5:7000, b:7000)',
+    ],
+  ])('names where Redis is for %j without a password: %s', (settings, shown) => {
+    expect(redisLocationOf(settings)).toBe(shown);
+  });
+
+  it.each([
+    [{ url: 'redis://:secret@10.0.0.5:6379' }, 'at redis.url redis://:***@10.0.0.5:6379: refused'],
+    [
+      { url: 'redis://:secret@ignored', cluster: { nodes: ['10.0.0.5:7000'] } },
+      'at cluster (10.0.0.5:7000): refused',
+    ],
+  ])('fails start-up on %j with an error saying where Redis was looked for', (settings, says) => {
+    const cause = new Error('refused');
+    const error = redisUnreachableError(settings, cause);
+    expect(error).toMatchObject({ code: 'SLB_REPLICA_UNAVAILABLE', cause });
+    expect(error.message).toBe(`replica store: cannot reach Redis ${says}`);
   });
 });

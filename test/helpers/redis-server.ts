@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,10 +29,18 @@ const START_ATTEMPTS = 5;
  * sbin folders Debian installs it to); undefined when there is none.
  */
 export function findRedisServer(): string | undefined {
-  const override = process.env.STICKYLB_REDIS_SERVER;
+  return findBinary('redis-server', process.env.STICKYLB_REDIS_SERVER);
+}
+
+/** The redis-cli binary (joins a Cluster): `$STICKYLB_REDIS_CLI`, else the first on PATH. */
+export function findRedisCli(): string | undefined {
+  return findBinary('redis-cli', process.env.STICKYLB_REDIS_CLI);
+}
+
+function findBinary(name: string, override: string | undefined): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'];
   const candidates =
-    override !== undefined && override !== '' ? [override] : dirs.map((dir) => join(dir, 'redis-server'));
+    override !== undefined && override !== '' ? [override] : dirs.map((dir) => join(dir, name));
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);
@@ -56,6 +64,23 @@ export function redisServerAvailable(): boolean {
     warned = true;
     // eslint-disable-next-line no-console
     console.warn('redis-server not found (apt-get install redis-server): SKIPPING the Redis tests');
+  }
+  return found;
+}
+
+let warnedCli = false;
+
+/**
+ * Whether Redis Cluster tests can run: redis-server and redis-cli (which joins the nodes)
+ * are both there. When they are not, says so once on stderr, like `redisServerAvailable`.
+ */
+export function redisClusterAvailable(): boolean {
+  if (!redisServerAvailable()) return false;
+  const found = findRedisCli() !== undefined;
+  if (!found && !warnedCli) {
+    warnedCli = true;
+    // eslint-disable-next-line no-console
+    console.warn('redis-cli not found (apt-get install redis-tools): SKIPPING the Redis Cluster tests');
   }
   return found;
 }
@@ -194,4 +219,92 @@ export async function startRedisServer(options: { args?: readonly string[] } = {
       process.once('exit', onExit);
     },
   };
+}
+
+/** A real Redis Cluster started for a test: three masters, no replicas, no persistence. */
+export interface RedisCluster {
+  /** `127.0.0.1:PORT` of each master, as `redis.cluster.nodes` lists them. */
+  readonly nodes: readonly string[];
+  readonly servers: readonly RedisServer[];
+  /** Kills every master and removes their folders. */
+  stop(): Promise<void>;
+}
+
+const CLUSTER_MASTERS = 3;
+
+/**
+ * Starts three `redis-server --cluster-enabled yes` masters on free loopback ports, joins them
+ * with `redis-cli --cluster create` (the 16384 slots split three ways) and resolves once every
+ * master says `cluster_state:ok`. Stop it in `afterAll`; on a failed start it stops what it started.
+ */
+export async function startRedisCluster(): Promise<RedisCluster> {
+  const cli = findRedisCli();
+  if (cli === undefined) throw new Error('redis-cli not found');
+  const servers: RedisServer[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(servers.splice(0).map((server) => server.stop()));
+  };
+  try {
+    for (let i = 0; i < CLUSTER_MASTERS; i++) servers.push(await startClusterNode());
+    const nodes = servers.map((server) => `127.0.0.1:${server.port}`);
+    await run(cli, ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
+    await Promise.all(servers.map((server) => untilClusterOk(server.port)));
+    return { nodes, servers: [...servers], stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * One empty cluster-enabled master. Its bus port is a free port of its own (`--cluster-port`),
+ * not the default port + 10000, which may be taken or above 65535.
+ */
+async function startClusterNode(): Promise<RedisServer> {
+  for (let attempt = 1; ; attempt++) {
+    const busPort = await freePort();
+    try {
+      // nodes.conf lands in the server's own temporary folder (its --dir), removed by stop().
+      return await startRedisServer({
+        args: [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-port',
+          String(busPort),
+        ],
+      });
+    } catch (error) {
+      if (attempt >= START_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** Runs a command to its end; rejects with its output if it fails or takes over the start timeout. */
+function run(binary: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { timeout: START_TIMEOUT_MS }, (error, stdout, stderr) => {
+      if (error === null) resolve();
+      else reject(new Error(`${binary} ${args.join(' ')} failed: ${error.message}\n${stdout}${stderr}`));
+    });
+  });
+}
+
+/** Resolves once the node on `port` says `cluster_state:ok` (it knows every slot's master). */
+async function untilClusterOk(port: number): Promise<void> {
+  const client = new Redis(port, '127.0.0.1', { lazyConnect: true });
+  try {
+    await client.connect();
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let info = '';
+    while (Date.now() < deadline) {
+      info = String(await client.call('CLUSTER', 'INFO'));
+      if (info.includes('cluster_state:ok')) return;
+      await sleep(50);
+    }
+    throw new Error(`redis-server on port ${port} is not in a ready cluster:\n${info}`);
+  } finally {
+    client.disconnect();
+  }
 }
