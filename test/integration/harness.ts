@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -148,6 +148,7 @@ export async function startCluster(
   } catch (error) {
     await Promise.all(nodes.map((node) => node.kill()));
     await lb.close(100);
+    rmSync(dir, { recursive: true, force: true });
     throw new Error(`nodes did not start: ${nodes.map((node) => node.output).join('\n')}`, { cause: error });
   }
   return {
@@ -159,6 +160,8 @@ export async function startCluster(
     async close() {
       await lb.close(1000);
       await Promise.all(nodes.map((node) => node.kill()));
+      // Config, secrets: nothing of a run stays behind in the temp folder.
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
