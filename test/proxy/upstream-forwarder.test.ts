@@ -71,6 +71,19 @@ async function proxyTo(
   return { url, seen };
 }
 
+/** Writes `text` as is on a new connection; resolves to everything read until the server closes. */
+function sendRaw(url: string, text: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(text));
+    let reply = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (reply += chunk));
+    socket.on('end', () => resolve(reply));
+    socket.on('error', reject);
+  });
+}
+
 function send(
   url: string,
   options: { method?: string; headers?: Record<string, string>; body?: string[]; path?: string } = {},
@@ -163,17 +176,7 @@ describe('UpstreamForwarder', () => {
         );
       });
       const { url } = await proxyTo(node);
-      const { port } = new URL(url);
-      const reply = await new Promise<string>((resolve, reject) => {
-        const socket = connect(Number(port), '127.0.0.1', () =>
-          socket.write(`${method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
-        );
-        let text = '';
-        socket.setEncoding('latin1');
-        socket.on('data', (chunk: string) => (text += chunk));
-        socket.on('end', () => resolve(text));
-        socket.on('error', reject);
-      });
+      const reply = await sendRaw(url, `${method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
       expect(reply).toMatch(/^HTTP\/1\.1 200/);
       expect(reply.endsWith('cl=0 te=undefined bytes=0')).toBe(true);
     },
@@ -182,15 +185,7 @@ describe('UpstreamForwarder', () => {
   it("gives an HTTP/1.0 request without Host the node's host", async () => {
     const node = await listen((req, res) => res.end(`host=${req.headers.host}`));
     const { url } = await proxyTo(node);
-    const { port } = new URL(url);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET / HTTP/1.0\r\n\r\n'));
-      let text = '';
-      socket.setEncoding('latin1');
-      socket.on('data', (chunk: string) => (text += chunk));
-      socket.on('end', () => resolve(text));
-      socket.on('error', reject);
-    });
+    const reply = await sendRaw(url, 'GET / HTTP/1.0\r\n\r\n');
     expect(reply).toMatch(/^HTTP\/1\.1 200/);
     expect(reply.endsWith(`host=${new URL(node).host}`)).toBe(true);
   });
