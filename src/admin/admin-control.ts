@@ -1,6 +1,6 @@
 import type { MoveReport } from '../failover/index.js';
 import type { HealthCheckResult } from '../health/index.js';
-import type { ProxyCounters } from '../proxy/proxy-server.js';
+import type { ProxyCounters } from '../proxy/proxy-counters.js';
 import type { ReplicaStoreStats } from '../replication/index.js';
 import type { StoreMetrics } from '../session/index.js';
 import type { EventLog, LoggedEvent } from './event-log.js';

@@ -1,6 +1,6 @@
 import type { Config } from '../config/index.js';
 import type { TrafficSnapshot } from '../admin/node-traffic.js';
-import type { ProxyCounters } from './proxy-server.js';
+import type { ProxyCounters } from './proxy-counters.js';
 
 /*
  * Messages between the control plane (cluster primary) and the proxy workers. Workers never

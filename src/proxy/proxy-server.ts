@@ -1,15 +1,14 @@
 import {
   createServer,
-  ServerResponse,
   type Agent,
   type ClientRequest,
   type IncomingMessage,
   type Server,
+  type ServerResponse,
 } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { once } from 'node:events';
-import httpProxy from 'http-proxy';
 import type { AffinityView, SessionCookie } from '../affinity/index.js';
 import type { Config } from '../config/index.js';
 import {
@@ -23,19 +22,20 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
-import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
+import { SESSION_HEADER } from '../protocol.js';
 import {
   checkRequestHead,
   normalizeAddress,
   readRequestHead,
-  sanitizeRequestHeaders,
   setSessionHeader,
   type RequestHead,
 } from './header-hygiene.js';
 import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
+import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
 import { detachUpstream, UpstreamForwarder } from './upstream-forwarder.js';
+import { UpgradeRelay } from './upgrade-relay.js';
 import { isConnectRefused, isNodeFailure, toClientError } from './upstream-errors.js';
 
 const kRoute = Symbol('stickylb.route');
@@ -46,7 +46,6 @@ const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
 const kHead = Symbol('stickylb.head');
 const kFreshRetry = Symbol('stickylb.freshRetry');
-const kUpgradeState = Symbol('stickylb.upgradeState');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -66,8 +65,6 @@ type ProxiedRequest = IncomingMessage & {
   [kBody]?: Buffer[] | null;
   [kBodyBytes]?: number;
 };
-/** An upgrade request: 'pending' until the node's 101, then 'open'; 'abandoned' if the client left first. */
-type UpgradeRequest = ProxiedRequest & { [kUpgradeState]?: 'pending' | 'open' | 'abandoned' };
 
 /** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -76,37 +73,6 @@ const MAX_ATTEMPTS = 2;
 
 const NOT_FOUND = new NotFoundError();
 const RETRY_AFTER = { 'retry-after': '1' };
-
-/** Counters the admin API and metrics read. */
-export interface ProxyCounters {
-  requests: number;
-  upstreamErrors: number;
-  upstreamTimeouts: number;
-  clientAborts: number;
-  noHealthyNode: number;
-  clientErrors: number;
-  /** Requests replayed on another node after theirs refused or failed. */
-  retries: number;
-  /** Client connections closed unserved because `proxy.maxConnections` were open. */
-  refusedConnections: number;
-  /** Responses cut off because the node's connection ended before their body did (kill -9, bad framing). */
-  truncatedResponses: number;
-}
-
-/** All proxy counters at zero. */
-export function createProxyCounters(): ProxyCounters {
-  return {
-    requests: 0,
-    upstreamErrors: 0,
-    upstreamTimeouts: 0,
-    clientAborts: 0,
-    noHealthyNode: 0,
-    clientErrors: 0,
-    retries: 0,
-    refusedConnections: 0,
-    truncatedResponses: 0,
-  };
-}
 
 export interface ProxyServerOptions {
   config: Config['proxy'];
@@ -131,7 +97,7 @@ export type ResponseHook = (node: ProxyNode, statusCode: number, startedAtMs: nu
 
 /**
  * The client-facing HTTP server: routes each request with the Router, forwards it with the
- * UpstreamForwarder over a keep-alive agent (WebSocket upgrades with http-proxy), adds the
+ * UpstreamForwarder over a keep-alive agent (WebSocket upgrades: UpgradeRelay), adds the
  * session cookie to the node's answer, and turns every failure into a JSON error. Handlers
  * are bound once; per-request state lives on the response object, so the hot path
  * allocates no closures.
@@ -141,11 +107,10 @@ export class ProxyServer {
   readonly counters: ProxyCounters = createProxyCounters();
   /** Set by whoever keeps per-node rate and latency (the admin's NodeTraffic); `performance.now()` clock. */
   onResponse: ResponseHook | undefined = undefined;
-  readonly #proxy: httpProxy;
+  readonly #upgrades: UpgradeRelay;
   readonly #forwarder: UpstreamForwarder;
   readonly #options: ProxyServerOptions;
   readonly #trusted: Set<string>;
-  readonly #upgraded = new Set<Duplex>();
   readonly #onUpstreamTimeout: (this: ClientRequest) => void;
   /** Mutable so a reload can change it under the shared timeout handler. */
   readonly #upstream: { timeoutMs: number };
@@ -176,16 +141,21 @@ export class ProxyServer {
     this.server.maxConnections = config.maxConnections;
     // One more than allowed, so a request over the limit is seen (Node drops headers past it silently).
     this.server.maxHeadersCount = config.maxHeaderCount + 1;
-    this.server.on('upgrade', this.#onUpgrade);
+    this.#upgrades = new UpgradeRelay({
+      router: options.router,
+      affinity: options.affinity,
+      cookie: options.cookie,
+      logger: options.logger,
+      counters: this.counters,
+      trusted: this.#trusted,
+      maxHeaderCount: () => (this.server.maxHeadersCount ?? 2001) - 1,
+      moveOrPick: (decision, fromNodeId) => this.#moveOrPick(decision, fromNodeId),
+      onNodeFailure: options.onNodeFailure,
+    });
+    this.server.on('upgrade', this.#upgrades.relay);
     this.server.on('clientError', this.#onClientError);
     // Past maxConnections Node closes a new connection unserved: cheap, and before it costs memory.
     this.server.on('drop', () => this.counters.refusedConnections++);
-
-    // WebSocket upgrades only: plain requests go through the UpstreamForwarder.
-    this.#proxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
-    this.#proxy.on('proxyReqWs', this.#onProxyReqWs);
-    // Never reached (every call passes a callback), but http-proxy rethrows without a listener.
-    this.#proxy.on('error', this.#onProxyError);
 
     const counters = this.counters;
     const upstream = this.#upstream;
@@ -264,10 +234,10 @@ export class ProxyServer {
   async close(graceMs = 10_000): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    for (const socket of this.#upgraded) socket.end();
+    this.#upgrades.closeConnections('end');
     const timer = setTimeout(() => {
       this.server.closeAllConnections();
-      for (const socket of this.#upgraded) socket.destroy();
+      this.#upgrades.closeConnections('destroy');
     }, graceMs);
     timer.unref();
     // Keep-alive connections that finish their last request close instead of idling.
@@ -276,7 +246,7 @@ export class ProxyServer {
     await closed;
     clearTimeout(timer);
     clearInterval(idleSweep);
-    this.#proxy.close();
+    this.#upgrades.close();
   }
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -391,118 +361,30 @@ export class ProxyServer {
     return undefined;
   };
 
-  readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    this.counters.requests++;
-    // Before http-proxy attaches its own, a reset would otherwise crash the process (http-proxy#1468).
-    socket.on('error', onClientSocketError);
-    const problem = checkRequestHead(req, (this.server.maxHeadersCount ?? 2001) - 1);
-    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
-      if (problem !== undefined) this.counters.clientErrors++;
-      sendSocketError(socket, problem ?? NOT_FOUND);
-      return;
-    }
-    const clientIp = normalizeAddress((socket as Socket).remoteAddress);
-    let decision: RouteDecision;
-    try {
-      decision = this.#options.router.route(req.url ?? '/', req.headers.cookie, clientIp);
-    } catch (error) {
-      if (error instanceof NoHealthyNodeError) this.counters.noHealthyNode++;
-      sendSocketError(socket, error instanceof StickyError ? error : toClientError(error));
-      return;
-    }
-    sanitizeRequestHeaders(req.headers, clientIp, this.#trusted.has(clientIp), false, true);
-    (req as UpgradeRequest)[kRoute] = decision;
-    this.#upgraded.add(socket);
-    socket.once('close', () => this.#upgraded.delete(socket));
-    if (decision.mustMove) {
-      void this.#moveThenUpgrade(req, socket, head, decision);
-      return;
-    }
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    this.#proxy.ws(req, socket, head, decision.node.proxyOptions, this.#onProxyError);
-  };
-
-  async #moveThenUpgrade(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    decision: RouteDecision,
-  ): Promise<void> {
-    let node: ProxyNode;
-    try {
-      node = await this.#moveOrPick(decision, decision.fromNodeId);
-    } catch (error) {
-      sendSocketError(socket, error instanceof StickyError ? error : toClientError(error));
-      return;
-    }
-    if (socket.destroyed) return;
-    this.#options.router.reroute(decision, node);
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    this.#proxy.ws(req, socket, head, node.proxyOptions, this.#onProxyError);
-  }
-
-  readonly #onProxyReqWs = (proxyReq: ClientRequest, req: IncomingMessage): void => {
-    const decision = (req as UpgradeRequest)[kRoute];
-    if (decision === undefined) return;
-    const upgrade = req as UpgradeRequest;
-    upgrade[kUpgradeState] = 'pending';
-    // A client that leaves mid-handshake: http-proxy would keep the request to the node open.
-    req.socket.once('close', () => {
-      if (upgrade[kUpgradeState] !== 'pending') return;
-      upgrade[kUpgradeState] = 'abandoned';
-      proxyReq.destroy();
-    });
-    // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
-    proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
-      upgrade[kUpgradeState] = 'open';
-      this.#options.affinity.record(
-        decision.key,
-        decision.node.id,
-        decision.isNew,
-        Number(proxyRes.headers[SESSION_USED_HEADER]) || 0,
-      );
-      delete proxyRes.headers[SESSION_USED_HEADER];
-      if (decision.setCookie)
-        appendSetCookie(proxyRes.headers, this.#options.cookie.serialize(decision.sessionId));
-    });
-  };
-
-  readonly #onProxyError = (error: Error, req: IncomingMessage, target: ServerResponse | Duplex): void => {
-    const upgradeState = (req as UpgradeRequest)[kUpgradeState];
-    if (upgradeState === 'abandoned') {
-      // The client left mid-handshake and we aborted the node's side: not the node's failure.
-      this.counters.clientAborts++;
-      target.destroy();
-      return;
-    }
+  /** The one place a failed upstream request of a plain HTTP request is mapped: retry, replay or answer. */
+  readonly #onProxyError = (error: Error, req: IncomingMessage, res: ServerResponse): void => {
     const decision = (req as ProxiedRequest)[kRoute];
-    if (target instanceof ServerResponse && decision !== undefined && isStaleReuse(req, target, error)) {
-      void this.#retryFresh(req as ProxiedRequest, target as ProxiedResponse, decision);
+    if (decision !== undefined && isStaleReuse(req, res, error)) {
+      void this.#retryFresh(req as ProxiedRequest, res as ProxiedResponse, decision);
       return;
     }
     if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
-    if (upgradeState === 'open') {
-      // The node failed after its 101: the connection carries WebSocket frames, where an HTTP
-      // error page is garbage. Close it.
-      target.destroy();
-      return;
-    }
     // A framing error mid-body: the rest of that answer must not follow ours (or a retry's).
-    if (target instanceof ServerResponse) detachUpstream(target);
-    if (target instanceof ServerResponse && decision !== undefined) {
-      const retry = this.#retryability(req, target, error);
+    detachUpstream(res);
+    if (decision !== undefined) {
+      const retry = this.#retryability(req, res, error);
       if (retry === 'yes') {
         this.counters.retries++;
-        void this.#retry(req as ProxiedRequest, target as ProxiedResponse, decision);
+        void this.#retry(req as ProxiedRequest, res as ProxiedResponse, decision);
         return;
       }
       if (retry === 'if-session-unchanged' && this.#options.mayReplay !== undefined) {
-        void this.#retryIfUnchanged(req as ProxiedRequest, target as ProxiedResponse, decision, error);
+        void this.#retryIfUnchanged(req as ProxiedRequest, res as ProxiedResponse, decision, error);
         return;
       }
     }
-    this.#answerFailure(error, decision, target);
+    this.#answerFailure(error, decision, res);
   };
 
   /**
@@ -551,15 +433,13 @@ export class ProxyServer {
     res[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head, body ?? [], false);
   }
 
-  #answerFailure(error: Error, decision: RouteDecision | undefined, target: ServerResponse | Duplex): void {
+  #answerFailure(error: Error, decision: RouteDecision | undefined, res: ServerResponse): void {
     const clientError = toClientError(error);
     this.#options.logger.warn(
       { node: decision?.node.id, code: (error as NodeJS.ErrnoException).code, error: error.message },
       `upstream request failed: ${clientError.code}`,
     );
-    if (target instanceof ServerResponse)
-      sendError(target, clientError, clientError instanceof NoHealthyNodeError ? RETRY_AFTER : undefined);
-    else sendSocketError(target, clientError);
+    sendError(res, clientError, clientError instanceof NoHealthyNodeError ? RETRY_AFTER : undefined);
   }
 
   /**
@@ -616,13 +496,6 @@ export class ProxyServer {
   }
 }
 
-/** Appends to `set-cookie` (Node gives it as an array): the node's own cookies must survive. */
-function appendSetCookie(headers: IncomingMessage['headers'], value: string): void {
-  const existing = headers['set-cookie'];
-  if (existing === undefined) headers['set-cookie'] = [value];
-  else existing.push(value);
-}
-
 /**
  * How often Node sweeps connections for expired header and request timeouts: a quarter of
  * the shorter one, at most 1 s and at least 10 ms. Fixed at start (a reload cannot change it).
@@ -643,8 +516,4 @@ function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): 
     (req as ProxiedRequest)[kBody] !== null &&
     IDEMPOTENT.has(req.method ?? '')
   );
-}
-
-function onClientSocketError(this: Duplex): void {
-  this.destroy();
 }

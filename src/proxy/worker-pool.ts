@@ -13,7 +13,7 @@ import {
   type PrimaryMessage,
   type WorkerMessage,
 } from './ipc.js';
-import { createProxyCounters, type ProxyCounters } from './proxy-server.js';
+import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
 
 /** What the pool needs of the control plane. */
 export interface WorkerControl {

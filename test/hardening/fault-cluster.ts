@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { createSilentLogger } from '../../src/log.js';
-import type { ProxyCounters } from '../../src/proxy/proxy-server.js';
+import type { ProxyCounters } from '../../src/proxy/proxy-counters.js';
 import { StickyLb } from '../../src/stickylb.js';
 import { waitFor } from '../integration/harness.js';
 import { FaultNode } from './fault-node.js';

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProxyCounters } from '../../src/proxy/proxy-server.js';
+import type { ProxyCounters } from '../../src/proxy/proxy-counters.js';
 import { Client, startCluster, waitFor, type Cluster } from '../integration/harness.js';
 import { clientRequest, startFaultCluster, type FaultCluster } from './fault-cluster.js';
 import { okResponse, type FaultBehaviour } from './fault-node.js';

@@ -1,0 +1,191 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import httpProxy from 'http-proxy';
+import type { AffinityView, SessionCookie } from '../affinity/index.js';
+import { NoHealthyNodeError, NotFoundError, StickyError, UpstreamTimeoutError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ProxyNode } from '../nodes/index.js';
+import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
+import { checkRequestHead, normalizeAddress, sanitizeRequestHeaders } from './header-hygiene.js';
+import { isInternalPath } from './internal-path.js';
+import type { ProxyCounters } from './proxy-counters.js';
+import type { RouteDecision, Router } from './router.js';
+import { sendSocketError } from './send-error.js';
+import { isNodeFailure, toClientError } from './upstream-errors.js';
+
+const kRoute = Symbol('stickylb.upgradeRoute');
+const kState = Symbol('stickylb.upgradeState');
+
+/** An upgrade request: 'pending' until the node's 101, then 'open'; 'abandoned' if the client left first. */
+type UpgradeRequest = IncomingMessage & {
+  [kRoute]?: RouteDecision;
+  [kState]?: 'pending' | 'open' | 'abandoned';
+};
+
+const NOT_FOUND = new NotFoundError();
+
+/** What the relay needs of the proxy it serves. */
+export interface UpgradeRelayOptions {
+  router: Router;
+  affinity: AffinityView;
+  cookie: SessionCookie;
+  logger: Logger;
+  counters: ProxyCounters;
+  /** Peers whose X-Forwarded-* headers are kept. */
+  trusted: ReadonlySet<string>;
+  /** Header lines a request may have (the server's current limit). */
+  maxHeaderCount: () => number;
+  /** The node for a session whose node cannot serve it (moved, or any node for a new one). */
+  moveOrPick: (decision: RouteDecision, fromNodeId: string) => Promise<ProxyNode>;
+  /** Passive health: the node refused or reset the upgrade. */
+  onNodeFailure?: ((node: ProxyNode, error: Error) => void) | undefined;
+}
+
+/**
+ * WebSocket upgrades (`Upgrade:` requests), relayed by http-proxy: they follow the session like
+ * any request, get the session cookie on the node's 101, and every failure on either socket
+ * ends in a JSON error before the 101 or a closed connection after it — never a crash
+ * (http-proxy#1468) nor an HTTP page inside a WebSocket stream. Plain requests go through the
+ * UpstreamForwarder instead, where http-proxy's per-request cost showed in the profile.
+ */
+export class UpgradeRelay {
+  readonly #options: UpgradeRelayOptions;
+  readonly #proxy: httpProxy;
+  /** Open upgraded connections, ended on shutdown. */
+  readonly #sockets = new Set<Duplex>();
+
+  constructor(options: UpgradeRelayOptions) {
+    this.#options = options;
+    this.#proxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
+    this.#proxy.on('proxyReqWs', this.#onProxyReqWs);
+    // Never reached (every call passes a callback), but http-proxy rethrows without a listener.
+    this.#proxy.on('error', this.#onError);
+  }
+
+  /** The server's 'upgrade' handler. */
+  readonly relay = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const { counters, router } = this.#options;
+    counters.requests++;
+    // Before http-proxy attaches its own, a reset would otherwise crash the process (http-proxy#1468).
+    socket.on('error', onClientSocketError);
+    const problem = checkRequestHead(req, this.#options.maxHeaderCount());
+    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
+      if (problem !== undefined) counters.clientErrors++;
+      sendSocketError(socket, problem ?? NOT_FOUND);
+      return;
+    }
+    const clientIp = normalizeAddress((socket as Socket).remoteAddress);
+    let decision: RouteDecision;
+    try {
+      decision = router.route(req.url ?? '/', req.headers.cookie, clientIp);
+    } catch (error) {
+      if (error instanceof NoHealthyNodeError) counters.noHealthyNode++;
+      sendSocketError(socket, error instanceof StickyError ? error : toClientError(error));
+      return;
+    }
+    sanitizeRequestHeaders(req.headers, clientIp, this.#options.trusted.has(clientIp), false, true);
+    (req as UpgradeRequest)[kRoute] = decision;
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    if (decision.mustMove) {
+      void this.#moveThenRelay(req, socket, head, decision);
+      return;
+    }
+    req.headers[SESSION_HEADER] = decision.sessionId;
+    this.#proxy.ws(req, socket, head, decision.node.proxyOptions, this.#onError);
+  };
+
+  /** Shutdown: asks every upgraded connection to end (`end`), or cuts them (`destroy`). */
+  closeConnections(how: 'end' | 'destroy'): void {
+    for (const socket of this.#sockets) socket[how]();
+  }
+
+  /** Releases http-proxy. */
+  close(): void {
+    this.#proxy.close();
+  }
+
+  async #moveThenRelay(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    decision: RouteDecision,
+  ): Promise<void> {
+    let node: ProxyNode;
+    try {
+      node = await this.#options.moveOrPick(decision, decision.fromNodeId);
+    } catch (error) {
+      sendSocketError(socket, error instanceof StickyError ? error : toClientError(error));
+      return;
+    }
+    if (socket.destroyed) return;
+    this.#options.router.reroute(decision, node);
+    req.headers[SESSION_HEADER] = decision.sessionId;
+    this.#proxy.ws(req, socket, head, node.proxyOptions, this.#onError);
+  }
+
+  readonly #onProxyReqWs = (proxyReq: ClientRequest, req: IncomingMessage): void => {
+    const upgrade = req as UpgradeRequest;
+    const decision = upgrade[kRoute];
+    if (decision === undefined) return;
+    upgrade[kState] = 'pending';
+    // A client that leaves mid-handshake: http-proxy would keep the request to the node open.
+    req.socket.once('close', () => {
+      if (upgrade[kState] !== 'pending') return;
+      upgrade[kState] = 'abandoned';
+      proxyReq.destroy();
+    });
+    // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
+    proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
+      upgrade[kState] = 'open';
+      this.#options.affinity.record(
+        decision.key,
+        decision.node.id,
+        decision.isNew,
+        Number(proxyRes.headers[SESSION_USED_HEADER]) || 0,
+      );
+      delete proxyRes.headers[SESSION_USED_HEADER];
+      if (decision.setCookie)
+        appendSetCookie(proxyRes.headers, this.#options.cookie.serialize(decision.sessionId));
+    });
+  };
+
+  readonly #onError = (error: Error, req: IncomingMessage, target: unknown): void => {
+    const socket = target as Duplex;
+    const upgrade = req as UpgradeRequest;
+    const { counters } = this.#options;
+    if (upgrade[kState] === 'abandoned') {
+      // The client left mid-handshake and we aborted the node's side: not the node's failure.
+      counters.clientAborts++;
+      socket.destroy();
+      return;
+    }
+    const decision = upgrade[kRoute];
+    if (!(error instanceof UpstreamTimeoutError)) counters.upstreamErrors++;
+    if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
+    if (upgrade[kState] === 'open') {
+      // The node failed after its 101: the connection carries WebSocket frames, where an HTTP
+      // error page is garbage. Close it.
+      socket.destroy();
+      return;
+    }
+    const clientError = toClientError(error);
+    this.#options.logger.warn(
+      { node: decision?.node.id, code: (error as NodeJS.ErrnoException).code, error: error.message },
+      `upstream request failed: ${clientError.code}`,
+    );
+    sendSocketError(socket, clientError);
+  };
+}
+
+/** Appends to `set-cookie` (Node gives it as an array): the node's own cookies must survive. */
+function appendSetCookie(headers: IncomingMessage['headers'], value: string): void {
+  const existing = headers['set-cookie'];
+  if (existing === undefined) headers['set-cookie'] = [value];
+  else existing.push(value);
+}
+
+function onClientSocketError(this: Duplex): void {
+  this.destroy();
+}
