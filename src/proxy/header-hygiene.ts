@@ -79,7 +79,9 @@ export interface RequestHead {
   hasBody: boolean;
   /** The request says how long its body is (Content-Length or Transfer-Encoding, even `0`). */
   hasFraming: boolean;
-  hasHost: boolean;
+  /** The (last) Host header, and how many there were (checkReadHead refuses more than one). */
+  host: string | undefined;
+  hostCount: number;
 }
 
 /**
@@ -101,6 +103,7 @@ export function readRequestHead(
   let hasBody = false;
   let hasFraming = false;
   let host: string | undefined;
+  let hostCount = 0;
   let priorFor: string | undefined;
   let priorProto: string | undefined;
   let priorHost: string | undefined;
@@ -116,7 +119,10 @@ export function readRequestHead(
         if (HOP_BY_HOP_RAW.has(name.toLowerCase())) continue;
         break;
       case 4:
-        if (name.toLowerCase() === 'host') host = value;
+        if (name.toLowerCase() === 'host') {
+          host = value;
+          hostCount++;
+        }
         break;
       case 6:
         if (name.toLowerCase() === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
@@ -170,7 +176,7 @@ export function readRequestHead(
   const forwardedHost = priorHost ?? host;
   if (forwardedHost !== undefined) headers.push('x-forwarded-host', forwardedHost);
   headers.push(sessionHeader, '');
-  return { headers, cookie, hasBody, hasFraming, hasHost: host !== undefined };
+  return { headers, cookie, hasBody, hasFraming, host, hostCount };
 }
 
 /** Sets the value of the session header readRequestHead reserved (again on a retry to another node). */
@@ -211,7 +217,6 @@ const TOO_MANY_HEADERS = new HeadersTooLargeError();
  */
 export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): StickyError | undefined {
   const raw = req.rawHeaders;
-  if (raw.length > 2 * maxHeaderCount) return TOO_MANY_HEADERS;
   let hosts = 0;
   let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -221,6 +226,25 @@ export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): 
       host = raw[i + 1];
     }
   }
+  return checkHead(req, maxHeaderCount, hosts, host);
+}
+
+/** checkRequestHead for a plain request whose head readRequestHead already read (no second pass). */
+export function checkReadHead(
+  req: IncomingMessage,
+  head: RequestHead,
+  maxHeaderCount: number,
+): StickyError | undefined {
+  return checkHead(req, maxHeaderCount, head.hostCount, head.host);
+}
+
+function checkHead(
+  req: IncomingMessage,
+  maxHeaderCount: number,
+  hosts: number,
+  host: string | undefined,
+): StickyError | undefined {
+  if (req.rawHeaders.length > 2 * maxHeaderCount) return TOO_MANY_HEADERS;
   if (hosts > 1) return new BadRequestError('more than one Host header');
   if (hosts === 0) {
     return req.httpVersionMajor === 1 && req.httpVersionMinor === 0

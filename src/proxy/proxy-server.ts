@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER } from '../protocol.js';
 import {
-  checkRequestHead,
+  checkReadHead,
   normalizeAddress,
   readRequestHead,
   setSessionHeader,
@@ -251,13 +251,9 @@ export class ProxyServer {
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     this.counters.requests++;
-    const problem = checkRequestHead(req, (this.server.maxHeadersCount ?? 2001) - 1);
-    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
-      this.#refuseHead(res, problem ?? NOT_FOUND);
-      return;
-    }
     const clientIp = normalizeAddress(req.socket.remoteAddress);
-    // One pass over the raw header lines: Node never builds `req.headers` for a plain request.
+    // One pass over the raw header lines (the checks below reuse it): Node never builds
+    // `req.headers` for a plain request. The header count is bounded by maxHeadersCount.
     const head = readRequestHead(
       req.rawHeaders,
       clientIp,
@@ -265,6 +261,11 @@ export class ProxyServer {
       false,
       SESSION_HEADER,
     );
+    const problem = checkReadHead(req, head, (this.server.maxHeadersCount ?? 2001) - 1);
+    if (problem !== undefined || isInternalPath(req.url ?? '/')) {
+      this.#refuseHead(res, problem ?? NOT_FOUND);
+      return;
+    }
     let decision: RouteDecision;
     try {
       decision = this.#options.router.route(req.url ?? '/', head.cookie, clientIp);

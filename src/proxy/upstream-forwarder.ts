@@ -116,7 +116,7 @@ export class UpstreamForwarder {
     agent: Agent | false | undefined = target.agent,
   ): ClientRequest {
     // An array is stored as the request head as is: no setHeader (validate, lower-case) per header.
-    let headers = head.hasHost ? head.headers : [...head.headers, 'host', target.hostHeader];
+    let headers = head.host !== undefined ? head.headers : [...head.headers, 'host', target.hostHeader];
     // No Content-Length nor Transfer-Encoding: no body (RFC 9112 §6.3). But Node writes an
     // array-headed request's head at once and frames a POST (PUT, PATCH…) chunked by default,
     // which a node then reads as a body of unknown type (curl -X POST got 415): say length 0.

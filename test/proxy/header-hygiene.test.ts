@@ -101,7 +101,7 @@ describe('readRequestHead', () => {
       false,
       'x-stickylb-session',
     );
-    expect(head).toMatchObject({ cookie: 'a=1; SESSIONID=x', hasBody: true, hasHost: true });
+    expect(head).toMatchObject({ cookie: 'a=1; SESSIONID=x', hasBody: true, hostCount: 1 });
   });
 
   it.each([
