@@ -6,6 +6,7 @@ import { ConfigError } from '../../src/errors.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { EXIT_WITH_PARENT_ENV } from '../../src/nodes/index.js';
 import {
+  ChannelReplicaTransport,
   RedisReplicaStore,
   redisConnectionOf,
   replicaEndpointOf,
@@ -75,7 +76,8 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     sweepIntervalMs: config.session.sweepInterval,
   });
   const secret = loadSecret(config.replication);
-  // `redis`: the node writes to Redis itself (no proxy hop); `memory`: HTTP to the proxy.
+  // `redis`: the node writes to Redis itself (no proxy hop); `memory`: the framed channel to
+  // the proxy's replication listener (one connection, pipelined; see replica-channel-transport.ts).
   const redisStore =
     config.replication.store === 'redis'
       ? await RedisReplicaStore.connect({
@@ -89,15 +91,15 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
       : undefined;
   const transport =
     redisStore === undefined
-      ? {
+      ? new ChannelReplicaTransport({
           endpoint: replicaEndpointOf(config),
           secret,
           timeoutMs: config.replication.timeout,
-        }
-      : { transport: new StoreReplicaTransport(redisStore) };
+        })
+      : new StoreReplicaTransport(redisStore);
   const replicator = new Replicator({
     nodeId,
-    ...transport,
+    transport,
     mode: config.replication.mode,
     flushIntervalMs: config.replication.flushInterval,
     touchIntervalMs: config.replication.touchInterval,

@@ -32,6 +32,12 @@ export {
   type SerialisedRecord,
   type TransportWriteResult,
 } from './replica-transport.js';
+export { ChannelReplicaTransport, type ChannelReplicaTransportOptions } from './replica-channel-transport.js';
+export {
+  attachReplicaChannel,
+  type ReplicaChannel,
+  type ReplicaChannelOptions,
+} from './replica-channel-server.js';
 export { SessionMovedError } from '../errors.js';
 export { REPLICA_PATH_PREFIX, REPLICA_ROUTES } from './replication-protocol.js';
 export { replicaEndpointOf } from './replica-endpoint.js';

@@ -45,6 +45,11 @@ export class ReplicaQueue {
     return this.#writes.size + this.#removes.size;
   }
 
+  /** Whether any removal is queued. */
+  get hasRemoves(): boolean {
+    return this.#removes.size > 0;
+  }
+
   /** Whether a write of `key` is queued. */
   hasWrite(key: string): boolean {
     return this.#writes.has(key);

@@ -23,6 +23,11 @@ export interface TransportWriteResult {
  * ReplicaStoreError when the store could not be reached.
  */
 export interface ReplicaTransport {
+  /**
+   * Calls reach the store, and are answered, in the order they were made (one connection):
+   * a Replicator may then keep several sync rounds in flight without reordering them.
+   */
+  readonly isOrdered?: boolean;
   write(node: string, records: readonly SerialisedRecord[]): Promise<TransportWriteResult>;
   touch(node: string, keys: readonly string[]): Promise<{ epoch: unknown }>;
   remove(node: string, keys: readonly string[]): Promise<{ epoch: unknown }>;

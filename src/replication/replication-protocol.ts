@@ -16,6 +16,8 @@ export const REPLICA_ROUTES = {
   touch: `${REPLICA_PATH_PREFIX}touch`,
   remove: `${REPLICA_PATH_PREFIX}remove`,
   epoch: `${REPLICA_PATH_PREFIX}epoch`,
+  /** `GET` with `Upgrade: stickylb-replica/1`: the framed channel (replica-frames.ts). */
+  channel: `${REPLICA_PATH_PREFIX}channel`,
 } as const;
 
 /** Session store keys: the base64url random part of a session id. */

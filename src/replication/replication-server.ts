@@ -10,6 +10,7 @@ import Fastify, {
 import { NotFoundError, StickyError, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SECRET_HEADER } from '../protocol.js';
+import { attachReplicaChannel, type ReplicaChannelOptions } from './replica-channel-server.js';
 import type { ReplicaStore, WriteOutcome } from './replica-store.js';
 import {
   KEY_PATTERN,
@@ -30,6 +31,11 @@ export interface ReplicationServerOptions {
   /** Shared secret nodes send in SECRET_HEADER (`replication.secret`). */
   secret: string;
   logger: Logger;
+  /** Limits of the framed channel (defaults suit production; tests shorten the timeouts). */
+  channel?: Pick<
+    ReplicaChannelOptions,
+    'maxFrameBytes' | 'frameTimeoutMs' | 'idleTimeoutMs' | 'maxUnreadBytes'
+  >;
 }
 
 /** Longer than the Replicator agent's 60 s idle-socket timeout, so the node closes idle sockets first. */
@@ -105,9 +111,11 @@ function createSecretCheck(secret: string): (given: string | string[] | undefine
 
 /**
  * The proxy-side HTTP endpoint nodes replicate to (`POST write | touch | remove`,
- * `GET epoch`, under `/_stickylb/replica/`). Every route requires the shared secret;
- * bodies are schema-checked (400 JSON otherwise). No line is logged per request: only
- * unexpected failures, once each. Ready to `listen` where the caller decides.
+ * `GET epoch`, under `/_stickylb/replica/`), and on the same listener the framed channel
+ * (`GET channel` with an Upgrade, replica-channel-server.ts) that nodes of the `memory`
+ * store use. Every route and the upgrade require the shared secret; bodies are checked
+ * (400 JSON otherwise). No line is logged per request: only unexpected failures, once each.
+ * Ready to `listen` where the caller decides.
  */
 export async function buildReplicationServer(options: ReplicationServerOptions): Promise<FastifyInstance> {
   const { store, logger } = options;
@@ -125,6 +133,18 @@ export async function buildReplicationServer(options: ReplicationServerOptions):
   // onRequest runs before the body is read: an unauthenticated client cannot make us parse 8 MiB.
   app.addHook('onRequest', async (request: FastifyRequest) => {
     if (!isSecretValid(request.headers[SECRET_HEADER])) throw new UnauthorizedError();
+  });
+
+  const channel = attachReplicaChannel(app.server, {
+    store,
+    isSecretValid,
+    logger: logger.child({ component: 'replication-channel' }),
+    ...options.channel,
+  });
+  // Switched connections are no longer the HTTP server's: close them, or `close()` waits on them forever.
+  app.addHook('preClose', (done) => {
+    channel.closeAll();
+    done();
   });
 
   app.setErrorHandler((error: FastifyError | Error, _request: FastifyRequest, reply: FastifyReply) => {

@@ -12,6 +12,7 @@ import { buildReplicationServer, MemoryReplicaStore, REPLICA_ROUTES } from '../.
 import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../integration/harness.js';
 import { clientRequest, startFaultCluster, type FaultCluster } from './fault-cluster.js';
+import { rawExchange } from './raw-client.js';
 import { ReplicaRelay } from './replica-relay.js';
 
 const SECRET = 'replication-secret-0123456789';
@@ -92,6 +93,18 @@ describe('replication endpoint abuse (authenticated writes that must still lose)
       });
       expect(answer.status).toBe(404);
     }
+    expect(cluster.node.appRequests).toEqual([]);
+  });
+
+  it('clients cannot open the replication channel through the proxy: the upgrade gets 404, the node never sees it', async () => {
+    const cluster: FaultCluster = await startFaultCluster();
+    cleanups.push(() => cluster.close());
+    const { response } = await rawExchange(
+      cluster.proxyPort,
+      `GET ${REPLICA_ROUTES.channel} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\n` +
+        `upgrade: stickylb-replica/1\r\n${SECRET_HEADER}: ${SECRET}\r\n\r\n`,
+    );
+    expect(response?.status).toBe(404);
     expect(cluster.node.appRequests).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createSilentLogger } from '../../src/log.js';
 import { SECRET_HEADER } from '../../src/protocol.js';
 import {
+  ChannelReplicaTransport,
   MemoryReplicaStore,
   REPLICA_ROUTES,
   Replicator,
@@ -29,8 +30,10 @@ interface Running {
 }
 
 /** A replication server with a fresh memory store on 127.0.0.1 (`port` 0: any free port). */
-async function startServer(port = 0): Promise<Running> {
-  const store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
+async function startServer(
+  port = 0,
+  store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 }),
+): Promise<Running> {
   const app = await buildReplicationServer({ store, secret: SECRET, logger });
   await app.listen({ host: '127.0.0.1', port });
   const actual = (app.server.address() as AddressInfo).port;
@@ -45,16 +48,25 @@ async function startServer(port = 0): Promise<Running> {
   return { store, app, port: actual, endpoint: `http://127.0.0.1:${actual}`, close };
 }
 
-function startReplicator(endpoint: string, options: Partial<ReplicatorOptions> = {}): Replicator {
+type TransportKind = 'http' | 'channel';
+
+/** A Replicator over HTTP (`endpoint` option) or over the framed channel (a ChannelReplicaTransport). */
+function startReplicator(
+  kind: TransportKind,
+  endpoint: string,
+  options: Partial<ReplicatorOptions> & { secret?: string } = {},
+): Replicator {
+  const { secret = SECRET, ...rest } = options;
   const replicator = new Replicator({
     nodeId: 'node-1',
-    endpoint,
-    secret: SECRET,
+    ...(kind === 'http'
+      ? { endpoint, secret }
+      : { transport: new ChannelReplicaTransport({ endpoint, secret, timeoutMs: 5000 }) }),
     mode: 'sync',
     flushIntervalMs: 10,
     logger,
-    ...options,
-  });
+    ...(rest as Partial<ReplicatorOptions>),
+  } as ReplicatorOptions);
   cleanups.push(() => replicator.close());
   return replicator;
 }
@@ -81,6 +93,35 @@ const record = (key: string, version = 1) => ({
   data: { n: version },
 });
 const keyOf = (i: number): string => `key-${i}`;
+
+/** A memory store that applies each call at once but answers only when `release()` is called. */
+class HeldStore extends MemoryReplicaStore {
+  #gate: Promise<void> = new Promise(() => {});
+  #open: () => void = () => {};
+  isHolding: { write: boolean; remove: boolean } = { write: false, remove: false };
+
+  constructor() {
+    super({ idleTimeoutMs: 60_000 });
+    this.#gate = new Promise((resolve) => (this.#open = resolve));
+  }
+
+  release(): void {
+    this.#open();
+  }
+
+  override async write(
+    ...args: Parameters<MemoryReplicaStore['write']>
+  ): ReturnType<MemoryReplicaStore['write']> {
+    const outcomes = await super.write(...args);
+    if (this.isHolding.write) await this.#gate;
+    return outcomes;
+  }
+
+  override async remove(...args: Parameters<MemoryReplicaStore['remove']>): Promise<void> {
+    await super.remove(...args);
+    if (this.isHolding.remove) await this.#gate;
+  }
+}
 
 describe('buildReplicationServer', () => {
   const routes = [
@@ -165,10 +206,10 @@ describe('buildReplicationServer', () => {
   });
 });
 
-describe('Replicator', () => {
+describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) => {
   it('resolves a sync write once the store holds it', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     const at = Date.now() - 1000;
     await replicator.write('k1', 1, { values: { count: 1 }, children: {} }, at);
     expect(await store.read('k1')).toEqual({
@@ -183,7 +224,7 @@ describe('Replicator', () => {
 
   it('replicates the data as it was when write was called, not as later mutated', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     const data = { count: 1 };
     const written = replicator.write('k1', 1, data, Date.now());
     data.count = 2;
@@ -193,14 +234,14 @@ describe('Replicator', () => {
 
   it('sends concurrent sync writes in one request', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     await Promise.all(Array.from({ length: 20 }, (_, i) => replicator.write(keyOf(i), 1, {}, Date.now())));
     expect(store.stats()).toMatchObject({ writeCalls: 1, writes: 20, records: 20 });
   });
 
   it('resolves a sync write answered stale (a newer version is already stored)', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     await replicator.write('k1', 5, { v: 5 }, Date.now());
     await expect(replicator.write('k1', 4, { v: 4 }, Date.now())).resolves.toBeUndefined();
     expect(await store.read('k1')).toMatchObject({ version: 5, data: { v: 5 } });
@@ -209,7 +250,7 @@ describe('Replicator', () => {
   it('rejects a write with SessionMovedError once another node owns the session', async () => {
     const { endpoint, store } = await startServer();
     const onSessionMoved = vi.fn();
-    const replicator = startReplicator(endpoint, { onSessionMoved });
+    const replicator = startReplicator(kind, endpoint, { onSessionMoved });
     await replicator.write('k1', 1, {}, Date.now());
     await store.transfer('k1', 'node-1', 'node-2');
     const failure = replicator.write('k1', 2, {}, Date.now());
@@ -222,7 +263,7 @@ describe('Replicator', () => {
   it('rejects with ReplicaStoreError when the store is unreachable', async () => {
     const { endpoint, close } = await startServer();
     await close();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     await expect(replicator.write('k1', 1, {}, Date.now())).rejects.toMatchObject({
       code: 'SLB_REPLICA_UNAVAILABLE',
     });
@@ -230,7 +271,7 @@ describe('Replicator', () => {
 
   it('rejects with ReplicaStoreError when the secret is wrong', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint, { secret: 'some-other-secret-value' });
+    const replicator = startReplicator(kind, endpoint, { secret: 'some-other-secret-value' });
     await expect(replicator.write('k1', 1, {}, Date.now())).rejects.toMatchObject({
       code: 'SLB_REPLICA_UNAVAILABLE',
       message: expect.stringContaining('401'),
@@ -240,14 +281,14 @@ describe('Replicator', () => {
 
   it('rejects a write with a malformed key before sending anything', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     await expect(replicator.write('bad key', 1, {}, Date.now())).rejects.toThrow(RangeError);
     expect(store.stats().writeCalls).toBe(0);
   });
 
   it('removes a replica, in order with writes of the same key', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     await replicator.write('gone', 3, {}, Date.now());
     await replicator.write('again', 3, { old: true }, Date.now());
     // Destroyed and re-created under the same key, all before the next round goes out.
@@ -261,9 +302,44 @@ describe('Replicator', () => {
     expect(await store.read('again')).toMatchObject({ version: 1, data: { old: false } });
   });
 
+  it.runIf(kind === 'channel')(
+    'sends a sync write while an earlier round is unanswered (ordered transport: rounds overlap)',
+    async () => {
+      const store = new HeldStore();
+      store.isHolding.write = true;
+      const { endpoint } = await startServer(0, store);
+      const replicator = startReplicator(kind, endpoint);
+      const first = replicator.write('k1', 1, {}, Date.now());
+      await vi.waitFor(() => expect(store.stats().writeCalls).toBe(1));
+      const second = replicator.write('k2', 1, {}, Date.now());
+      await vi.waitFor(() => expect(store.stats().writeCalls).toBe(2));
+      store.release();
+      await Promise.all([first, second]);
+      expect(replicator.stats()).toMatchObject({ writeRequests: 2, pending: 0 });
+    },
+  );
+
+  it('never lets a later removal pass an earlier round: a write waiting on its round lands before the removal', async () => {
+    const store = new HeldStore();
+    const { endpoint } = await startServer(0, store);
+    const replicator = startReplicator(kind, endpoint);
+    await replicator.write('x', 1, {}, Date.now());
+    store.isHolding.remove = true;
+    // One round: remove x (held), then write k v3 once the removal is answered.
+    const round = [replicator.remove('x'), replicator.write('k', 3, {}, Date.now())];
+    await vi.waitFor(() => expect(store.stats().removes).toBe(1));
+    // A later round removes k: it must reach the store after the write of k above.
+    const removal = replicator.remove('k');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    store.release();
+    await Promise.all([...round, removal]);
+    expect(await store.read('k')).toBeUndefined();
+    expect(store.stats().removes).toBe(2);
+  });
+
   it('batches async writes: N writes, one request, newest version per key', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint, { mode: 'async', flushIntervalMs: 60_000 });
+    const replicator = startReplicator(kind, endpoint, { mode: 'async', flushIntervalMs: 60_000 });
     for (let i = 0; i < 50; i++) await replicator.write(keyOf(i), 1, { i }, Date.now());
     await replicator.write(keyOf(0), 2, { i: 'newer' }, Date.now());
     expect(store.stats().writeCalls).toBe(0);
@@ -275,7 +351,7 @@ describe('Replicator', () => {
 
   it('flushes async writes every flushIntervalMs on its own', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint, { mode: 'async', flushIntervalMs: 10 });
+    const replicator = startReplicator(kind, endpoint, { mode: 'async', flushIntervalMs: 10 });
     await replicator.write('k1', 1, {}, Date.now());
     await replicator.write('k2', 1, {}, Date.now());
     await vi.waitFor(async () => expect(await store.read('k2')).toBeDefined());
@@ -285,7 +361,7 @@ describe('Replicator', () => {
   it('keeps failed async writes queued and sends them once the store is back', async () => {
     const first = await startServer();
     await first.close();
-    const replicator = startReplicator(first.endpoint, { mode: 'async', flushIntervalMs: 60_000 });
+    const replicator = startReplicator(kind, first.endpoint, { mode: 'async', flushIntervalMs: 60_000 });
     await replicator.write('k1', 1, { kept: true }, Date.now());
     await expect(replicator.flush()).rejects.toMatchObject({ code: 'SLB_REPLICA_UNAVAILABLE' });
     expect(replicator.stats().pending).toBe(1);
@@ -296,7 +372,7 @@ describe('Replicator', () => {
 
   it('sends touched keys in one batch per touch interval', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint, { touchIntervalMs: 20 });
+    const replicator = startReplicator(kind, endpoint, { touchIntervalMs: 20 });
     await Promise.all(['a', 'b', 'c'].map((key) => replicator.write(key, 1, {}, Date.now())));
     for (let round = 0; round < 3; round++) for (const key of ['a', 'b', 'c']) replicator.touch(key);
     await vi.waitFor(() => expect(store.stats().touches).toBe(3));
@@ -313,7 +389,7 @@ describe('Replicator', () => {
       data: { i },
       lastAccessAt: Date.now(),
     }));
-    const replicator: Replicator = startReplicator(first.endpoint, {
+    const replicator: Replicator = startReplicator(kind, first.endpoint, {
       onEpochChange: (epoch) => {
         changes.push(epoch);
         reseeded = replicator.seed(sessions);
@@ -333,7 +409,7 @@ describe('Replicator', () => {
 
   it('skips a session seed cannot replicate and writes the rest', async () => {
     const { endpoint, store } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     const at = Date.now();
     const result = await replicator.seed([
       { key: 'good-1', version: 1, data: {}, lastAccessAt: at },
@@ -347,7 +423,7 @@ describe('Replicator', () => {
   it('notices a restarted store while idle, through the touch tick', async () => {
     const first = await startServer();
     const onEpochChange = vi.fn();
-    const replicator = startReplicator(first.endpoint, { onEpochChange, touchIntervalMs: 20 });
+    const replicator = startReplicator(kind, first.endpoint, { onEpochChange, touchIntervalMs: 20 });
     await replicator.checkEpoch();
     await first.close();
     const second = await startServer(first.port);
@@ -356,7 +432,7 @@ describe('Replicator', () => {
 
   it('rejects writes once closed', async () => {
     const { endpoint } = await startServer();
-    const replicator = startReplicator(endpoint);
+    const replicator = startReplicator(kind, endpoint);
     await replicator.close();
     await expect(replicator.write('k1', 1, {}, Date.now())).rejects.toMatchObject({
       code: 'SLB_REPLICA_UNAVAILABLE',

@@ -1,0 +1,188 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { BadRequestError, NotFoundError, StickyError, UnauthorizedError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { SECRET_HEADER } from '../protocol.js';
+import {
+  CHANNEL_PROTOCOL,
+  FRAME_HEADER_BYTES,
+  FrameError,
+  FrameParser,
+  FrameType,
+  encodeAck,
+  encodeFrame,
+  type Frame,
+} from './replica-frames.js';
+import { parseKeysPayload, parseWritePayload } from './replica-payload.js';
+import type { ReplicaStore } from './replica-store.js';
+import { MAX_BODY_BYTES, REPLICA_ROUTES } from './replication-protocol.js';
+
+/** Options of `attachReplicaChannel`; durations in milliseconds. */
+export interface ReplicaChannelOptions {
+  store: ReplicaStore;
+  /** The replication server's constant-time check of SECRET_HEADER. */
+  isSecretValid: (given: string | string[] | undefined) => boolean;
+  logger: Logger;
+  /** Largest frame accepted (default: the HTTP routes' body limit plus the frame header). */
+  maxFrameBytes?: number;
+  /** Time a started frame may take to arrive in full (default 10 000): a stalled peer is cut off. */
+  frameTimeoutMs?: number;
+  /** A channel with no traffic for this long is closed (default 65 000; nodes check the epoch every second). */
+  idleTimeoutMs?: number;
+  /** Most bytes of answers a peer may leave unread before it is cut off (default 1 MiB). */
+  maxUnreadBytes?: number;
+}
+
+/** What `attachReplicaChannel` returns. */
+export interface ReplicaChannel {
+  /** Open channels now. */
+  readonly connections: number;
+  /** Closes every open channel (the listener stops accepting new ones when its server closes). */
+  closeAll(): void;
+}
+
+const REQUEST_TYPES = new Set<number>([FrameType.write, FrameType.touch, FrameType.remove, FrameType.epoch]);
+const isRequestType = (type: number): boolean => REQUEST_TYPES.has(type);
+
+/**
+ * Serves the framed replication channel on the replication listener: a node sends
+ * `GET /_stickylb/replica/channel` with `Upgrade: stickylb-replica/1` and the shared secret,
+ * and once switched sends frames on that connection (replica-frames.ts), answered in order.
+ *
+ * Why: a sync write paid one loopback HTTP request per write (Node's http client on the node,
+ * Fastify routing, schema and serialiser here), most of sync mode's extra CPU and latency.
+ * The channel keeps the same bodies, the same checks (replica-payload.ts) and the same
+ * secret, and drops the per-request HTTP work. The HTTP routes stay for every other client.
+ */
+export function attachReplicaChannel(server: Server, options: ReplicaChannelOptions): ReplicaChannel {
+  const sockets = new Set<Socket>();
+  const logger = options.logger;
+  server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const refusal = refusalOf(request, options.isSecretValid);
+    if (refusal !== undefined) {
+      const body = JSON.stringify(refusal.toJSON());
+      socket.end(
+        `HTTP/1.1 ${refusal.statusCode} ${refusal.statusCode === 401 ? 'Unauthorized' : 'Refused'}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `connection: close\r\n\r\n${body}`,
+      );
+      return;
+    }
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`,
+    );
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    serveChannel(socket, head, options);
+  });
+  return {
+    get connections() {
+      return sockets.size;
+    },
+    closeAll() {
+      for (const socket of sockets) socket.destroy();
+      if (sockets.size > 0) logger.debug({ channels: sockets.size }, 'replication channels closed');
+    },
+  };
+}
+
+/** Why an upgrade request is refused (secret first, as the HTTP routes check it), or undefined. */
+function refusalOf(
+  request: IncomingMessage,
+  isSecretValid: ReplicaChannelOptions['isSecretValid'],
+): StickyError | undefined {
+  if (!isSecretValid(request.headers[SECRET_HEADER])) return new UnauthorizedError();
+  if (request.url !== REPLICA_ROUTES.channel) return new NotFoundError();
+  if (request.method !== 'GET' || request.headers.upgrade?.toLowerCase() !== CHANNEL_PROTOCOL) {
+    return new BadRequestError(`the replication channel needs GET with "upgrade: ${CHANNEL_PROTOCOL}"`);
+  }
+  return undefined;
+}
+
+/** Reads, checks and answers the frames of one switched connection until it closes. */
+function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptions): void {
+  const { store } = options;
+  const logger = options.logger;
+  const frameTimeoutMs = options.frameTimeoutMs ?? 10_000;
+  const maxUnreadBytes = options.maxUnreadBytes ?? 1024 * 1024;
+  const parser = new FrameParser({
+    maxFrameBytes: options.maxFrameBytes ?? MAX_BODY_BYTES + FRAME_HEADER_BYTES,
+    isKnownType: isRequestType,
+  });
+  let frameTimer: NodeJS.Timeout | undefined;
+  const cutOff = (reason: string): void => {
+    if (socket.destroyed) return;
+    logger.warn(
+      { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason },
+      'replication channel closed',
+    );
+    socket.destroy();
+  };
+  const send = (frame: Buffer): void => {
+    if (socket.destroyed) return;
+    socket.write(frame);
+    if (socket.writableLength > maxUnreadBytes) cutOff('peer does not read its answers');
+  };
+  const sendError = (id: number, error: unknown): void => {
+    const known = error instanceof StickyError;
+    if (!known) logger.error({ err: error }, 'replication request failed');
+    const body = known ? error.toJSON() : { error: 'SLB_INTERNAL', message: 'internal error' };
+    send(encodeFrame(FrameType.error, id, JSON.stringify(body)));
+  };
+  const sendEpoch = (id: number): void => send(encodeAck(id, store.epoch));
+
+  const onFrame = ({ type, id, payload }: Frame): void => {
+    try {
+      if (type === FrameType.write) {
+        const { node, records } = parseWritePayload(payload);
+        store.write(node, records).then(
+          (outcomes) => send(encodeAck(id, store.epoch, outcomes)),
+          (error: unknown) => sendError(id, error),
+        );
+      } else if (type === FrameType.touch) {
+        const { node, keys } = parseKeysPayload(payload);
+        store.touch(node, keys).then(
+          () => sendEpoch(id),
+          (error: unknown) => sendError(id, error),
+        );
+      } else if (type === FrameType.remove) {
+        const { node, keys } = parseKeysPayload(payload);
+        store.remove(node, keys).then(
+          () => sendEpoch(id),
+          (error: unknown) => sendError(id, error),
+        );
+      } else {
+        sendEpoch(id);
+      }
+    } catch (error) {
+      // A well-formed frame with a bad body: refused like a 400, the connection stays usable.
+      sendError(id, error);
+    }
+  };
+
+  const onData = (chunk: Buffer): void => {
+    try {
+      parser.push(chunk, onFrame);
+    } catch (error) {
+      cutOff(error instanceof FrameError ? error.message : `unreadable input: ${String(error)}`);
+      return;
+    }
+    if (!parser.hasPartialFrame) {
+      clearTimeout(frameTimer);
+      frameTimer = undefined;
+    } else if (frameTimer === undefined) {
+      frameTimer = setTimeout(
+        () => cutOff(`frame not completed within ${frameTimeoutMs} ms`),
+        frameTimeoutMs,
+      );
+      frameTimer.unref();
+    }
+  };
+
+  socket.setNoDelay(true);
+  socket.setTimeout(options.idleTimeoutMs ?? 65_000, () => cutOff('idle'));
+  socket.on('data', onData);
+  socket.once('close', () => clearTimeout(frameTimer));
+  if (head.length > 0) onData(head);
+}
