@@ -1,6 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ReplicaStoreError } from '../errors.js';
 import { SECRET_HEADER } from '../protocol.js';
+import { openReplicaChannel } from './replica-channel-handshake.js';
 import {
   CHANNEL_PROTOCOL,
   FrameParser,
@@ -41,15 +42,12 @@ interface InFlight {
 
 /** Largest answer frame accepted: an ack of the most records a write may carry is ~1 KiB. */
 const MAX_ANSWER_FRAME_BYTES = 64 * 1024;
-/** Largest HTTP answer head to the upgrade request. */
-const MAX_HANDSHAKE_BYTES = 16 * 1024;
 /**
  * Reconnect backoff after failed attempts: none after the first (a restarted store is
  * reached by the next call), then 25 ms doubling up to 500 ms; calls fail at once meanwhile.
  */
 const FIRST_BACKOFF_MS = 25;
 const MAX_BACKOFF_MS = 500;
-const HEAD_END = Buffer.from('\r\n\r\n');
 const isAnswerType = (type: number): boolean => type === FrameType.ack || type === FrameType.error;
 
 /**
@@ -58,10 +56,12 @@ const isAnswerType = (type: number): boolean => type === FrameType.ack || type =
  * HTTP routes), carrying length-prefixed frames with pipelined answers. Calls are answered
  * in the order sent (`isOrdered`), so a Replicator may keep many in flight.
  *
- * Failures look exactly like an unreachable store over HTTP: every call in flight when the
- * connection drops, or unanswered after `timeoutMs`, rejects with ReplicaStoreError and is
- * never reported as acknowledged. The next call reconnects; after a failed attempt, calls
- * fail at once until the backoff has passed, so a stopped store is not hammered.
+ * Failures look exactly like an unreachable store over HTTP: a call unanswered after
+ * `timeoutMs` fails (with every other call on that connection), and a call in flight when the
+ * store or the network closes the connection is sent once more on a new one, then fails if
+ * that fails; nothing is reported acknowledged without an answer. The next call reconnects;
+ * after two failed attempts in a row, calls fail at once until a backoff (25 ms doubling to
+ * 500 ms) has passed, so a stopped store is not hammered.
  */
 export class ChannelReplicaTransport implements ReplicaTransport {
   readonly isOrdered = true;
@@ -146,7 +146,12 @@ export class ChannelReplicaTransport implements ReplicaTransport {
     if (Date.now() < this.#retryAtMs && this.#lastFailure !== undefined) {
       return Promise.reject(this.#lastFailure);
     }
-    const attempt = this.#open().then(
+    const attempt = openReplicaChannel({
+      host: this.#host,
+      port: this.#port,
+      request: this.#handshake,
+      timeoutMs: this.#timeoutMs,
+    }).then(
       ({ socket, rest }) => {
         this.#connecting = undefined;
         this.#failedAttempts = 0;
@@ -170,44 +175,6 @@ export class ChannelReplicaTransport implements ReplicaTransport {
     );
     this.#connecting = attempt;
     return attempt;
-  }
-
-  /** Connects and switches the connection to the channel; resolves once the 101 arrived, with any bytes after it. */
-  #open(): Promise<{ socket: Socket; rest: Buffer }> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: this.#host, port: this.#port, noDelay: true });
-      let head = Buffer.alloc(0);
-      const fail = (error: Error): void => {
-        clearTimeout(timer);
-        socket.destroy();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () => fail(new ReplicaStoreError(`replica store did not answer within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      );
-      socket.on('error', fail);
-      socket.on('close', () => fail(new ReplicaStoreError('replica store closed the connection')));
-      socket.on('data', (chunk: Buffer) => {
-        head = Buffer.concat([head, chunk]);
-        const end = head.indexOf(HEAD_END);
-        if (end === -1) {
-          if (head.length > MAX_HANDSHAKE_BYTES)
-            fail(new ReplicaStoreError('replica store answer head too large'));
-          return;
-        }
-        const statusLine = head.toString('latin1', 0, head.indexOf('\r\n'));
-        const status = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1];
-        if (status !== '101') {
-          fail(new ReplicaStoreError(`replica store refused the replication channel: ${statusLine}`));
-          return;
-        }
-        clearTimeout(timer);
-        socket.removeAllListeners();
-        resolve({ socket, rest: head.subarray(end + HEAD_END.length) });
-      });
-      socket.write(this.#handshake);
-    });
   }
 
   /** Takes a switched connection into use: reads answers, watches timeouts, fails calls when it ends. */
