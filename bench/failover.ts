@@ -197,7 +197,7 @@ Target < 50 ms at p99: wait ${mark(result.targets.failoverWaitP99Under50Ms)}; ki
 
 Two clusters of the same shape running side by side, one with \`replication.mode: sync\` (the
 node answers after the replica store, in the proxy process, acknowledged the write: one extra
-loopback HTTP round trip node → proxy per write), one with \`async\` (the node answers at once and
+loopback round trip node → proxy per write, on the replication channel's persistent connection), one with \`async\` (the node answers at once and
 flushes batches every 10 ms). \`POST /api/counter\` through the proxy, each connection its own session.
 There is no "replication off" setting, so async is the baseline: it still pays the batched
 replication CPU, so this ratio understates sync's cost against no replication at all.

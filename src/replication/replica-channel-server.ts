@@ -37,7 +37,7 @@ export interface ReplicaChannelOptions {
 export interface ReplicaChannel {
   /** Open channels now. */
   readonly connections: number;
-  /** Closes every open channel (the listener stops accepting new ones when its server closes). */
+  /** Closes every open channel and refuses new ones (call it when the server closes). */
   closeAll(): void;
 }
 
@@ -57,8 +57,14 @@ const isRequestType = (type: number): boolean => REQUEST_TYPES.has(type);
 export function attachReplicaChannel(server: Server, options: ReplicaChannelOptions): ReplicaChannel {
   const sockets = new Set<Socket>();
   const logger = options.logger;
+  let isClosing = false;
   server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    // Closing: a channel opened now would hold the server's close open forever.
+    if (isClosing) {
+      socket.destroy();
+      return;
+    }
     const refusal = refusalOf(request, options.isSecretValid);
     if (refusal !== undefined) {
       const body = JSON.stringify(refusal.toJSON());
@@ -81,6 +87,7 @@ export function attachReplicaChannel(server: Server, options: ReplicaChannelOpti
       return sockets.size;
     },
     closeAll() {
+      isClosing = true;
       for (const socket of sockets) socket.destroy();
       if (sockets.size > 0) logger.debug({ channels: sockets.size }, 'replication channels closed');
     },
