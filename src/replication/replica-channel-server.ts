@@ -140,6 +140,8 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
   const sendEpoch = (id: number): void => send(encodeAck(id, store.epoch));
 
   const onFrame = ({ type, id, payload }: Frame): void => {
+    // Cut off mid-chunk: stop reading the rest of it.
+    if (socket.destroyed) throw new FrameError('connection closed');
     try {
       if (type === FrameType.write) {
         const { node, records } = parseWritePayload(payload);
@@ -172,6 +174,7 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
     try {
       parser.push(chunk, onFrame);
     } catch (error) {
+      // cutOff logs once: a connection already cut off is not logged again.
       cutOff(error instanceof FrameError ? error.message : `unreadable input: ${String(error)}`);
       return;
     }

@@ -356,6 +356,22 @@ describe('replication channel bad input', () => {
     expect(store.stats().writeCalls).toBe(0);
   });
 
+  it('cuts off a peer that sends requests but does not read the answers', async () => {
+    const { port, logs, store, endpoint } = await startServer({ channel: { maxUnreadBytes: 64 * 1024 } });
+    const client = await RawClient.channel(port);
+    client.socket.pause();
+    // Each bad body is answered with an error frame ~8× its size: the answers pile up
+    // in the kernel's buffers, then in the server's, until the limit cuts the peer off.
+    const frame = encodeFrame(FrameType.write, 1, '{}');
+    client.socket.write(Buffer.concat(Array.from({ length: 100_000 }, () => frame)));
+    await vi.waitFor(
+      () => expect(logs.some((line) => line.reason === 'peer does not read its answers')).toBe(true),
+      { timeout: 10_000 },
+    );
+    expect(store.stats().writeCalls).toBe(0);
+    await expect(startTransport(endpoint).epoch()).resolves.toBe(store.epoch);
+  });
+
   it('closes a channel idle for idleTimeoutMs', async () => {
     const { port, logs } = await startServer({ channel: { idleTimeoutMs: 50 } });
     const client = await RawClient.channel(port);
