@@ -18,7 +18,7 @@ export interface MemoryReplicaStoreOptions {
   maxSessions?: number;
   /** Period of the sweep started by `start()` (default 1000). */
   sweepIntervalMs?: number;
-  /** Wall clock in ms (default `Date.now`). */
+  /** Wall clock in ms (default: the session store's, `Date.now()` read once per event-loop turn). */
   now?: () => number;
 }
 

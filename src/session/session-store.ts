@@ -12,6 +12,7 @@ import { StoreEntry } from './store-entry.js';
 import { BytesEstimate, StoreCounters } from './store-metrics.js';
 import { resolveStoreOptions } from './store-options.js';
 import { Sweeper, type SweepTarget } from './sweeper.js';
+import { turnClock } from './turn-clock.js';
 import { WriteQueue } from './write-queue.js';
 
 export type { SessionEntry, SessionState, SessionStoreOptions, StoreEvents, StoreMetrics };
@@ -35,7 +36,7 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   private readonly idleTimeoutMs: number;
   private readonly maxSessions: number;
   private readonly activeWindowMs: number;
-  /** The injected clock, or undefined for `Date.now` called directly (see `time`). */
+  /** The injected clock, or undefined for the shared once-per-turn clock (see `time`). */
   private readonly clock: (() => number) | undefined;
   private readonly sweeper: Sweeper;
   private readonly asyncWrites = new WriteQueue();
@@ -327,9 +328,12 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     }
   }
 
-  /** One clock read per operation; `Date.now()` called directly unless a clock was injected. */
+  /**
+   * One clock read per operation: the injected clock, else `turnClock`, which reads
+   * `Date.now()` once per event-loop turn (its comment gives the accuracy bound).
+   */
   private time(): number {
     const clock = this.clock;
-    return clock === undefined ? Date.now() : clock();
+    return clock === undefined ? turnClock.now() : clock();
   }
 }

@@ -25,7 +25,10 @@ export interface SessionStoreOptions {
   sweepIntervalMs?: number;
   /** Time box of one sweep slice; the sweep yields to the event loop between slices (default 2). */
   sweepSliceMs?: number;
-  /** Wall clock in ms (default `Date.now`). */
+  /**
+   * Wall clock in ms, read once per operation. Default: `Date.now()` read once per event-loop
+   * turn and cached for the rest of it (turn-clock.ts), so expiry is exact to one loop turn.
+   */
   now?: () => number;
 }
 

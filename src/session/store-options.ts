@@ -8,7 +8,7 @@ export interface ResolvedStoreOptions {
   readonly activeWindowMs: number;
   readonly sweepIntervalMs: number;
   readonly sweepSliceMs: number;
-  /** The injected clock; undefined means `Date.now`, called directly on the hot path. */
+  /** The injected clock; undefined means the shared once-per-turn clock (turn-clock.ts). */
   readonly now: (() => number) | undefined;
 }
 

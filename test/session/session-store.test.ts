@@ -6,10 +6,24 @@ import type { WriteQueue } from '../../src/session/write-queue.js';
 const IDLE_MS = 10_000;
 const ACTIVE_MS = 1_000;
 
-// setImmediate stays real: the sweep yields through it between slices.
-beforeEach(() => {
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Moves the fake clock on by `ms`, then lets the event loop turn. The store's default clock
+ * reads the time once per turn (turn-clock.ts), so, as in production, time moves for it
+ * between turns, never within one.
+ */
+async function advance(ms: number): Promise<void> {
+  vi.advanceTimersByTime(ms);
+  await nextTurn();
+}
+
+// setImmediate stays real: the sweep yields through it between slices, and the store's clock
+// refreshes through it once per turn.
+beforeEach(async () => {
   vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
   vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+  await nextTurn();
 });
 afterEach(() => {
   vi.restoreAllMocks();
@@ -38,10 +52,10 @@ describe('SessionStore', () => {
       expect(store.size).toBe(1);
     });
 
-    it('returns the live entry from get and refreshes its access time', () => {
+    it('returns the live entry from get and refreshes its access time', async () => {
       const store = createStore();
       const created = store.create('a', { count: 0 });
-      vi.advanceTimersByTime(500);
+      await advance(500);
       const entry = store.get('a');
       expect(entry).toBe(created);
       expect(entry?.lastAccessAt).toBe(Date.now());
@@ -51,21 +65,21 @@ describe('SessionStore', () => {
       expect(createStore().get('nope')).toBeUndefined();
     });
 
-    it('returns the existing entry, touched and unchanged, when creating a live id again', () => {
+    it('returns the existing entry, touched and unchanged, when creating a live id again', async () => {
       const store = createStore();
       const first = store.create('a', { count: 1 });
-      vi.advanceTimersByTime(500);
+      await advance(500);
       const second = store.create('a', { count: 99 });
       expect(second).toBe(first);
       expect(second).toMatchObject({ value: { count: 1 }, version: 1, lastAccessAt: Date.now() });
     });
 
-    it('replaces an expired entry when creating its id again', () => {
+    it('replaces an expired entry when creating its id again', async () => {
       const store = createStore();
       const expired = vi.fn();
       store.on('expired', expired);
       store.create('a', { count: 1 });
-      vi.advanceTimersByTime(IDLE_MS);
+      await advance(IDLE_MS);
       const entry = store.create('a', { count: 2 });
       expect(entry).toMatchObject({ value: { count: 2 }, version: 1 });
       expect(expired).toHaveBeenCalledTimes(1);
@@ -116,11 +130,11 @@ describe('SessionStore', () => {
       expect(createStore().delete('nope')).toBe(false);
     });
 
-    it('does not touch on peek', () => {
+    it('does not touch on peek', async () => {
       const store = createStore();
       store.create('a', { count: 0 });
       store.create('b', { count: 0 });
-      vi.advanceTimersByTime(500);
+      await advance(500);
       expect(store.peek('a')?.lastAccessAt).toBe(Date.now() - 500);
       expect(ids(store)).toEqual(['a', 'b']);
     });
@@ -145,12 +159,12 @@ describe('SessionStore', () => {
       ['has', (store: SessionStore<unknown>) => store.has('a'), false],
       ['touch', (store: SessionStore<unknown>) => store.touch('a'), false],
       ['delete', (store: SessionStore<unknown>) => store.delete('a'), false],
-    ])('expires an idle session passively on %s and emits expired', (_name, read, result) => {
+    ])('expires an idle session passively on %s and emits expired', async (_name, read, result) => {
       const store = createStore<unknown>();
       const expired = vi.fn();
       store.on('expired', expired);
       const entry = store.create('a', {});
-      vi.advanceTimersByTime(IDLE_MS);
+      await advance(IDLE_MS);
       expect(read(store)).toBe(result);
       expect(expired).toHaveBeenCalledWith(entry);
       expect(store.size).toBe(0);
@@ -159,10 +173,10 @@ describe('SessionStore', () => {
     it.each([
       [IDLE_MS - 1, true],
       [IDLE_MS, false],
-    ])('after %i ms idle the session is live: %s', (idleMs, isLive) => {
+    ])('after %i ms idle the session is live: %s', async (idleMs, isLive) => {
       const store = createStore();
       store.create('a', { count: 0 });
-      vi.advanceTimersByTime(idleMs);
+      await advance(idleMs);
       expect(store.has('a')).toBe(isLive);
     });
 
@@ -172,9 +186,9 @@ describe('SessionStore', () => {
       store.on('expired', (entry) => expired.push(entry.id));
       store.create('old-1', { count: 0 });
       store.create('old-2', { count: 0 });
-      vi.advanceTimersByTime(IDLE_MS / 2);
+      await advance(IDLE_MS / 2);
       store.create('new-1', { count: 0 });
-      vi.advanceTimersByTime(IDLE_MS / 2);
+      await advance(IDLE_MS / 2);
       expect(await store.sweep()).toBe(2);
       expect(expired).toEqual(['old-1', 'old-2']);
       expect(ids(store)).toEqual(['new-1']);
@@ -185,9 +199,9 @@ describe('SessionStore', () => {
       // Live sessions stay active, so the sweep has no active boundary to move past them either.
       const store = createStore<number>({ activeWindowMs: IDLE_MS });
       for (let i = 0; i < 10; i++) store.create(`old-${i}`, i);
-      vi.advanceTimersByTime(IDLE_MS / 2);
+      await advance(IDLE_MS / 2);
       for (let i = 0; i < 10_000; i++) store.create(`live-${i}`, i);
-      vi.advanceTimersByTime(IDLE_MS / 2);
+      await advance(IDLE_MS / 2);
       const reads = vi.spyOn(StoreEntry.prototype, 'lastAccessAt', 'get');
       expect(await store.sweep()).toBe(10);
       // A couple of reads per expired entry + the live one it stops at: nowhere near 10 000.
@@ -198,7 +212,7 @@ describe('SessionStore', () => {
     it('yields to the event loop between sweep slices', async () => {
       const store = createStore<number>({ sweepSliceMs: 0 });
       for (let i = 0; i < 1000; i++) store.create(`s-${i}`, i);
-      vi.advanceTimersByTime(IDLE_MS);
+      await advance(IDLE_MS);
       let sizeSeenBetweenSlices = -1;
       setImmediate(() => (sizeSeenBetweenSlices = store.size));
       expect(await store.sweep()).toBe(1000);
@@ -210,9 +224,9 @@ describe('SessionStore', () => {
       const store = createStore<number>({ sweepSliceMs: 0 });
       for (let ms = 0; ms < 10; ms++) {
         for (let i = 0; i < 100; i++) store.create(`s-${ms}-${i}`, i);
-        vi.advanceTimersByTime(1);
+        await advance(1);
       }
-      vi.advanceTimersByTime(ACTIVE_MS);
+      await advance(ACTIVE_MS);
       let yields = 0;
       let sweeping = true;
       const count = (): void => {
@@ -231,9 +245,9 @@ describe('SessionStore', () => {
       const store = createStore();
       store.create('a', { count: 0 });
       store.create('b', { count: 0 });
-      vi.advanceTimersByTime(IDLE_MS - 1);
+      await advance(IDLE_MS - 1);
       store.touch('a');
-      vi.advanceTimersByTime(1);
+      await advance(1);
       expect(await store.sweep()).toBe(1);
       expect(ids(store)).toEqual(['a']);
     });
@@ -241,21 +255,21 @@ describe('SessionStore', () => {
     it('joins a sweep already in progress', async () => {
       const store = createStore<number>({ sweepSliceMs: 0 });
       for (let i = 0; i < 500; i++) store.create(`s-${i}`, i);
-      vi.advanceTimersByTime(IDLE_MS);
+      await advance(IDLE_MS);
       const first = store.sweep();
       expect(store.sweep()).toBe(first);
       expect(await first).toBe(500);
     });
 
-    it('lists live entries least recently used first, skipping expired ones', () => {
+    it('lists live entries least recently used first, skipping expired ones', async () => {
       const store = createStore();
       store.create('a', { count: 0 });
-      vi.advanceTimersByTime(1);
+      await advance(1);
       store.create('b', { count: 0 });
       store.create('c', { count: 0 });
       store.touch('b');
       expect(ids(store)).toEqual(['a', 'c', 'b']);
-      vi.advanceTimersByTime(IDLE_MS - 1);
+      await advance(IDLE_MS - 1);
       expect(ids(store)).toEqual(['c', 'b']);
     });
 
@@ -416,30 +430,30 @@ describe('SessionStore', () => {
       const store = createStore();
       store.create('new', { count: 0 });
       store.put('copy', { count: 0 }, 5, Date.now() - (IDLE_MS - 100));
-      vi.advanceTimersByTime(100);
+      await advance(100);
       expect(await store.sweep()).toBe(1);
       expect(ids(store)).toEqual(['new']);
     });
 
-    it('places a put copy in access order among existing sessions', () => {
+    it('places a put copy in access order among existing sessions', async () => {
       const store = createStore();
       store.create('a', { count: 0 });
-      vi.advanceTimersByTime(100);
+      await advance(100);
       store.create('c', { count: 0 });
-      vi.advanceTimersByTime(100);
+      await advance(100);
       store.put('b', { count: 0 }, 1, Date.now() - 150);
       expect(ids(store)).toEqual(['a', 'b', 'c']);
     });
   });
 
   describe('maxSessions', () => {
-    it('evicts the least recently used idle session to make room and emits evicted', () => {
+    it('evicts the least recently used idle session to make room and emits evicted', async () => {
       const store = createStore({ maxSessions: 2 });
       const evicted = vi.fn();
       store.on('evicted', evicted);
       const oldest = store.create('a', { count: 0 });
       store.create('b', { count: 0 });
-      vi.advanceTimersByTime(ACTIVE_MS);
+      await advance(ACTIVE_MS);
       store.touch('b');
       store.create('c', { count: 0 });
       expect(evicted).toHaveBeenCalledWith(oldest);
@@ -457,10 +471,10 @@ describe('SessionStore', () => {
       expect(ids(store)).toEqual(['a', 'b']);
     });
 
-    it('expires rather than evicts an expired least recently used session', () => {
+    it('expires rather than evicts an expired least recently used session', async () => {
       const store = createStore({ maxSessions: 1 });
       store.create('a', { count: 0 });
-      vi.advanceTimersByTime(IDLE_MS);
+      await advance(IDLE_MS);
       store.create('b', { count: 0 });
       expect(store.metrics()).toMatchObject({ expiredTotal: 1, evictedTotal: 0 });
     });
@@ -473,23 +487,23 @@ describe('SessionStore', () => {
       [ACTIVE_MS, 'idle'],
       [IDLE_MS - 1, 'idle'],
       [IDLE_MS, 'expired'],
-    ])('after %i ms the state is %s', (elapsedMs, state) => {
+    ])('after %i ms the state is %s', async (elapsedMs, state) => {
       const store = createStore();
       const entry = store.create('a', { count: 0 });
-      vi.advanceTimersByTime(elapsedMs);
+      await advance(elapsedMs);
       expect(store.stateOf(entry)).toBe(state);
     });
 
-    it('counts active and idle sessions as time passes', () => {
+    it('counts active and idle sessions as time passes', async () => {
       const store = createStore();
       store.create('a', { count: 0 });
       store.create('b', { count: 0 });
-      vi.advanceTimersByTime(ACTIVE_MS);
+      await advance(ACTIVE_MS);
       store.create('c', { count: 0 });
       expect(store.metrics()).toMatchObject({ total: 3, active: 1, idle: 2 });
       store.touch('a');
       expect(store.metrics()).toMatchObject({ total: 3, active: 2, idle: 1 });
-      vi.advanceTimersByTime(ACTIVE_MS);
+      await advance(ACTIVE_MS);
       expect(store.metrics()).toMatchObject({ total: 3, active: 0, idle: 3 });
     });
 
@@ -511,7 +525,7 @@ describe('SessionStore', () => {
             else if (op === 2) store.delete(id);
             else if (op === 3) store.put(id, step, step + 1, Date.now() - random(2000));
             else if (op === 4) store.update(id, () => step);
-            else if (op === 5) vi.advanceTimersByTime(random(400));
+            else if (op === 5) await advance(random(400));
             else await store.sweep();
           } catch (error) {
             expect((error as { code?: string }).code).toMatch(
@@ -530,11 +544,11 @@ describe('SessionStore', () => {
     it('reports sweep, expiry and size metrics', async () => {
       const store = createStore<{ values: { count: number }; children: object }>();
       for (let i = 0; i < 4; i++) store.create(`s-${i}`, { values: { count: i }, children: {} });
-      vi.advanceTimersByTime(IDLE_MS);
+      await advance(IDLE_MS);
       store.create('live', { values: { count: 0 }, children: {} });
       await store.sweep();
       // Rates cover the last closed window of at least one second.
-      vi.advanceTimersByTime(1000);
+      await advance(1000);
       const metrics = store.metrics();
       expect(metrics).toMatchObject({ total: 1, active: 0, idle: 1, expiredTotal: 4, sweepRuns: 1 });
       expect(metrics.expiredPerSec).toBe(4);
@@ -542,6 +556,30 @@ describe('SessionStore', () => {
       expect(metrics.longestSweepSliceMs).toBeGreaterThanOrEqual(0);
       expect(metrics.lastSweepMs).toBeGreaterThanOrEqual(0);
       expect(metrics.bytesPerSession).toBeGreaterThan(100);
+    });
+  });
+
+  describe('clock', () => {
+    it('reads the time once per turn by default: it moves between turns, not within one', async () => {
+      const store = createStore();
+      const entry = store.create('a', { count: 0 });
+      vi.advanceTimersByTime(IDLE_MS);
+      // Same turn: the store still sees the time of its first read in this turn.
+      expect(store.stateOf(entry)).toBe('active');
+      await nextTurn();
+      expect(store.stateOf(entry)).toBe('expired');
+      expect(store.get('a')).toBeUndefined();
+    });
+
+    it('reads an injected clock on every operation', () => {
+      let now = 1_000;
+      const store = createStore({ now: () => now });
+      const entry = store.create('a', { count: 0 });
+      expect(entry.lastAccessAt).toBe(1_000);
+      now += IDLE_MS - 1;
+      expect(store.get('a')?.lastAccessAt).toBe(now);
+      now += IDLE_MS;
+      expect(store.get('a')).toBeUndefined();
     });
   });
 
