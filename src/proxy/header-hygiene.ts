@@ -88,7 +88,8 @@ export interface RequestHead {
  * The same hygiene as sanitizeRequestHeaders, for a plain (non-upgrade) request, done on
  * `req.rawHeaders` while building the flat header array the forwarder sends: Node never
  * builds the `req.headers` object, and nothing is deleted from one (the CPU profile showed
- * both). The last pair is `sessionHeader` with an empty value; see setSessionHeader.
+ * both). Transfer-Encoding and Expect are not forwarded: the forwarder frames the body
+ * itself. The last pair is `sessionHeader` with an empty value; see setSessionHeader.
  */
 export function readRequestHead(
   raw: readonly string[],
@@ -124,9 +125,14 @@ export function readRequestHead(
           hostCount++;
         }
         break;
-      case 6:
-        if (name.toLowerCase() === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      case 6: {
+        const lower = name.toLowerCase();
+        if (lower === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+        // `Expect: 100-continue` was answered by our server already (Node sends the 100); the
+        // body follows on its own. (Any other expectation got Node's 417 before reaching us.)
+        else if (lower === 'expect') continue;
         break;
+      }
       case 9:
         if (!isTrustedPeer && name.toLowerCase() === 'forwarded') continue;
         break;
@@ -154,8 +160,12 @@ export function readRequestHead(
       }
       case 17: {
         const lower = name.toLowerCase();
-        if (lower === 'transfer-encoding') hasBody = hasFraming = true;
-        else if (lower === 'x-forwarded-proto') {
+        if (lower === 'transfer-encoding') {
+          // Hop-by-hop framing (RFC 9112 §6.1): the forwarder frames the body itself, chunked
+          // (undici refuses to be handed the header). Only `chunked` last gets here (Node's parser).
+          hasBody = hasFraming = true;
+          continue;
+        } else if (lower === 'x-forwarded-proto') {
           if (isTrustedPeer) priorProto = priorProto === undefined ? value : `${priorProto}, ${value}`;
           continue;
         }

@@ -1,29 +1,21 @@
-import {
-  Agent,
-  createServer,
-  request,
-  type ClientRequest,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { upstreamTargetOf } from '../../src/nodes/index.js';
+import { closeUpstreamTarget, upstreamTargetOf, type UpstreamTarget } from '../../src/nodes/index.js';
 import { readRequestHead, setSessionHeader } from '../../src/proxy/header-hygiene.js';
 import { UpstreamForwarder, type ForwardHooks } from '../../src/proxy/upstream-forwarder.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 const servers: Server[] = [];
-const agent = new Agent({ keepAlive: true, scheduling: 'lifo' });
+const targets: UpstreamTarget[] = [];
 
 afterEach(async () => {
+  for (const target of targets.splice(0)) closeUpstreamTarget(target);
   for (const server of servers.splice(0)) {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
-  agent.destroy();
 });
 
 async function listen(handler: Handler): Promise<string> {
@@ -42,7 +34,7 @@ interface Seen {
 /** A proxy made of the forwarder alone, in front of `nodeUrl`. */
 async function proxyTo(
   nodeUrl: string,
-  options: { timeoutMs?: number; cookie?: string; agent?: Agent } = {},
+  options: { timeoutMs?: number; cookie?: string } = {},
 ): Promise<{ url: string; seen: Seen }> {
   const seen: Seen = { sessionUsed: undefined, errors: [], truncated: 0 };
   const hooks: ForwardHooks = {
@@ -57,12 +49,9 @@ async function proxyTo(
     },
     onTruncated: () => seen.truncated++,
   };
-  const forwarder = new UpstreamForwarder(hooks, { timeoutMs: options.timeoutMs ?? 5000 }, function onTimeout(
-    this: ClientRequest,
-  ) {
-    this.destroy(Object.assign(new Error('upstream timeout'), { code: 'SLB_TEST_TIMEOUT' }));
-  });
-  const target = upstreamTargetOf(nodeUrl, options.agent ?? agent);
+  const forwarder = new UpstreamForwarder(hooks, { timeoutMs: options.timeoutMs ?? 5000 });
+  const target = upstreamTargetOf(nodeUrl);
+  targets.push(target);
   const url = await listen((req, res) => {
     const head = readRequestHead(req.rawHeaders, '127.0.0.1', false, false, 'x-stickylb-session');
     setSessionHeader(head, 'id-1');
@@ -204,7 +193,7 @@ describe('UpstreamForwarder', () => {
     const { url, seen } = await proxyTo(node, { timeoutMs: 100 });
     const answer = await send(url);
     expect(answer.status).toBe(502);
-    expect((seen.errors[0] as NodeJS.ErrnoException).code).toBe('SLB_TEST_TIMEOUT');
+    expect((seen.errors[0] as NodeJS.ErrnoException).code).toBe('SLB_UPSTREAM_TIMEOUT');
   });
 
   it('keeps the upstream timeout on a pooled socket whose node hinted a shorter keep-alive', async () => {
@@ -216,13 +205,10 @@ describe('UpstreamForwarder', () => {
       if (calls === 1) answer();
       else setTimeout(answer, 1500);
     });
-    // An agent whose timeout equals the request's: Node then leaves the socket at the hint.
-    const hinted = new Agent({ keepAlive: true, timeout: 5000 });
-    const { url, seen } = await proxyTo(node, { timeoutMs: 5000, agent: hinted });
+    const { url, seen } = await proxyTo(node, { timeoutMs: 5000 });
     expect((await send(url)).status).toBe(200);
     expect((await send(url)).status).toBe(200);
     expect(seen.errors).toEqual([]);
-    hinted.destroy();
   });
 
   it('cuts the client connection when the node dies mid-answer', async () => {
