@@ -285,17 +285,25 @@ export class ProxyServer {
     let node: ProxyNode;
     try {
       node = await this.#moveOrPick(decision, decision.fromNodeId);
+      // The body kept flowing into the replay buffer while the session moved: it is sent
+      // from there, whole (streaming it now would miss what arrived meanwhile).
+      if (req[kBody] !== undefined && !req.complete) await once(req, 'end');
     } catch (error) {
       this.#refuse(res, error);
       return;
     }
     if (res.destroyed) return;
+    const body = req[kBody];
+    if (body === null) {
+      sendError(res, toClientError(new Error('request body too large to hold while its session moved')));
+      return;
+    }
     this.#options.router.reroute(decision, node);
     res[kAttempts] = 1;
     node.inFlight++;
     const head = req[kHead] as RequestHead;
     setSessionHeader(head, decision.sessionId);
-    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head);
+    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head, body);
   }
 
   /** The node a request goes to instead of `fromNodeId`: its session's new node, or any node for a new session. */

@@ -73,6 +73,11 @@ function sendRaw(url: string, text: string): Promise<string> {
   });
 }
 
+/** Polls `condition` every `intervalMs` until it holds (the test's own timeout bounds it). */
+async function waitUntil(condition: () => boolean, intervalMs = 20): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, intervalMs));
+}
+
 function send(
   url: string,
   options: { method?: string; headers?: Record<string, string>; body?: string[]; path?: string } = {},
@@ -140,6 +145,87 @@ describe('UpstreamForwarder', () => {
     expect(answer.status).toBe(200);
     expect(answer.body.length).toBe('one,two'.length + big.length);
     expect(answer.body.startsWith('one,twox')).toBe(true);
+  });
+
+  it("re-frames a chunked request body itself: the client's Transfer-Encoding line is not forwarded", async () => {
+    const node = await listen((req, res) => {
+      let received = '';
+      req.setEncoding('latin1');
+      req.on('data', (chunk: string) => (received += chunk));
+      req.on('end', () => res.end(`${req.rawHeaders.join('|')}\n${received}`));
+    });
+    const { url } = await proxyTo(node);
+    const reply = await sendRaw(
+      url,
+      'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+        '4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n',
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    const [headers = '', body] = reply.slice(reply.indexOf('\r\n\r\n') + 4).split('\n');
+    expect(body).toBe('one,two');
+    // One framing header: ours (lower case), never the client's line forwarded as well.
+    expect(headers.match(/transfer-encoding/gi)).toEqual(['transfer-encoding']);
+  });
+
+  it('answers Expect: 100-continue itself and forwards the body without the Expect line', async () => {
+    const node = await listen((req, res) => {
+      let received = '';
+      req.setEncoding('latin1');
+      req.on('data', (chunk: string) => (received += chunk));
+      req.on('end', () => res.end(`expect=${req.headers.expect} body=${received}`));
+    });
+    const { url } = await proxyTo(node);
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.setEncoding('latin1');
+    let reply = '';
+    let isBodySent = false;
+    socket.on('data', (chunk: string) => {
+      reply += chunk;
+      // The body goes only once the proxy said to go on (no FIN: that would abort the request).
+      if (reply.startsWith('HTTP/1.1 100') && !isBodySent) {
+        isBodySent = true;
+        socket.write('hello');
+      }
+    });
+    socket.write(
+      'POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n',
+    );
+    await new Promise((resolve) => socket.on('close', resolve));
+    expect(reply).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200/);
+    expect(reply.endsWith('expect=undefined body=hello')).toBe(true);
+  });
+
+  it('holds a large request body back while the node does not read it (no buffering in the proxy)', async () => {
+    const size = 48 * 1024 * 1024;
+    let nodeReq: IncomingMessage | undefined;
+    const node = await listen((req, res) => {
+      nodeReq = req;
+      req.pause();
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      req.on('end', () => res.end(`bytes=${bytes}`));
+    });
+    const { url } = await proxyTo(node);
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.setEncoding('latin1');
+    let reply = '';
+    socket.on('data', (chunk: string) => (reply += chunk));
+    socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\nConnection: close\r\n\r\n`);
+    socket.write(Buffer.alloc(size, 97));
+    await waitUntil(() => nodeReq !== undefined);
+    // Settled: the client's unsent bytes stop shrinking once every buffer on the way is full.
+    let unsent = -1;
+    await waitUntil(() => {
+      const settled = socket.writableLength === unsent;
+      unsent = socket.writableLength;
+      return settled;
+    }, 200);
+    // Socket buffers on the way hold a few MB at most; the proxy took no more than they do.
+    expect(socket.writableLength).toBeGreaterThan(size / 2);
+    nodeReq?.resume();
+    await new Promise((resolve) => socket.on('close', resolve));
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply.endsWith(`bytes=${size}`)).toBe(true);
   });
 
   it('answers HEAD and 204 without a body', async () => {

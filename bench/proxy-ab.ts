@@ -1,0 +1,104 @@
+/**
+ * bench/proxy-ab: this build's proxy against another build's, side by side in front of the
+ * same nodes: two `proxy.workers: 1` stickylb processes (the routing-only proxy bench/proxy
+ * measures), interleaved rounds (order alternated), GET and POST /api/counter with 50
+ * connections each its own session. Per round: req/s and the proxy process's CPU per
+ * response; printed as medians and medians of per-round ratios (this ÷ other).
+ *
+ *   npm run build && BENCH_BASE_CLI=/path/to/old/dist/src/cli.js node dist/bench/proxy-ab.js [rounds] [seconds]
+ *
+ * Not a results file: a quick A/B for a change under way, on whatever load the box has.
+ */
+import os from 'node:os';
+import { cpuTimesMs, median } from './common.js';
+import { runLoad } from './load.js';
+import { createSessions } from './proxy.js';
+import { StickyCluster } from './sticky-cluster.js';
+
+interface Sample {
+  round: number;
+  requestsPerSec: number;
+  cpuUsPerRequest: number;
+  errors: number;
+}
+
+const baseCli = process.env.BENCH_BASE_CLI;
+if (baseCli === undefined || baseCli === '')
+  throw new Error('set BENCH_BASE_CLI to the other build’s dist/src/cli.js');
+const rounds = Number(process.argv[2] ?? 6);
+const seconds = Number(process.argv[3] ?? 4);
+const load = (): string =>
+  os
+    .loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' / ');
+
+const cluster = await StickyCluster.start({ label: 'ab' });
+try {
+  const candidates = {
+    new: await cluster.startExtraProxy('new', { workers: 1 }),
+    old: await cluster.startExtraProxy('old', { workers: 1 }, [], baseCli),
+  };
+  const tally = {};
+  const targets = await Promise.all(
+    (['new', 'old'] as const).map(async (name) => ({
+      name,
+      pid: candidates[name].process.child.pid as number,
+      url: candidates[name].url,
+      sessions: await createSessions(
+        { name: 'stickylb1', url: candidates[name].url, process: undefined },
+        50,
+        tally,
+      ),
+    })),
+  );
+  console.log(`load average at start ${load()}; ${rounds} rounds × ${seconds} s, 1 s warm-up per target`);
+  for (const method of ['GET', 'POST'] as const) {
+    const samples: Record<string, Sample[]> = { new: [], old: [] };
+    for (const target of targets) {
+      await runLoad({
+        url: `${target.url}/api/counter`,
+        method,
+        sessions: target.sessions,
+        connections: 50,
+        durationSec: 1,
+      });
+    }
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      for (const target of order) {
+        const before = cpuTimesMs({ proxy: target.pid }).proxy as number;
+        const sample = await runLoad({
+          url: `${target.url}/api/counter`,
+          method,
+          sessions: target.sessions,
+          connections: 50,
+          durationSec: seconds,
+        });
+        const cpuMs = (cpuTimesMs({ proxy: target.pid }).proxy as number) - before;
+        samples[target.name]?.push({
+          round,
+          requestsPerSec: sample.requestsPerSec,
+          cpuUsPerRequest: (cpuMs * 1000) / Math.max(1, sample.requests),
+          errors: sample.errors + sample.non2xx,
+        });
+      }
+    }
+    const ratio = (key: 'requestsPerSec' | 'cpuUsPerRequest'): number =>
+      median(samples.new?.map((sample, index) => sample[key] / (samples.old?.[index]?.[key] ?? NaN)) ?? []);
+    for (const name of ['new', 'old']) {
+      const list = samples[name] ?? [];
+      console.log(
+        `${method} ${name}: ${median(list.map((s) => s.requestsPerSec)).toFixed(0)} req/s, ` +
+          `${median(list.map((s) => s.cpuUsPerRequest)).toFixed(1)} µs/req CPU, errors ${list.reduce((n, s) => n + s.errors, 0)} ` +
+          `(rounds: ${list.map((s) => s.cpuUsPerRequest.toFixed(0)).join(' ')})`,
+      );
+    }
+    console.log(
+      `${method} new ÷ old: req/s ${ratio('requestsPerSec').toFixed(2)}×, CPU/req ${ratio('cpuUsPerRequest').toFixed(2)}× (load now ${load()})`,
+    );
+  }
+  await Promise.all([candidates.new.process.stop(), candidates.old.process.stop()]);
+} finally {
+  await cluster.close();
+}
