@@ -7,6 +7,8 @@
  *
  *   npm run build && BENCH_BASE_CLI=/path/to/old/dist/src/cli.js node dist/bench/proxy-ab.js [rounds] [seconds]
  *
+ * BENCH_BODY_BYTES=N adds a third workload: POST with an N-byte JSON body (streamed to the node).
+ *
  * Not a results file: a quick A/B for a change under way, on whatever load the box has.
  */
 import os from 'node:os';
@@ -53,12 +55,20 @@ try {
     })),
   );
   console.log(`load average at start ${load()}; ${rounds} rounds × ${seconds} s, 1 s warm-up per target`);
-  for (const method of ['GET', 'POST'] as const) {
+  const bodyBytes = Number(process.env.BENCH_BODY_BYTES ?? 0);
+  const body = bodyBytes > 0 ? JSON.stringify({ pad: 'x'.repeat(Math.max(0, bodyBytes - 10)) }) : undefined;
+  const workloads = [
+    { label: 'GET', method: 'GET' as const, body: undefined },
+    { label: 'POST', method: 'POST' as const, body: undefined },
+    ...(body !== undefined ? [{ label: `POST ${body.length} B body`, method: 'POST' as const, body }] : []),
+  ];
+  for (const { label, method, body: requestBody } of workloads) {
     const samples: Record<string, Sample[]> = { new: [], old: [] };
     for (const target of targets) {
       await runLoad({
         url: `${target.url}/api/counter`,
         method,
+        body: requestBody,
         sessions: target.sessions,
         connections: 50,
         durationSec: 1,
@@ -71,6 +81,7 @@ try {
         const sample = await runLoad({
           url: `${target.url}/api/counter`,
           method,
+          body: requestBody,
           sessions: target.sessions,
           connections: 50,
           durationSec: seconds,
@@ -89,13 +100,13 @@ try {
     for (const name of ['new', 'old']) {
       const list = samples[name] ?? [];
       console.log(
-        `${method} ${name}: ${median(list.map((s) => s.requestsPerSec)).toFixed(0)} req/s, ` +
+        `${label} ${name}: ${median(list.map((s) => s.requestsPerSec)).toFixed(0)} req/s, ` +
           `${median(list.map((s) => s.cpuUsPerRequest)).toFixed(1)} µs/req CPU, errors ${list.reduce((n, s) => n + s.errors, 0)} ` +
           `(rounds: ${list.map((s) => s.cpuUsPerRequest.toFixed(0)).join(' ')})`,
       );
     }
     console.log(
-      `${method} new ÷ old: req/s ${ratio('requestsPerSec').toFixed(2)}×, CPU/req ${ratio('cpuUsPerRequest').toFixed(2)}× (load now ${load()})`,
+      `${label} new ÷ old: req/s ${ratio('requestsPerSec').toFixed(2)}×, CPU/req ${ratio('cpuUsPerRequest').toFixed(2)}× (load now ${load()})`,
     );
   }
   await Promise.all([candidates.new.process.stop(), candidates.old.process.stop()]);
