@@ -142,7 +142,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
       return;
     }
     const mapped = TIMEOUT_CODES.has(code) ? new UpstreamTimeoutError(this.#timeoutMs) : error;
-    this.#hooks.onError(mapped, res.req, res);
+    try {
+      this.#hooks.onError(mapped, res.req, res);
+    } catch {
+      // undici re-emits a handler's throw as an 'error' on its client, which nobody listens
+      // to: the process would exit. The client's connection is cut instead.
+      res.destroy();
+    }
   }
 
   /** The client's socket drained: let the node's answer flow again. */
