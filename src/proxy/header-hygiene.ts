@@ -221,9 +221,10 @@ const TOO_MANY_HEADERS = new HeadersTooLargeError();
  * already refuses ambiguous framing (CL+TE, two Content-Length, bare LF, obs-fold…); this
  * adds what it lets through: more than `maxHeaderCount` header lines (Node would silently
  * drop the rest), no Host or several (RFC 9112 §3.2: 400), a Host that is not an authority,
- * and an absolute-form target whose authority disagrees with Host — the node would route by
- * one and we by the other. Only the request line and raw header lines are read (`req.headers`,
- * which Node builds on first use, stays unbuilt on the plain path): one pass.
+ * an absolute-form target whose authority disagrees with Host — the node would route by
+ * one and we by the other — and the asterisk form (`OPTIONS *`). Only the request line and
+ * raw header lines are read (`req.headers`, which Node builds on first use, stays unbuilt on
+ * the plain path): one pass.
  */
 export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): StickyError | undefined {
   const raw = req.rawHeaders;
@@ -263,7 +264,10 @@ function checkHead(
   }
   if (host === undefined || !HOST_VALUE.test(host)) return new BadRequestError('malformed Host header');
   const url = req.url ?? '/';
-  if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+  // `OPTIONS *` asks about a server, not a resource (RFC 9110 §9.3.7); the upstream client
+  // (undici) cannot send it, so it is refused here with a clear answer, as nginx does.
+  if (url === '*') return new BadRequestError('asterisk-form request target (OPTIONS *) is not forwarded');
+  if (url.charCodeAt(0) !== 47 /* / */) {
     // Absolute form (RFC 9112 §3.2.2): only http(s), and its authority must be the Host we route by.
     let target: URL;
     try {
