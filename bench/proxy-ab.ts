@@ -8,11 +8,13 @@
  *   npm run build && BENCH_BASE_CLI=/path/to/old/dist/src/cli.js node dist/bench/proxy-ab.js [rounds] [seconds]
  *
  * BENCH_BODY_BYTES=N adds a third workload: POST with an N-byte JSON body (streamed to the node).
+ * The bare http-proxy floor (bench/bare-proxy) runs in the same rounds, for the ratio to it.
  *
  * Not a results file: a quick A/B for a change under way, on whatever load the box has.
  */
 import os from 'node:os';
-import { cpuTimesMs, median } from './common.js';
+import { join } from 'node:path';
+import { BenchProcess, cpuTimesMs, findRepoRoot, freePort, median, waitForHttp } from './common.js';
 import { runLoad } from './load.js';
 import { createSessions } from './proxy.js';
 import { StickyCluster } from './sticky-cluster.js';
@@ -37,18 +39,26 @@ const load = (): string =>
 
 const cluster = await StickyCluster.start({ label: 'ab' });
 try {
+  const barePort = await freePort();
+  const bare = new BenchProcess('bare http-proxy', process.execPath, [
+    join(findRepoRoot(), 'dist', 'bench', 'bare-proxy.js'),
+    String(barePort),
+    ...cluster.nodeUrls,
+  ]);
+  await waitForHttp('bare http-proxy', `http://127.0.0.1:${barePort}/health`, bare);
   const candidates = {
     new: await cluster.startExtraProxy('new', { workers: 1 }),
     old: await cluster.startExtraProxy('old', { workers: 1 }, [], baseCli),
+    bare: { process: bare, url: `http://127.0.0.1:${barePort}` },
   };
   const tally = {};
   const targets = await Promise.all(
-    (['new', 'old'] as const).map(async (name) => ({
+    (['new', 'old', 'bare'] as const).map(async (name) => ({
       name,
       pid: candidates[name].process.child.pid as number,
       url: candidates[name].url,
       sessions: await createSessions(
-        { name: 'stickylb1', url: candidates[name].url, process: undefined },
+        { name: name === 'bare' ? 'bare' : 'stickylb1', url: candidates[name].url, process: undefined },
         50,
         tally,
       ),
@@ -63,7 +73,7 @@ try {
     ...(body !== undefined ? [{ label: `POST ${body.length} B body`, method: 'POST' as const, body }] : []),
   ];
   for (const { label, method, body: requestBody } of workloads) {
-    const samples: Record<string, Sample[]> = { new: [], old: [] };
+    const samples: Record<string, Sample[]> = { new: [], old: [], bare: [] };
     for (const target of targets) {
       await runLoad({
         url: `${target.url}/api/counter`,
@@ -75,7 +85,7 @@ try {
       });
     }
     for (let round = 0; round < rounds; round++) {
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      const order = [...targets.slice(round % 3), ...targets.slice(0, round % 3)];
       for (const target of order) {
         const before = cpuTimesMs({ proxy: target.pid }).proxy as number;
         const sample = await runLoad({
@@ -95,9 +105,11 @@ try {
         });
       }
     }
-    const ratio = (key: 'requestsPerSec' | 'cpuUsPerRequest'): number =>
-      median(samples.new?.map((sample, index) => sample[key] / (samples.old?.[index]?.[key] ?? NaN)) ?? []);
-    for (const name of ['new', 'old']) {
+    const ratio = (key: 'requestsPerSec' | 'cpuUsPerRequest', a: string, b: string): string =>
+      median(
+        samples[a]?.map((sample, index) => sample[key] / (samples[b]?.[index]?.[key] ?? NaN)) ?? [],
+      ).toFixed(2);
+    for (const name of ['new', 'old', 'bare']) {
       const list = samples[name] ?? [];
       console.log(
         `${label} ${name}: ${median(list.map((s) => s.requestsPerSec)).toFixed(0)} req/s, ` +
@@ -105,11 +117,19 @@ try {
           `(rounds: ${list.map((s) => s.cpuUsPerRequest.toFixed(0)).join(' ')})`,
       );
     }
-    console.log(
-      `${label} new ÷ old: req/s ${ratio('requestsPerSec').toFixed(2)}×, CPU/req ${ratio('cpuUsPerRequest').toFixed(2)}× (load now ${load()})`,
-    );
+    for (const [a, b] of [
+      ['new', 'old'],
+      ['new', 'bare'],
+      ['old', 'bare'],
+    ]) {
+      console.log(
+        `${label} ${a} ÷ ${b}: req/s ${ratio('requestsPerSec', a as string, b as string)}×, ` +
+          `CPU/req ${ratio('cpuUsPerRequest', a as string, b as string)}×`,
+      );
+    }
+    console.log(`(load now ${load()})`);
   }
-  await Promise.all([candidates.new.process.stop(), candidates.old.process.stop()]);
+  await Promise.all([candidates.new.process.stop(), candidates.old.process.stop(), bare.stop()]);
 } finally {
   await cluster.close();
 }
