@@ -14,6 +14,8 @@ export interface LoadOptions {
   sessions: Array<Record<string, string>>;
   connections: number;
   durationSec: number;
+  /** A request body (POST); unset: a body-less POST with `Content-Length: 0`. */
+  body?: string;
 }
 
 export interface LoadSample {
@@ -39,7 +41,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadSample> {
     duration: options.durationSec,
     timeout: 10,
     // What a browser's fetch sends for a body-less POST.
-    headers: options.method === 'POST' ? { 'content-length': '0' } : {},
+    headers:
+      options.body !== undefined
+        ? { 'content-type': 'application/json' }
+        : options.method === 'POST'
+          ? { 'content-length': '0' }
+          : {},
+    ...(options.body !== undefined ? { body: options.body } : {}),
     setupClient: (client) => client.setHeaders(sessions[nextClient++ % sessions.length] ?? {}),
   });
   instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTimeMs: number) => {

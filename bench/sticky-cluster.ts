@@ -176,6 +176,8 @@ export class StickyCluster {
     proxy: Record<string, unknown>,
     /** Node flags of the proxy process (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
     nodeFlags: string[] = [],
+    /** The CLI to run: another build's `dist/src/cli.js` for an old-vs-new comparison. */
+    cli = CLI,
   ): Promise<{ process: BenchProcess; url: string }> {
     const [port, adminPort, replicationPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const base = parseConfigFile(this.configFile);
@@ -188,7 +190,7 @@ export class StickyCluster {
     const child = new BenchProcess(
       label,
       process.execPath,
-      [...nodeFlags, CLI, 'proxy', '--config', configFile],
+      [...nodeFlags, cli, 'proxy', '--config', configFile],
       { cwd: dirname(configFile) },
     );
     try {

@@ -310,6 +310,7 @@ export class StickyLb implements AdminControl {
     await this.replicas.close();
     this.affinity.stop();
     this.#clientIps?.stop();
+    this.registry.close();
     this.agent.destroy();
   }
 

@@ -1,4 +1,5 @@
 export { NodeRegistry, type NodeRegistryEvents } from './node-registry.js';
 export { ProxyNode, type NodeState } from './proxy-node.js';
 export { LocalNodes, isLocalNode, EXIT_WITH_PARENT_ENV } from './local-nodes.js';
-export { upstreamTargetOf, type UpstreamTarget } from './upstream-target.js';
+export { closeUpstreamTarget, upstreamTargetOf, type UpstreamTarget } from './upstream-target.js';
+export { isReusedSocketError } from './upstream-pool.js';

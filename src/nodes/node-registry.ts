@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:http';
 import type { NodeConfig } from '../config/index.js';
 import { ProxyNode, type NodeState } from './proxy-node.js';
+import { closeUpstreamTarget } from './upstream-target.js';
 
 export type NodeRegistryEvents = {
   /** A node's state (up / down / draining) changed. */
@@ -56,12 +57,16 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     node.isHealthy = isHealthy;
     // Pooled sockets to a dead node would fail the next requests with an ambiguous reset (not
     // replayable for POST); a fresh connection is refused cleanly and replayed.
-    if (!isHealthy) this.#dropIdleSockets(node);
+    if (!isHealthy) {
+      node.renewUpstream();
+      this.#dropIdleSockets(node);
+    }
     this.#refresh();
     this.emit('state', node, previous);
     return true;
   }
 
+  /** WebSocket upgrades still go through the shared agent (http-proxy): its idle sockets too. */
   #dropIdleSockets(node: ProxyNode): void {
     const { hostname, port } = new URL(node.url);
     const name = this.#agent.getName({ host: hostname, port: Number(port) || 80 });
@@ -89,6 +94,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     for (const node of removed) {
       this.#byId.delete(node.id);
       this.#byRoute.delete(node.route);
+      closeUpstreamTarget(node.upstream);
     }
     const added: ProxyNode[] = [];
     for (const config of nodes) {
@@ -104,6 +110,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     this.#refresh();
     if (added.length || removed.length) this.emit('changed', added, removed);
     return { added, removed };
+  }
+
+  /** Closes every node's connection pool (shutdown): requests in flight finish first. */
+  close(): void {
+    for (const node of this.#all) closeUpstreamTarget(node.upstream);
   }
 
   #add(config: NodeConfig): ProxyNode {

@@ -1,7 +1,7 @@
 import type { Agent } from 'node:http';
 import type { BalancedNode } from '../balancing/index.js';
 import type { NodeConfig } from '../config/index.js';
-import { upstreamTargetOf, type UpstreamTarget } from './upstream-target.js';
+import { closeUpstreamTarget, upstreamTargetOf, type UpstreamTarget } from './upstream-target.js';
 
 /** What the admin API calls a node's state. */
 export type NodeState = 'up' | 'down' | 'draining';
@@ -34,14 +34,26 @@ export class ProxyNode implements BalancedNode {
     this.weight = config.weight;
     this.route = route;
     this.proxyOptions = { target: config.url, agent };
-    this.upstream = upstreamTargetOf(config.url, agent);
+    this.upstream = upstreamTargetOf(config.url);
   }
 
   /** Points the node at a new URL (reload). */
   setUrl(url: string, agent: Agent): void {
     this.url = url;
     this.proxyOptions = { target: url, agent };
-    this.upstream = upstreamTargetOf(url, agent);
+    this.renewUpstream();
+  }
+
+  /**
+   * Replaces the node's connection pool with a new one (its URL changed, or it went down:
+   * pooled connections to a dead node would fail the next requests with an ambiguous reset,
+   * not replayable for a POST, where a new connection is refused cleanly and replayed).
+   * Requests in flight on the old pool finish.
+   */
+  renewUpstream(): void {
+    const previous = this.upstream;
+    this.upstream = upstreamTargetOf(this.url);
+    closeUpstreamTarget(previous);
   }
 
   get state(): NodeState {

@@ -1,26 +1,24 @@
-import { request as httpRequest, type Agent } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { Pool } from 'undici';
+import { createUpstreamPool } from './upstream-pool.js';
 
 /** Where a node's requests go, parsed once from its URL (not per request, as http-proxy does). */
 export interface UpstreamTarget {
-  readonly request: typeof httpRequest;
-  readonly host: string;
-  readonly port: number;
+  /** `http://host:port` (or https): what a one-off connection (a fresh retry) is opened to. */
+  readonly origin: string;
   /** `Host` for a client request that carried none (HTTP/1.0). */
   readonly hostHeader: string;
-  readonly agent: Agent | undefined;
+  /** The node's keep-alive connection pool (src/nodes/upstream-pool.ts). */
+  readonly pool: Pool;
 }
 
 /** The target of a node URL (`http://host:port/`, checked by the config schema). */
-export function upstreamTargetOf(url: string, agent: Agent): UpstreamTarget {
+export function upstreamTargetOf(url: string): UpstreamTarget {
   const parsed = new URL(url);
-  const isHttps = parsed.protocol === 'https:';
-  return {
-    request: isHttps ? httpsRequest : httpRequest,
-    host: parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname,
-    port: Number(parsed.port) || (isHttps ? 443 : 80),
-    hostHeader: parsed.host,
-    // The shared agent speaks plain HTTP; an https node uses Node's global keep-alive agent.
-    agent: isHttps ? undefined : agent,
-  };
+  return { origin: parsed.origin, hostHeader: parsed.host, pool: createUpstreamPool(parsed.origin) };
+}
+
+/** Closes a target's pool: requests in flight finish, idle connections close at once. */
+export function closeUpstreamTarget(target: UpstreamTarget): void {
+  // Rejects only if already closed or destroyed: nothing left to close.
+  target.pool.close().catch(() => undefined);
 }

@@ -10,10 +10,11 @@ import { Router } from './router.js';
 import { UpstreamAgent } from './upstream-agent.js';
 
 /**
- * The keep-alive agent toward the nodes: without one every request pays a TCP handshake
- * (0.14× HAProxy's throughput measured here, 0.50× with it). LIFO reuses the warmest
- * socket; idle sockets close after 60 s, before the nodes' 65 s keep-alive timeout can
- * close one under us. A pooled socket the node writes to unasked is closed (UpstreamAgent).
+ * The keep-alive agent toward the nodes for WebSocket upgrades (http-proxy) and the proxy's
+ * own calls (node metrics, session installs); plain requests use each node's undici pool
+ * (src/nodes/upstream-pool.ts). LIFO reuses the warmest socket; idle sockets close after
+ * 60 s, before the nodes' 65 s keep-alive timeout can close one under us. A pooled socket
+ * the node writes to unasked is closed (UpstreamAgent).
  */
 export function createUpstreamAgent(): Agent {
   return new UpstreamAgent({

@@ -88,7 +88,8 @@ export interface RequestHead {
  * The same hygiene as sanitizeRequestHeaders, for a plain (non-upgrade) request, done on
  * `req.rawHeaders` while building the flat header array the forwarder sends: Node never
  * builds the `req.headers` object, and nothing is deleted from one (the CPU profile showed
- * both). The last pair is `sessionHeader` with an empty value; see setSessionHeader.
+ * both). Transfer-Encoding and Expect are not forwarded: the forwarder frames the body
+ * itself. The last pair is `sessionHeader` with an empty value; see setSessionHeader.
  */
 export function readRequestHead(
   raw: readonly string[],
@@ -124,9 +125,14 @@ export function readRequestHead(
           hostCount++;
         }
         break;
-      case 6:
-        if (name.toLowerCase() === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      case 6: {
+        const lower = name.toLowerCase();
+        if (lower === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+        // `Expect: 100-continue` was answered by our server already (Node sends the 100); the
+        // body follows on its own. (Any other expectation got Node's 417 before reaching us.)
+        else if (lower === 'expect') continue;
         break;
+      }
       case 9:
         if (!isTrustedPeer && name.toLowerCase() === 'forwarded') continue;
         break;
@@ -154,8 +160,12 @@ export function readRequestHead(
       }
       case 17: {
         const lower = name.toLowerCase();
-        if (lower === 'transfer-encoding') hasBody = hasFraming = true;
-        else if (lower === 'x-forwarded-proto') {
+        if (lower === 'transfer-encoding') {
+          // Hop-by-hop framing (RFC 9112 §6.1): the forwarder frames the body itself, chunked
+          // (undici refuses to be handed the header). Only `chunked` last gets here (Node's parser).
+          hasBody = hasFraming = true;
+          continue;
+        } else if (lower === 'x-forwarded-proto') {
           if (isTrustedPeer) priorProto = priorProto === undefined ? value : `${priorProto}, ${value}`;
           continue;
         }
@@ -211,9 +221,10 @@ const TOO_MANY_HEADERS = new HeadersTooLargeError();
  * already refuses ambiguous framing (CL+TE, two Content-Length, bare LF, obs-fold…); this
  * adds what it lets through: more than `maxHeaderCount` header lines (Node would silently
  * drop the rest), no Host or several (RFC 9112 §3.2: 400), a Host that is not an authority,
- * and an absolute-form target whose authority disagrees with Host — the node would route by
- * one and we by the other. Only the request line and raw header lines are read (`req.headers`,
- * which Node builds on first use, stays unbuilt on the plain path): one pass.
+ * an absolute-form target whose authority disagrees with Host — the node would route by
+ * one and we by the other — and the asterisk form (`OPTIONS *`). Only the request line and
+ * raw header lines are read (`req.headers`, which Node builds on first use, stays unbuilt on
+ * the plain path): one pass.
  */
 export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): StickyError | undefined {
   const raw = req.rawHeaders;
@@ -253,7 +264,10 @@ function checkHead(
   }
   if (host === undefined || !HOST_VALUE.test(host)) return new BadRequestError('malformed Host header');
   const url = req.url ?? '/';
-  if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+  // `OPTIONS *` asks about a server, not a resource (RFC 9110 §9.3.7); the upstream client
+  // (undici) cannot send it, so it is refused here with a clear answer, as nginx does.
+  if (url === '*') return new BadRequestError('asterisk-form request target (OPTIONS *) is not forwarded');
+  if (url.charCodeAt(0) !== 47 /* / */) {
     // Absolute form (RFC 9112 §3.2.2): only http(s), and its authority must be the Host we route by.
     let target: URL;
     try {

@@ -1,11 +1,4 @@
-import {
-  createServer,
-  type Agent,
-  type ClientRequest,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, type Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { once } from 'node:events';
@@ -34,7 +27,7 @@ import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
 import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
-import { detachUpstream, UpstreamForwarder } from './upstream-forwarder.js';
+import { detachUpstream, UpstreamForwarder, type UpstreamExchange } from './upstream-forwarder.js';
 import { UpgradeRelay } from './upgrade-relay.js';
 import { isConnectRefused, isNodeFailure, toClientError } from './upstream-errors.js';
 
@@ -50,7 +43,7 @@ const kFreshRetry = Symbol('stickylb.freshRetry');
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
   [kRoute]?: RouteDecision;
-  [kProxyReq]?: ClientRequest;
+  [kProxyReq]?: UpstreamExchange;
   [kAttempts]?: number;
   /** `performance.now()` when the request arrived (admin latency). */
   [kStartedAt]?: number;
@@ -97,7 +90,7 @@ export type ResponseHook = (node: ProxyNode, statusCode: number, startedAtMs: nu
 
 /**
  * The client-facing HTTP server: routes each request with the Router, forwards it with the
- * UpstreamForwarder over a keep-alive agent (WebSocket upgrades: UpgradeRelay), adds the
+ * UpstreamForwarder over each node's keep-alive pool (WebSocket upgrades: UpgradeRelay), adds the
  * session cookie to the node's answer, and turns every failure into a JSON error. Handlers
  * are bound once; per-request state lives on the response object, so the hot path
  * allocates no closures.
@@ -111,7 +104,6 @@ export class ProxyServer {
   readonly #forwarder: UpstreamForwarder;
   readonly #options: ProxyServerOptions;
   readonly #trusted: Set<string>;
-  readonly #onUpstreamTimeout: (this: ClientRequest) => void;
   /** Mutable so a reload can change it under the shared timeout handler. */
   readonly #upstream: { timeoutMs: number };
   readonly #onResponseClose: (this: ProxiedResponse) => void;
@@ -158,11 +150,6 @@ export class ProxyServer {
     this.server.on('drop', () => this.counters.refusedConnections++);
 
     const counters = this.counters;
-    const upstream = this.#upstream;
-    this.#onUpstreamTimeout = function onUpstreamTimeout(this: ClientRequest) {
-      counters.upstreamTimeouts++;
-      this.destroy(new UpstreamTimeoutError(upstream.timeoutMs));
-    };
     this.#forwarder = new UpstreamForwarder(
       {
         onResponseHead: this.#onResponseHead,
@@ -171,8 +158,7 @@ export class ProxyServer {
         // connection is cut too, so it sees a truncated response, never a hang or a fake end.
         onTruncated: () => counters.truncatedResponses++,
       },
-      upstream,
-      this.#onUpstreamTimeout,
+      this.#upstream,
     );
     const maxBodyBytes = config.maxBodyBytes;
     // Shared 'data' handler: keeps the body so a refused attempt can be replayed on another node.
@@ -299,17 +285,25 @@ export class ProxyServer {
     let node: ProxyNode;
     try {
       node = await this.#moveOrPick(decision, decision.fromNodeId);
+      // The body kept flowing into the replay buffer while the session moved: it is sent
+      // from there, whole (streaming it now would miss what arrived meanwhile).
+      if (req[kBody] !== undefined && !req.complete) await once(req, 'end');
     } catch (error) {
       this.#refuse(res, error);
       return;
     }
     if (res.destroyed) return;
+    const body = req[kBody];
+    if (body === null) {
+      sendError(res, toClientError(new Error('request body too large to hold while its session moved')));
+      return;
+    }
     this.#options.router.reroute(decision, node);
     res[kAttempts] = 1;
     node.inFlight++;
     const head = req[kHead] as RequestHead;
     setSessionHeader(head, decision.sessionId);
-    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head);
+    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head, body);
   }
 
   /** The node a request goes to instead of `fromNodeId`: its session's new node, or any node for a new session. */
@@ -369,7 +363,8 @@ export class ProxyServer {
       void this.#retryFresh(req as ProxiedRequest, res as ProxiedResponse, decision);
       return;
     }
-    if (!(error instanceof UpstreamTimeoutError)) this.counters.upstreamErrors++;
+    if (error instanceof UpstreamTimeoutError) this.counters.upstreamTimeouts++;
+    else this.counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
     // A framing error mid-body: the rest of that answer must not follow ours (or a retry's).
     detachUpstream(res);
@@ -431,7 +426,7 @@ export class ProxyServer {
     if (res.destroyed || body === null) return;
     const head = req[kHead] as RequestHead;
     setSessionHeader(head, decision.sessionId);
-    res[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head, body ?? [], false);
+    res[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head, body ?? [], true);
   }
 
   #answerFailure(error: Error, decision: RouteDecision | undefined, res: ServerResponse): void {
@@ -510,7 +505,7 @@ function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): 
   const code = (error as NodeJS.ErrnoException).code;
   const proxied = res as ProxiedResponse;
   return (
-    (code === 'ECONNRESET' || code === 'EPIPE') &&
+    (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') &&
     proxied[kProxyReq]?.reusedSocket === true &&
     proxied[kFreshRetry] !== true &&
     !res.headersSent &&

@@ -142,6 +142,7 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
     await proxy.close(graceMs);
     affinity.flush();
     clearInterval(statsTimer);
+    registry.close();
     agent.destroy();
     process.disconnect?.();
     process.exit(0);

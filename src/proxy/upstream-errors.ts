@@ -8,6 +8,8 @@ const NODE_FAILURE_CODES = new Set([
   'ENETUNREACH',
   'EPIPE',
   'ETIMEDOUT',
+  // undici: the node closed the connection before its answer was complete ('other side closed').
+  'UND_ERR_SOCKET',
 ]);
 
 /** Whether an upstream error says the node itself failed (as opposed to our own timeout). */
@@ -31,7 +33,7 @@ export function toClientError(error: unknown): StickyError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED') return new NoHealthyNodeError();
   const reason =
-    code === 'ECONNRESET'
+    code === 'ECONNRESET' || code === 'UND_ERR_SOCKET'
       ? 'node closed the connection mid-request'
       : 'node failed while handling the request';
   return new UpstreamError(reason, { cause: error });

@@ -70,6 +70,11 @@ const cases: Array<[string, string, number]> = [
     `GET ftp://lb.test/limits HTTP/1.1\r\nHost: lb.test\r\n\r\n`,
     400,
   ],
+  [
+    'an asterisk-form target (OPTIONS *), which the upstream client cannot send',
+    `OPTIONS * HTTP/1.1\r\nHost: lb.test\r\n\r\n`,
+    400,
+  ],
 ];
 
 let proxy: HardeningProxy;
