@@ -84,13 +84,20 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
     this.#resume = resume;
     const headers: string[] = [];
     let sessionUsed: string | undefined;
+    let connection: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = (raw[i] as Buffer).toString('latin1');
       switch (name.length) {
         case 10: // connection, keep-alive: the node's terms are for our pool, not the client
         case 16: // proxy-connection
         case 17: // transfer-encoding: Node frames the client's answer itself
-          if (isHopByHop(name)) continue;
+          if (isHopByHop(name)) {
+            if (name.length === 10 && name.toLowerCase() === 'connection') {
+              const value = (raw[i + 1] as Buffer).toString('latin1');
+              connection = connection === undefined ? value : `${connection},${value}`;
+            }
+            continue;
+          }
           break;
         case SESSION_USED_HEADER.length:
           if (name.toLowerCase() === SESSION_USED_HEADER) {
@@ -101,6 +108,9 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
       }
       headers.push(name, (raw[i + 1] as Buffer).toString('latin1'));
     }
+    // Headers the node's `Connection:` lists are hop-by-hop too (RFC 9110 §7.6.1): they were
+    // meant for us. Almost every answer says just keep-alive or close, so the common case costs one test.
+    if (connection !== undefined && !PLAIN_CONNECTION.test(connection)) dropListed(headers, connection);
     const cookie = this.#hooks.onResponseHead(res, sessionUsed);
     if (cookie !== undefined) headers.push('set-cookie', cookie);
     res.writeHead(statusCode, statusText, headers);
@@ -165,6 +175,28 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
 
 function onClientDrain(this: ClientResponse): void {
   this[kExchange]?.resumeUpstream();
+}
+
+/** A `Connection:` value that lists no header: only the usual options. */
+const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
+/** Listed or not, these frame the answer: dropping them would change where it ends, not hide a hop. */
+const FRAMING = new Set(['content-length', 'transfer-encoding']);
+
+/** Removes from the flat name/value array every header the `Connection:` value lists. */
+function dropListed(headers: string[], connection: string): void {
+  const listed = new Set<string>();
+  for (const token of connection.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '' && !FRAMING.has(name)) listed.add(name);
+  }
+  let kept = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (listed.has(name.toLowerCase())) continue;
+    headers[kept++] = name;
+    headers[kept++] = headers[i + 1] as string;
+  }
+  headers.length = kept;
 }
 
 function isHopByHop(name: string): boolean {

@@ -129,6 +129,24 @@ describe('UpstreamForwarder', () => {
     expect(seen.sessionUsed).toBe('7');
   });
 
+  it("drops the headers the node's Connection line lists (they were for the proxy), and keeps the rest", async () => {
+    const node = await listen((_req, res) => {
+      res.setHeader('connection', 'keep-alive, X-Hop, x-other');
+      res.setHeader('x-hop', 'secret');
+      res.setHeader('X-Other', 'also');
+      res.setHeader('x-app', 'yes');
+      res.end('ok');
+    });
+    const { url } = await proxyTo(node);
+    const answer = await send(url);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('ok');
+    expect(answer.headers['x-hop']).toBeUndefined();
+    expect(answer.headers['x-other']).toBeUndefined();
+    expect(answer.headers['x-app']).toBe('yes');
+    expect(answer.headers['content-length']).toBe('2');
+  });
+
   it('streams a chunked request body and a large chunked answer', async () => {
     const big = 'x'.repeat(4 * 1024 * 1024);
     const node = await listen((req, res) => {
