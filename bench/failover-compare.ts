@@ -77,7 +77,7 @@ async function main(): Promise<void> {
       const kill = await withEnv(build.env, () => build.runOnce(settings, r));
       build.kills.push({ ...kill, load });
       console.log(
-        `${build.label} round ${r + 1}: load ${load.toFixed(2)}, killed ${kill.killedNode} (${kill.victims} sessions): wait p50 / p99 ${kill.waitMs.p50} / ${kill.waitMs.p99} ms, before the kill ${kill.latencyBeforeKillMs.p50} / ${kill.latencyBeforeKillMs.p99} ms, down after ${kill.detectedDownAfterMs} ms, move ${kill.proactiveMove?.durationMs} ms, ${kill.failedAfterKill} failed, ${kill.lostState + kill.unrecovered} lost/unrecovered`,
+        `${build.label} round ${r + 1}: load ${load.toFixed(2)}, killed ${kill.killedNode} (${kill.victims} sessions): wait p50 / p99 ${kill.waitMs.p50} / ${kill.waitMs.p99} ms, before the kill ${kill.latencyBeforeKillMs.p50} / ${kill.latencyBeforeKillMs.p99} ms, down after ${kill.detectedDownAfterMs} ms, move ${kill.proactiveMove?.durationMs} ms, ${kill.failedAfterKill} failed${kill.failedAfterKill > 0 ? ` ${JSON.stringify(kill.failures)}` : ''}, ${kill.lostState + kill.unrecovered} lost/unrecovered`,
       );
     }
   }

@@ -183,7 +183,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   async #moveAll(nodeId: string, reason: MoveReason): Promise<MoveReport> {
     // The affinity table knows the sessions it has seen; the replica store also knows those
     // replicated since a proxy restart that no request has touched yet.
-    const keys = new Set(this.#affinity.sessionsOf(nodeId));
+    const known = [...this.#affinity.sessionsOf(nodeId)];
+    // A dead node's sessions go most recently used first, the likeliest to be asked for next:
+    // their requests then find them moved. Evacuate keeps least recently used first: the node
+    // still serves every session not yet taken into a move, and a request for one taken waits.
+    if (reason === 'down') known.reverse();
+    const keys = new Set(known);
     try {
       for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
     } catch (error) {

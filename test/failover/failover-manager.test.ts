@@ -178,6 +178,22 @@ describe('FailoverManager', () => {
     for (const key of keys) expect(affinity.nodeOf(key)).toBe('b');
   });
 
+  it('moves the most recently used sessions of a dead node first', async () => {
+    const { failover, affinity, target, keys } = await setUp(40);
+    // The last ten were used again just now.
+    for (const key of keys.slice(30)) affinity.record(key, 'a');
+    target.hold = () => true;
+    const all = failover.moveAll('a', 'down');
+    await target.installsReceived(2);
+
+    expect(target.installs.flat().sort()).toEqual(keys.slice(20).sort());
+    expect(target.installs).toContainEqual(keys.slice(30).reverse());
+
+    target.hold = () => false;
+    target.release();
+    expect((await all).moved).toBe(40);
+  });
+
   it('lets a request for a session in flight go once its own install is done, not the whole failover', async () => {
     const { failover, affinity, target, keys } = await setUp(40);
     target.hold = () => true;
