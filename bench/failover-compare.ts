@@ -77,7 +77,7 @@ async function main(): Promise<void> {
       const kill = await withEnv(build.env, () => build.runOnce(settings, r));
       build.kills.push({ ...kill, load });
       console.log(
-        `${build.label} round ${r + 1}: load ${load.toFixed(2)}, killed ${kill.killedNode} (${kill.victims} sessions): wait p50 / p99 ${kill.waitMs.p50} / ${kill.waitMs.p99} ms, before the kill ${kill.latencyBeforeKillMs.p50} / ${kill.latencyBeforeKillMs.p99} ms, down after ${kill.detectedDownAfterMs} ms, move ${kill.proactiveMove?.durationMs} ms, ${kill.failedAfterKill} failed${kill.failedAfterKill > 0 ? ` ${JSON.stringify(kill.failures)}` : ''}, ${kill.lostState + kill.unrecovered} lost/unrecovered`,
+        `${build.label} round ${r + 1}: load ${load.toFixed(2)}, killed ${kill.killedNode} (${kill.victims} sessions): wait p50 / p99 ${kill.waitMs.p50} / ${kill.waitMs.p99} ms, before the kill ${kill.latencyBeforeKillMs.p50} / ${kill.latencyBeforeKillMs.p99} ms, down after ${kill.detectedDownAfterMs} ms, move ${kill.proactiveMove?.durationMs} ms, ${kill.failedAfterKill} failed${kill.failedAfterKill > 0 ? ` ${JSON.stringify(kill.failures)}` : ''}, ${kill.lostState} lost state, ${kill.unrecovered} unrecovered`,
       );
     }
   }
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   for (const build of builds) {
     const sum = (pick: (kill: FailoverRun) => number): number => build.kills.reduce((s, k) => s + pick(k), 0);
     console.log(
-      `| ${build.label} | ${build.kills.length} | ${mid(build, (k) => k.waitMs.p50)} / ${mid(build, (k) => k.waitMs.p99)} | ${mid(build, (k) => k.latencyBeforeKillMs.p50)} / ${mid(build, (k) => k.latencyBeforeKillMs.p99)} | ${sum((k) => k.failedAfterKill)} | ${sum((k) => k.lostState + k.unrecovered)} | ${mid(build, (k) => k.load)} |`,
+      `| ${build.label} | ${build.kills.length} | ${mid(build, (k) => k.waitMs.p50)} / ${mid(build, (k) => k.waitMs.p99)} | ${mid(build, (k) => k.latencyBeforeKillMs.p50)} / ${mid(build, (k) => k.latencyBeforeKillMs.p99)} | ${sum((k) => k.failedAfterKill)} | ${sum((k) => k.lostState)} | ${sum((k) => k.unrecovered)} | ${mid(build, (k) => k.load)} |`,
     );
   }
   const [base, ...others] = builds as [Build, ...Build[]];
