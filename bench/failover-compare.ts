@@ -84,9 +84,9 @@ async function main(): Promise<void> {
   const mid = (build: Build, pick: (kill: FailoverRun & { load: number }) => number): number =>
     round(median(build.kills.map(pick)));
   console.log(
-    '\n| build | kills | wait p50 / p99 ms | before the kill p50 / p99 ms | failed | lost | load (1 min) |',
+    '\n| build | kills | wait p50 / p99 ms | before the kill p50 / p99 ms | failed | lost state | unrecovered | load (1 min) |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const build of builds) {
     const sum = (pick: (kill: FailoverRun) => number): number => build.kills.reduce((s, k) => s + pick(k), 0);
     console.log(
