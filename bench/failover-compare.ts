@@ -9,7 +9,8 @@
  *
  * TREE is a checkout built with `npm run build` (its dist/bench/failover-kill.js and
  * dist/src/cli.js run); ENV=VALUE pairs are set for that build's processes only.
- * AB_SESSIONS sets the sessions per kill (default 300).
+ * AB_SESSIONS sets the sessions per kill (default 300), AB_THINK_MS the pause after each
+ * answer (default 200; raise it with the sessions to keep the offered rate the box can serve).
  */
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   const settings: FailoverSettings = {
     sessions: Number(process.env.AB_SESSIONS ?? 300),
     repeats: 1,
-    thinkMs: 200,
+    thinkMs: Number(process.env.AB_THINK_MS ?? 200),
     postEvery: 4,
     beforeKillMs: 2500,
     afterKillMs: 2000,
