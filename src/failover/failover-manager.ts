@@ -4,6 +4,7 @@ import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
+import { planChunks } from './move-plan.js';
 import { emptyReport, mergeReport, type MoveReason, type MoveReport } from './move-report.js';
 import type { SessionInstaller } from './session-installer.js';
 
@@ -12,8 +13,18 @@ export type FailoverEvents = {
   'move:end': [report: MoveReport];
 };
 
-/** Sessions per install request: one HTTP round trip per batch and target. */
-const BATCH_SIZE = 200;
+/**
+ * Sessions per install request. Small, because a request for a session in a chunk being
+ * installed waits for that install: with the whole failover in one batch it waited for the
+ * slowest target's install of every session (bench/failover: ~100 sessions, 20-50 ms).
+ */
+const DEFAULT_CHUNK_SIZE = 32;
+/**
+ * Install requests in flight during one move (over all targets). The other chunks queue;
+ * a request for a queued session does not wait for its turn: it moves that session at once
+ * in an install of its own (`moveSession`).
+ */
+const DEFAULT_CHUNKS_IN_FLIGHT = 8;
 /** Attempts per batch when a target fails while receiving it. */
 const MAX_ATTEMPTS = 3;
 
@@ -35,6 +46,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   readonly #logger: Logger;
   readonly #onMoved: FailoverOptions['onMoved'];
   readonly #awaitPeerMove: FailoverOptions['awaitPeerMove'];
+  readonly #chunkSize: number;
+  readonly #chunksInFlight: number;
   /** Session key → the move in progress for it: a request arriving meanwhile awaits it. */
   readonly #moving = new Map<string, Promise<ProxyNode>>();
   /** Node id → keys moved off it while it was down, to evict when it comes back. */
@@ -54,6 +67,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     this.#logger = options.logger;
     this.#onMoved = options.onMoved;
     this.#awaitPeerMove = options.awaitPeerMove;
+    this.#chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.#chunksInFlight = options.chunksInFlight ?? DEFAULT_CHUNKS_IN_FLIGHT;
   }
 
   /** Whether a move is under way for this session (the proxy then waits for it). */
@@ -168,7 +183,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   async #moveAll(nodeId: string, reason: MoveReason): Promise<MoveReport> {
     // The affinity table knows the sessions it has seen; the replica store also knows those
     // replicated since a proxy restart that no request has touched yet.
-    const keys = new Set(this.#affinity.sessionsOf(nodeId));
+    const known = [...this.#affinity.sessionsOf(nodeId)];
+    // A dead node's sessions go most recently used first, the likeliest to be asked for next:
+    // their requests then find them moved. Evacuate keeps least recently used first: the node
+    // still serves every session not yet taken into a move, and a request for one taken waits.
+    if (reason === 'down') known.reverse();
+    const keys = new Set(known);
     try {
       for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
     } catch (error) {
@@ -192,9 +212,19 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       this.totals.failovers += reason === 'down' ? 1 : 0;
       this.emit('move:start', fromNodeId, reason, keys.length);
     }
-    for (let i = 0; i < keys.length; i += BATCH_SIZE) {
-      mergeReport(report, await this.#moveBatch(keys.slice(i, i + BATCH_SIZE), fromNodeId, reason, accepts));
-    }
+    // Targets for every session up front, so the balancing policy spreads the whole move as
+    // one (chunks in flight together would each see the counts without the others).
+    const chunks = planChunks(keys, () => this.#pickTarget(fromNodeId, accepts), this.#chunkSize);
+    const unplanned = keys.length - chunks.reduce((sum, chunk) => sum + chunk.keys.length, 0);
+    report.failed += unplanned;
+    this.totals.failed += unplanned;
+    let next = 0;
+    const runChunks = async (): Promise<void> => {
+      for (let chunk = chunks[next++]; chunk !== undefined; chunk = chunks[next++]) {
+        mergeReport(report, await this.#moveBatch(chunk.keys, fromNodeId, reason, accepts, chunk.target));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#chunksInFlight, chunks.length) }, runChunks));
     // Evacuate, rebalance: the source is up and still holds what moved.
     if (reason !== 'down' && reason !== 'request' && this.#registry.get(fromNodeId)?.isHealthy) {
       await this.#evictMovedAway(fromNodeId);
@@ -221,12 +251,18 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     return report;
   }
 
-  /** Moves one batch: transfer ownership, install on targets, re-pin. */
+  /**
+   * Moves one batch: transfer ownership, install on targets, re-pin. `plannedTarget` (a
+   * chunk of a larger move) takes all of them if it still can; otherwise each key gets a
+   * target now. A request waiting for one of these sessions is let go as soon as the install
+   * of that session's target is done, not when the whole batch is.
+   */
   async #moveBatch(
     keys: readonly string[],
     fromNodeId: string,
     reason: MoveReason,
     accepts: (candidate: ProxyNode) => boolean = () => true,
+    plannedTarget?: ProxyNode,
   ): Promise<MoveReport> {
     const report = emptyReport(fromNodeId, reason);
     // Skip keys being moved right now, and keys the affinity table already has elsewhere.
@@ -239,50 +275,68 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       await Promise.allSettled(keys.map((key) => this.#moving.get(key)));
       return report;
     }
-    let settle!: () => void;
-    const done = new Promise<void>((resolve) => (settle = resolve));
-    // Requests for these keys wait on this; one that nobody awaits must not become an
-    // unhandled rejection (Node 20 would end the process).
+    // Requests for these keys wait on their group's move; one that nobody awaits must not
+    // become an unhandled rejection (Node 20 would end the process).
     const holderAfterMove = (key: string): ProxyNode => {
       const node = this.#registry.get(this.#affinity.nodeOf(key) ?? '');
       if (node === undefined || !node.isServing) throw new NoHealthyNodeError();
       return node;
     };
+    const release = new Map<string, () => void>();
     for (const key of mine) {
-      const waiting = done.then(() => holderAfterMove(key));
+      const waiting = new Promise<void>((resolve) => release.set(key, resolve)).then(() =>
+        holderAfterMove(key),
+      );
       waiting.catch(() => undefined);
       this.#moving.set(key, waiting);
     }
+    // Done with a key: it is re-pinned (or stays where it was, if it could not move) and the
+    // requests waiting for it go on.
+    const settle = (group: readonly string[]): void => {
+      for (const key of group) {
+        // Sessions that could not move stay where they were.
+        this.#affinity.unmarkMoving(key, fromNodeId);
+        release.get(key)?.();
+        release.delete(key);
+        this.#moving.delete(key);
+      }
+    };
     // From here until each is re-pinned, requests for these sessions wait for the move.
     this.#affinity.markMoving(mine);
     try {
       // Group by target: one install request per target node.
       const groups = new Map<ProxyNode, string[]>();
-      for (const key of mine) {
-        let target: ProxyNode;
-        try {
-          target = this.#pickTarget(fromNodeId, accepts);
-        } catch {
-          report.failed++;
-          continue;
+      if (plannedTarget !== undefined && plannedTarget.isServing && accepts(plannedTarget)) {
+        groups.set(plannedTarget, mine);
+      } else {
+        for (const key of mine) {
+          let target: ProxyNode;
+          try {
+            target = this.#pickTarget(fromNodeId, accepts);
+          } catch {
+            report.failed++;
+            continue;
+          }
+          // Counted at once so the balancing policy spreads the rest of the batch.
+          target.sessions++;
+          const group = groups.get(target);
+          if (group) group.push(key);
+          else groups.set(target, [key]);
         }
-        // Counted at once so the balancing policy spreads the rest of the batch.
-        target.sessions++;
-        const group = groups.get(target);
-        if (group) group.push(key);
-        else groups.set(target, [key]);
+        for (const [target, group] of groups) target.sessions -= group.length; // counted for real on assign
       }
       await Promise.all(
         [...groups].map(async ([target, group]) => {
-          target.sessions -= group.length; // the affinity table counts them for real on assign
-          await this.#moveGroup(group, fromNodeId, target, report, accepts);
+          try {
+            await this.#moveGroup(group, fromNodeId, target, report, accepts);
+          } finally {
+            settle(group);
+          }
         }),
       );
     } finally {
-      // Sessions that could not move stay where they were.
-      for (const key of mine) this.#affinity.unmarkMoving(key, fromNodeId);
-      settle();
-      for (const key of mine) this.#moving.delete(key);
+      // Keys with no target, or a group that threw.
+      settle([...release.keys()]);
     }
     this.totals.moved += report.moved;
     this.totals.lost += report.lost;
@@ -424,4 +478,8 @@ export interface FailoverOptions {
    * that proxy reports the move done, false if it did not in time.
    */
   awaitPeerMove?: (key: string, nodeId: string) => Promise<boolean>;
+  /** Sessions per install request of a larger move (default 32). */
+  chunkSize?: number;
+  /** Install requests in flight during one move, over all targets (default 8). */
+  chunksInFlight?: number;
 }

@@ -1,0 +1,52 @@
+import type { ProxyNode } from '../nodes/index.js';
+
+/** Sessions bound for one target node, installed with one request. */
+export interface MoveChunk {
+  target: ProxyNode;
+  keys: string[];
+}
+
+/**
+ * Plans a move of many sessions: a target for each by `pickTarget` (the balancing policy),
+ * each target's sessions cut into chunks of at most `chunkSize`. Targets are picked for the
+ * whole move at once, every pick counted on its node so the policy spreads the rest (the
+ * counts are restored before returning: the affinity table counts each session for real when
+ * it is re-pinned); chunks planned one at a time would each see the counts without the others.
+ * Chunks alternate between targets, so every target's installs start together. A session for
+ * which `pickTarget` throws (no node can take it) is left out.
+ */
+export function planChunks(
+  keys: readonly string[],
+  pickTarget: () => ProxyNode,
+  chunkSize: number,
+): MoveChunk[] {
+  const groups = new Map<ProxyNode, string[]>();
+  for (const key of keys) {
+    let target: ProxyNode;
+    try {
+      target = pickTarget();
+    } catch {
+      continue;
+    }
+    target.sessions++;
+    const group = groups.get(target);
+    if (group) group.push(key);
+    else groups.set(target, [key]);
+  }
+  const perTarget: MoveChunk[][] = [];
+  for (const [target, group] of groups) {
+    target.sessions -= group.length;
+    const chunks: MoveChunk[] = [];
+    for (let i = 0; i < group.length; i += chunkSize)
+      chunks.push({ target, keys: group.slice(i, i + chunkSize) });
+    perTarget.push(chunks);
+  }
+  const chunks: MoveChunk[] = [];
+  for (let i = 0; perTarget.some((list) => i < list.length); i++) {
+    for (const list of perTarget) {
+      const chunk = list[i];
+      if (chunk !== undefined) chunks.push(chunk);
+    }
+  }
+  return chunks;
+}

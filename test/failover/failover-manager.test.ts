@@ -1,0 +1,220 @@
+import { once } from 'node:events';
+import { Agent, createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AffinityTable } from '../../src/affinity/index.js';
+import { FailoverManager, INSTALL_PATH, SessionInstaller } from '../../src/failover/index.js';
+import { createSilentLogger } from '../../src/log.js';
+import { NodeRegistry, type ProxyNode } from '../../src/nodes/index.js';
+import { MemoryReplicaStore } from '../../src/replication/index.js';
+
+/**
+ * A real HTTP server playing a failover target's install route: it records every install
+ * and holds the answers of those its `hold` predicate picks until `release` lets them go.
+ */
+class InstallTarget {
+  readonly server: Server;
+  /** Keys of each install request received, in order of arrival. */
+  readonly installs: string[][] = [];
+  hold: (keys: readonly string[]) => boolean = () => false;
+  readonly #held: Array<{ keys: string[]; res: ServerResponse }> = [];
+  readonly #waiters: Array<{ count: number; resolve: () => void }> = [];
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        if (req.url !== INSTALL_PATH) {
+          res.writeHead(404).end();
+          return;
+        }
+        const keys = (JSON.parse(body) as { sessions: Array<{ key: string }> }).sessions.map((s) => s.key);
+        this.installs.push(keys);
+        for (const waiter of this.#waiters) if (this.installs.length >= waiter.count) waiter.resolve();
+        if (this.hold(keys)) this.#held.push({ keys, res });
+        else answer(res);
+      });
+    });
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Resolves once `count` install requests have arrived. */
+  installsReceived(count: number): Promise<void> {
+    if (this.installs.length >= count) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ count, resolve }));
+  }
+
+  /** Answers the held installs that hold one of `keys` (all of them when omitted). */
+  release(keys?: readonly string[]): void {
+    for (let i = this.#held.length - 1; i >= 0; i--) {
+      const held = this.#held[i] as { keys: string[]; res: ServerResponse };
+      if (keys !== undefined && !held.keys.some((key) => keys.includes(key))) continue;
+      this.#held.splice(i, 1);
+      answer(held.res);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.hold = () => false;
+    this.release();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+function answer(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json' }).end('{"installed":1,"stale":0}');
+}
+
+let cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+/** Node `a` (down) holding `count` replicated sessions, one target `b` behind a real install server. */
+async function setUp(count: number): Promise<{
+  failover: FailoverManager;
+  affinity: AffinityTable;
+  target: InstallTarget;
+  keys: string[];
+}> {
+  const target = new InstallTarget();
+  target.server.listen(0, '127.0.0.1');
+  await once(target.server, 'listening');
+  const agent = new Agent({ keepAlive: true });
+  cleanup.push(
+    () => target.close(),
+    () => agent.destroy(),
+  );
+  const registry = new NodeRegistry(
+    [
+      { id: 'a', url: 'http://127.0.0.1:1', weight: 1 },
+      { id: 'b', url: target.url, weight: 1 },
+    ],
+    { routeOf: (id) => `r-${id}`, agent },
+  );
+  const affinity = new AffinityTable({
+    registry,
+    idleTimeoutMs: 60_000,
+    maxSessions: 100_000,
+    sweepIntervalMs: 1000,
+    activeWindowMs: 1000,
+  });
+  const replicas = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
+  cleanup.push(() => replicas.close());
+  const keys = Array.from({ length: count }, (_, i) => `session-${String(i).padStart(4, '0')}`);
+  for (const key of keys) affinity.record(key, 'a');
+  await replicas.write(
+    'a',
+    keys.map((key, i) => ({ key, version: 1, data: { count: i }, lastAccessAt: Date.now() })),
+  );
+  registry.setHealthy('a', false);
+  const failover = new FailoverManager({
+    registry,
+    affinity,
+    replicas,
+    installer: new SessionInstaller({ agent, secret: 'test-secret' }),
+    pickNode: (excluding) => {
+      const node = registry.candidates.find((candidate) => candidate.id !== excluding);
+      if (node === undefined) throw new Error('no node');
+      return node as ProxyNode;
+    },
+    onTargetFailure: () => undefined,
+    logger: createSilentLogger(),
+    // Small, so a move of a few dozen sessions has chunks in flight and chunks queued.
+    chunkSize: 10,
+    chunksInFlight: 2,
+  });
+  return { failover, affinity, target, keys };
+}
+
+/** Settles with 'pending' if `promise` has not settled by the time the event loop has turned. */
+async function stateOf(promise: Promise<unknown>): Promise<'settled' | 'pending'> {
+  const pending = Symbol('pending');
+  const winner = await Promise.race([
+    promise.then(
+      () => 'settled' as const,
+      () => 'settled' as const,
+    ),
+    new Promise<symbol>((resolve) => setImmediate(() => resolve(pending))),
+  ]);
+  return winner === pending ? 'pending' : 'settled';
+}
+
+describe('FailoverManager', () => {
+  it('moves a session a request waits for at once, in an install of its own, while the failover still installs the rest', async () => {
+    const { failover, affinity, target, keys } = await setUp(60);
+    // Every install of the proactive failover is held; an install of one session is not.
+    target.hold = (installKeys) => installKeys.length > 1;
+    const all = failover.moveAll('a', 'down');
+    // Both installs in flight have arrived; the failover's other chunks are queued behind them.
+    await target.installsReceived(2);
+    const sent = new Set(target.installs.flat());
+    const queued = keys.find((key) => !sent.has(key)) as string;
+    expect(queued).toBeDefined();
+
+    const node = await failover.moveSession(queued, 'a');
+
+    expect(node.id).toBe('b');
+    expect(affinity.nodeOf(queued)).toBe('b');
+    expect(target.installs).toContainEqual([queued]);
+    expect(await stateOf(all)).toBe('pending');
+
+    target.hold = () => false;
+    target.release();
+    const report = await all;
+    // The one the request moved is not the failover's: it moved on demand.
+    expect(report.moved).toBe(59);
+    expect(report.failed).toBe(0);
+    // Installed once: the failover's chunk skipped the session already moved.
+    expect(target.installs.flat().filter((key) => key === queued)).toHaveLength(1);
+    expect(new Set(target.installs.flat()).size).toBe(60);
+    for (const key of keys) expect(affinity.nodeOf(key)).toBe('b');
+  });
+
+  it('moves the most recently used sessions of a dead node first', async () => {
+    const { failover, affinity, target, keys } = await setUp(40);
+    // The last ten were used again just now.
+    for (const key of keys.slice(30)) affinity.record(key, 'a');
+    target.hold = () => true;
+    const all = failover.moveAll('a', 'down');
+    await target.installsReceived(2);
+
+    expect(target.installs.flat().sort()).toEqual(keys.slice(20).sort());
+    expect(target.installs).toContainEqual(keys.slice(30).reverse());
+
+    target.hold = () => false;
+    target.release();
+    expect((await all).moved).toBe(40);
+  });
+
+  it('lets a request for a session in flight go once its own install is done, not the whole failover', async () => {
+    const { failover, affinity, target, keys } = await setUp(40);
+    target.hold = () => true;
+    const all = failover.moveAll('a', 'down');
+    await target.installsReceived(2);
+    const [first, second] = target.installs as [string[], string[]];
+    const key = first[0] as string;
+
+    const waiting = failover.moveSession(key, 'a');
+    expect(await stateOf(waiting)).toBe('pending');
+    target.release(first);
+
+    expect((await waiting).id).toBe('b');
+    expect(affinity.nodeOf(key)).toBe('b');
+    // Another install of the same failover is still held: its sessions still wait.
+    expect(await stateOf(failover.movingTo(second[0] as string) as Promise<ProxyNode>)).toBe('pending');
+    expect(await stateOf(all)).toBe('pending');
+
+    target.hold = () => false;
+    target.release();
+    expect((await all).moved).toBe(40);
+    expect(keys.every((k) => affinity.nodeOf(k) === 'b')).toBe(true);
+  });
+});

@@ -1,0 +1,61 @@
+import { Agent } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { planChunks } from '../../src/failover/move-plan.js';
+import { NodeRegistry, type ProxyNode } from '../../src/nodes/index.js';
+
+const agent = new Agent();
+afterEach(() => agent.destroy());
+
+/** Nodes b and c holding `sessions` each; least-sessions picks (ties: the first). */
+function nodes(sessions: Record<string, number>): { registry: NodeRegistry; pick: () => ProxyNode } {
+  const registry = new NodeRegistry(
+    Object.keys(sessions).map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
+    { routeOf: (id) => `r-${id}`, agent },
+  );
+  for (const node of registry.all) node.sessions = sessions[node.id] as number;
+  const pick = (): ProxyNode =>
+    [...registry.candidates].sort((x, y) => x.sessions - y.sessions)[0] as ProxyNode;
+  return { registry, pick };
+}
+
+const keys = (count: number): string[] => Array.from({ length: count }, (_, i) => `k${i}`);
+
+describe('planChunks', () => {
+  it.each([
+    { sessions: { b: 0, c: 0 }, count: 10, chunkSize: 3, expected: { b: 5, c: 5 } },
+    { sessions: { b: 4, c: 0 }, count: 10, chunkSize: 4, expected: { b: 3, c: 7 } },
+    { sessions: { b: 0, c: 100 }, count: 7, chunkSize: 2, expected: { b: 7, c: 0 } },
+  ])(
+    'spreads $count sessions over $sessions by the policy as one move, in chunks of $chunkSize',
+    ({ sessions, count, chunkSize, expected }) => {
+      const { registry, pick } = nodes(sessions);
+      const chunks = planChunks(keys(count), pick, chunkSize);
+      const planned: Record<string, number> = { b: 0, c: 0 };
+      for (const chunk of chunks) {
+        expect(chunk.keys.length).toBeLessThanOrEqual(chunkSize);
+        planned[chunk.target.id] = (planned[chunk.target.id] ?? 0) + chunk.keys.length;
+      }
+      expect(planned).toEqual(expected);
+      expect(chunks.flatMap((chunk) => chunk.keys).sort()).toEqual(keys(count).sort());
+      // Counts are back as they were: the affinity table counts each session when it is re-pinned.
+      expect(Object.fromEntries(registry.all.map((node) => [node.id, node.sessions]))).toEqual(sessions);
+    },
+  );
+
+  it('alternates targets, so the first installs go to every target at once', () => {
+    const { pick } = nodes({ b: 0, c: 0 });
+    const chunks = planChunks(keys(12), pick, 3);
+    expect(chunks.map((chunk) => chunk.target.id)).toEqual(['b', 'c', 'b', 'c']);
+  });
+
+  it('leaves out sessions no node can take', () => {
+    const chunks = planChunks(
+      keys(5),
+      () => {
+        throw new Error('no node');
+      },
+      2,
+    );
+    expect(chunks).toEqual([]);
+  });
+});
