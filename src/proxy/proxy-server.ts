@@ -1,7 +1,6 @@
 import { createServer, type Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { once } from 'node:events';
 import type { AffinityView, SessionCookie } from '../affinity/index.js';
 import type { Config } from '../config/index.js';
 import {
@@ -282,28 +281,25 @@ export class ProxyServer {
 
   /** Rare path: the session's node is down; move the session, then forward to its new node. */
   async #moveThenForward(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
+    // The body waits in the request (then TCP) while the session moves, and afterwards streams
+    // to the new node as on the plain path, captured for a replay on the way: nothing is read
+    // before there is somewhere to send it, so nothing is lost and a body over
+    // `maxBodyBytes` is forwarded too (it just cannot be replayed).
+    if (req[kBody] !== undefined) req.pause();
     let node: ProxyNode;
     try {
       node = await this.#moveOrPick(decision, decision.fromNodeId);
-      // The body kept flowing into the replay buffer while the session moved: it is sent
-      // from there, whole (streaming it now would miss what arrived meanwhile).
-      if (req[kBody] !== undefined && !req.complete) await once(req, 'end');
     } catch (error) {
       this.#refuse(res, error);
       return;
     }
     if (res.destroyed) return;
-    const body = req[kBody];
-    if (body === null) {
-      sendError(res, toClientError(new Error('request body too large to hold while its session moved')));
-      return;
-    }
     this.#options.router.reroute(decision, node);
     res[kAttempts] = 1;
     node.inFlight++;
     const head = req[kHead] as RequestHead;
     setSessionHeader(head, decision.sessionId);
-    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head, body);
+    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head);
   }
 
   /** The node a request goes to instead of `fromNodeId`: its session's new node, or any node for a new session. */
@@ -321,8 +317,8 @@ export class ProxyServer {
     let node: ProxyNode;
     try {
       node = await this.#moveOrPick(decision, from.id);
-      // A body still arriving must be complete before it can be replayed.
-      if (req[kBody] !== undefined && !req.complete) await once(req, 'end');
+      // A body still arriving must be read whole before it can be replayed.
+      if (req[kBody] !== undefined) await bodyRead(req);
     } catch (error) {
       this.#refuse(res, error);
       return;
@@ -418,7 +414,7 @@ export class ProxyServer {
     res[kFreshRetry] = true;
     this.counters.retries++;
     try {
-      if (req[kBody] !== undefined && !req.complete) await once(req, 'end');
+      if (req[kBody] !== undefined) await bodyRead(req);
     } catch {
       return;
     }
@@ -501,6 +497,31 @@ export function timeoutCheckIntervalOf(timeouts: { headers: number; request: num
 }
 
 /** An idempotent request reset on a reused pooled socket before any answer, not yet replayed fresh. */
+/**
+ * Resolves once the client's body has been read to its end: every chunk emitted, so in the
+ * replay buffer. Not `req.complete`, which turns true when the parser has the last byte: the
+ * chunks can still sit unread in a paused request (an attempt refused before undici read any
+ * of the body), and a replay then would send an empty body. Rejects if the client leaves first.
+ */
+function bodyRead(req: IncomingMessage): Promise<void> {
+  if (req.readableEnded) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onEnd = (): void => {
+      req.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      req.off('end', onEnd);
+      if (req.readableEnded) resolve();
+      else reject(new Error('the client left before its body ended'));
+    };
+    req.once('end', onEnd);
+    req.once('close', onClose);
+    // Its attempt is over: nothing else will ask for the rest of the body.
+    req.resume();
+  });
+}
+
 function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   const proxied = res as ProxiedResponse;
