@@ -13,10 +13,12 @@ const queueRefresh = globalThis.setImmediate;
  * pay one `Date.now()` and one `setImmediate` per iteration instead of a `Date.now()` per
  * operation (bench/store.ts measures what is left of get's cost).
  *
- * Accuracy bound: a read lags the wall clock by at most the time the event loop has spent since
- * the turn's first read, which lasts until the end of the current iteration (the check phase,
- * where `setImmediate` callbacks run); while a refresh is queued the loop does not wait for I/O,
- * so that is the callbacks' own work, not idle time. It never runs ahead of the wall clock.
+ * Accuracy bound: a read never runs ahead of the wall clock, and lags it by the event loop's
+ * work since the turn's first read. The refresh runs in the next check phase (where
+ * `setImmediate` callbacks run): normally the end of the current iteration, but a first read
+ * made in the check phase itself is refreshed only in the next iteration's, so the lag is at
+ * most about two iterations of callback work. While a refresh is queued the loop does not
+ * wait for I/O, so idle time never adds to it.
  * Expiry is therefore exact to one loop turn. The sweep cannot stretch that much: its slices
  * are time-boxed (`sweepSliceMs`, 2 ms) and yield through `setImmediate`, so a slice adds at
  * most its time box. Only a long synchronous handler (a huge JSON.parse, say) delays the next
