@@ -177,7 +177,11 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
    */
   put(id: string, value: V, version: number, lastAccessAt?: number): SessionEntry<V> {
     const now = this.time();
-    const requested = lastAccessAt === undefined || lastAccessAt > now ? now : lastAccessAt;
+    let requested = lastAccessAt === undefined ? now : lastAccessAt;
+    // Ahead of the turn clock is not necessarily the future: a copy stamped by another process
+    // this millisecond is ahead of a reading taken earlier in the turn. Only past the wall
+    // clock does it count as now (a read on this rare path keeps a replica's time exact).
+    if (requested > now) requested = this.clock === undefined ? Math.min(requested, Date.now()) : now;
     const existing = this.liveEntry(id, now);
     if (existing !== undefined) {
       if (version <= existing.version) throw new VersionConflictError(id, version, existing.version);

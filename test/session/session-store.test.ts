@@ -571,6 +571,15 @@ describe('SessionStore', () => {
       expect(store.get('a')).toBeUndefined();
     });
 
+    it('keeps a copy stamped later in the same turn exact, and clamps only past the wall clock', () => {
+      const store = createStore();
+      store.create('a', { count: 0 }); // the turn's clock reading
+      vi.advanceTimersByTime(5);
+      const stamped = Date.now(); // another process's write, 5 ms after that reading
+      expect(store.put('b', { count: 1 }, 1, stamped).lastAccessAt).toBe(stamped);
+      expect(store.put('c', { count: 1 }, 1, stamped + 60_000).lastAccessAt).toBe(stamped);
+    });
+
     it('reads an injected clock on every operation', () => {
       let now = 1_000;
       const store = createStore({ now: () => now });
