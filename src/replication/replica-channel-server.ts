@@ -119,7 +119,7 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
     isKnownType: isRequestType,
   });
   let frameTimer: NodeJS.Timeout | undefined;
-  /** Set on bad input: nothing more is read, the answers owed are sent, then the connection ends. */
+  /** Set on bad input: later input is discarded, the answers owed are sent, then the connection ends. */
   let isEnding = false;
   const logClosed = (reason: string): void => {
     logger.warn(
@@ -177,7 +177,7 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
   };
 
   const onData = (chunk: Buffer): void => {
-    // Ending: later input is not read (the connection closes once the owed answers are out).
+    // Ending: later input is discarded (the connection closes once the owed answers are out).
     if (isEnding) return;
     let completed: number;
     try {
