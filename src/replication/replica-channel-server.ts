@@ -13,6 +13,7 @@ import {
   encodeFrame,
   type Frame,
 } from './replica-frames.js';
+import { ChannelAnswers } from './replica-channel-answers.js';
 import { parseKeysPayload, parseWritePayload } from './replica-payload.js';
 import type { ReplicaStore } from './replica-store.js';
 import { MAX_BODY_BYTES, REPLICA_ROUTES } from './replication-protocol.js';
@@ -118,12 +119,17 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
     isKnownType: isRequestType,
   });
   let frameTimer: NodeJS.Timeout | undefined;
-  const cutOff = (reason: string): void => {
-    if (socket.destroyed) return;
+  /** Set on bad input: later input is discarded, the answers owed are sent, then the connection ends. */
+  let isEnding = false;
+  const logClosed = (reason: string): void => {
     logger.warn(
       { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason },
       'replication channel closed',
     );
+  };
+  const cutOff = (reason: string): void => {
+    if (socket.destroyed) return;
+    logClosed(reason);
     socket.destroy();
   };
   const send = (frame: Buffer): void => {
@@ -131,13 +137,13 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
     socket.write(frame);
     if (socket.writableLength > maxUnreadBytes) cutOff('peer does not read its answers');
   };
-  const sendError = (id: number, error: unknown): void => {
+  const errorFrameOf = (id: number, error: unknown): Buffer => {
     const known = error instanceof StickyError;
     if (!known) logger.error({ err: error }, 'replication request failed');
     const body = known ? error.toJSON() : { error: 'SLB_INTERNAL', message: 'internal error' };
-    send(encodeFrame(FrameType.error, id, JSON.stringify(body)));
+    return encodeFrame(FrameType.error, id, JSON.stringify(body));
   };
-  const sendEpoch = (id: number): void => send(encodeAck(id, store.epoch));
+  const answers = new ChannelAnswers({ send, epochOf: () => store.epoch, errorFrameOf });
 
   const onFrame = ({ type, id, payload }: Frame): void => {
     // Cut off mid-chunk: stop reading the rest of it.
@@ -145,39 +151,44 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
     try {
       if (type === FrameType.write) {
         const { node, records } = parseWritePayload(payload);
-        store.write(node, records).then(
-          (outcomes) => send(encodeAck(id, store.epoch, outcomes)),
-          (error: unknown) => sendError(id, error),
-        );
+        answers.answerWrite(id, store.write(node, records));
       } else if (type === FrameType.touch) {
         const { node, keys } = parseKeysPayload(payload);
-        store.touch(node, keys).then(
-          () => sendEpoch(id),
-          (error: unknown) => sendError(id, error),
-        );
+        answers.answerDone(id, store.touch(node, keys));
       } else if (type === FrameType.remove) {
         const { node, keys } = parseKeysPayload(payload);
-        store.remove(node, keys).then(
-          () => sendEpoch(id),
-          (error: unknown) => sendError(id, error),
-        );
+        answers.answerDone(id, store.remove(node, keys));
       } else {
-        sendEpoch(id);
+        answers.answerNow(encodeAck(id, store.epoch));
       }
     } catch (error) {
       // A well-formed frame with a bad body: refused like a 400, the connection stays usable.
-      sendError(id, error);
+      answers.answerNow(errorFrameOf(id, error));
     }
   };
 
+  const endAfterAnswers = (reason: string): void => {
+    logClosed(reason);
+    isEnding = true;
+    clearTimeout(frameTimer);
+    // What was applied before the bad input is acknowledged (the peer may then drop those
+    // writes from its retry), and `end` sends those answers before closing, unlike `destroy`.
+    answers.whenSent(() => socket.end());
+  };
+
   const onData = (chunk: Buffer): void => {
+    // Ending: later input is discarded (the connection closes once the owed answers are out).
+    if (isEnding) return;
+    let completed: number;
     try {
-      parser.push(chunk, onFrame);
+      completed = parser.push(chunk, onFrame);
     } catch (error) {
-      // cutOff logs once: a connection already cut off is not logged again.
-      cutOff(error instanceof FrameError ? error.message : `unreadable input: ${String(error)}`);
+      if (socket.destroyed) return;
+      endAfterAnswers(error instanceof FrameError ? error.message : `unreadable input: ${String(error)}`);
       return;
     }
+    // The timer measures how long the frame now partial has waited: reads that always end
+    // mid-frame (a proxy far behind reads full buffers) are fine while frames keep completing.
     if (!parser.hasPartialFrame) {
       clearTimeout(frameTimer);
       frameTimer = undefined;
@@ -187,6 +198,8 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
         frameTimeoutMs,
       );
       frameTimer.unref();
+    } else if (completed > 0) {
+      frameTimer.refresh();
     }
   };
 

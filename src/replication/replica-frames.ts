@@ -97,14 +97,18 @@ export class FrameParser {
     return this.#partial !== undefined || this.#prefix !== undefined;
   }
 
-  /** Feeds a chunk; calls `onFrame` for every frame it completes. Throws FrameError on bad input. */
-  push(chunk: Buffer, onFrame: (frame: Frame) => void): void {
+  /**
+   * Feeds a chunk; calls `onFrame` for every frame it completes and returns how many it
+   * completed (a caller's stall timeout restarts on progress). Throws FrameError on bad input.
+   */
+  push(chunk: Buffer, onFrame: (frame: Frame) => void): number {
     let data = chunk;
     if (this.#prefix !== undefined) {
       data = Buffer.concat([this.#prefix, chunk]);
       this.#prefix = undefined;
     }
     let offset = 0;
+    let completed = 0;
     if (this.#partial !== undefined) {
       const partial = this.#partial;
       const needed = partial.length - this.#partialBytes;
@@ -112,15 +116,16 @@ export class FrameParser {
       data.copy(partial, this.#partialBytes, 0, taken);
       this.#partialBytes += taken;
       offset = taken;
-      if (this.#partialBytes < partial.length) return;
+      if (this.#partialBytes < partial.length) return 0;
       this.#partial = undefined;
       this.#partialBytes = 0;
       onFrame(this.#frameAt(partial, 0, partial.length));
+      completed++;
     }
     while (offset < data.length) {
       if (data.length - offset < 4) {
         this.#prefix = Buffer.from(data.subarray(offset));
-        return;
+        return completed;
       }
       const length = data.readUInt32BE(offset);
       if (length < FRAME_HEADER_BYTES)
@@ -136,11 +141,13 @@ export class FrameParser {
         data.copy(partial, 0, offset);
         this.#partial = partial;
         this.#partialBytes = data.length - offset;
-        return;
+        return completed;
       }
       onFrame(this.#frameAt(data, offset, end));
+      completed++;
       offset = end;
     }
+    return completed;
   }
 
   #frameAt(data: Buffer, offset: number, end: number): Frame {

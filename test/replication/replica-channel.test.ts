@@ -80,6 +80,14 @@ const recordJson = (key: string, version: number): { key: string; json: string }
   json: JSON.stringify({ key, version, lastAccessAt: Date.now(), data: { version } }),
 });
 
+/** A write frame of one record, version 1, from node-1. */
+const writeFrame = (id: number, key: string): Buffer =>
+  encodeFrame(
+    FrameType.write,
+    id,
+    JSON.stringify({ node: 'node-1', records: [JSON.parse(recordJson(key, 1).json) as unknown] }),
+  );
+
 /** A raw TCP client: sends the upgrade request with `headers`, keeps every byte answered. */
 class RawClient {
   readonly received: Buffer[] = [];
@@ -289,6 +297,36 @@ describe('replication channel upgrade', () => {
   });
 });
 
+describe('replication channel answers', () => {
+  it('answers frames of one chunk in the order they arrived, whatever their kind', async () => {
+    const { port } = await startServer();
+    const client = await RawClient.channel(port);
+    client.socket.write(
+      Buffer.concat([
+        writeFrame(1, 'k1'),
+        encodeFrame(FrameType.epoch, 2, ''),
+        encodeFrame(FrameType.write, 3, '{}'),
+        encodeFrame(FrameType.touch, 4, JSON.stringify({ node: 'node-1', keys: ['k1'] })),
+        encodeFrame(FrameType.epoch, 5, ''),
+        encodeFrame(FrameType.remove, 6, JSON.stringify({ node: 'node-1', keys: ['k1'] })),
+        encodeFrame(FrameType.touch, 7, '[]'),
+        encodeFrame(FrameType.epoch, 8, ''),
+      ]),
+    );
+    await vi.waitFor(() => expect(client.frames()).toHaveLength(8));
+    expect(client.frames().map((frame) => [frame.id, frame.type])).toEqual([
+      [1, FrameType.ack],
+      [2, FrameType.ack],
+      [3, FrameType.error],
+      [4, FrameType.ack],
+      [5, FrameType.ack],
+      [6, FrameType.ack],
+      [7, FrameType.error],
+      [8, FrameType.ack],
+    ]);
+  });
+});
+
 describe('replication channel bad input', () => {
   it.each([
     {
@@ -332,6 +370,32 @@ describe('replication channel bad input', () => {
     expect(client.frames().map((frame) => [frame.type, frame.id])).toEqual([[FrameType.ack, 41]]);
   });
 
+  it('acknowledges writes, touches and removes applied before bad input in the same chunk, then closes', async () => {
+    const { port, store, logs, app } = await startServer();
+    const client = await RawClient.channel(port);
+    client.socket.write(
+      Buffer.concat([
+        writeFrame(41, 'k1'),
+        encodeFrame(FrameType.touch, 42, JSON.stringify({ node: 'node-1', keys: ['k1'] })),
+        writeFrame(43, 'k2'),
+        encodeFrame(FrameType.remove, 44, JSON.stringify({ node: 'node-1', keys: ['k2'] })),
+        Buffer.from([0xff, 0xff, 0xff, 0xff]),
+      ]),
+    );
+    await client.closed;
+    expect(client.frames().map((frame) => [frame.type, frame.id])).toEqual([
+      [FrameType.ack, 41],
+      [FrameType.ack, 42],
+      [FrameType.ack, 43],
+      [FrameType.ack, 44],
+    ]);
+    expect(await store.read('k1')).toMatchObject({ version: 1 });
+    expect(await store.read('k2')).toBeUndefined();
+    expect(logs.some((line) => /exceeds the limit/.test(line.reason ?? ''))).toBe(true);
+    // The server's side is closed too, not left half open.
+    await vi.waitFor(async () => expect(await connectionsOf(app)).toBe(0));
+  });
+
   it('puts half frames together, whatever the cut', async () => {
     const { port, store } = await startServer();
     const client = await RawClient.channel(port);
@@ -344,6 +408,34 @@ describe('replication channel bad input', () => {
     await vi.waitFor(() => expect(client.frames()).toHaveLength(1));
     expect(client.frames()[0]).toMatchObject({ type: FrameType.ack, id: 5 });
     expect(await store.read('k1')).toMatchObject({ version: 1 });
+  });
+
+  it('keeps a channel whose reads always end mid-frame while frames keep completing', async () => {
+    // A proxy far behind reads full socket buffers, each ending inside a frame: the frame
+    // timeout must measure one partial frame's wait, not the time since the last boundary.
+    const frameTimeoutMs = 400;
+    const { port, store, logs } = await startServer({ channel: { frameTimeoutMs } });
+    const client = await RawClient.channel(port);
+    const count = 40;
+    const frames = Array.from({ length: count }, (_, i) => writeFrame(i + 1, `k${i}`));
+    const cut = 5;
+    client.socket.write((frames[0] as Buffer).subarray(0, cut));
+    const startedAt = Date.now();
+    for (let i = 1; i < count; i++) {
+      // Each gap is far below frameTimeoutMs; all of them together are well above it.
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      client.socket.write(
+        Buffer.concat([(frames[i - 1] as Buffer).subarray(cut), (frames[i] as Buffer).subarray(0, cut)]),
+      );
+    }
+    // The test only shows the fix if the channel lived past one frameTimeoutMs.
+    expect(Date.now() - startedAt).toBeGreaterThan(2 * frameTimeoutMs);
+    client.socket.write((frames[count - 1] as Buffer).subarray(cut));
+    await vi.waitFor(() => expect(client.frames()).toHaveLength(count));
+    expect(client.frames().map((frame) => frame.id)).toEqual(frames.map((_, i) => i + 1));
+    expect(client.socket.destroyed).toBe(false);
+    expect(logs.filter((line) => line.msg === 'replication channel closed')).toEqual([]);
+    expect(store.stats().records).toBe(count);
   });
 
   it('cuts off a peer that starts a frame and stalls', async () => {

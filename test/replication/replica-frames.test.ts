@@ -60,6 +60,20 @@ describe('FrameParser', () => {
     expect(parser.hasPartialFrame).toBe(false);
   });
 
+  it('returns how many frames each push completed, so a caller can tell progress from a stall', () => {
+    const parser = newParser();
+    const onFrame = (): void => {};
+    const first = stream.subarray(0, 3);
+    // Ends inside the second frame: one completed, a partial one still waiting.
+    const middle = stream.subarray(3, 40);
+    expect(parser.push(first, onFrame)).toBe(0);
+    expect(parser.push(middle, onFrame)).toBe(1);
+    expect(parser.hasPartialFrame).toBe(true);
+    expect(parser.push(stream.subarray(40, 41), onFrame)).toBe(0);
+    expect(parser.push(stream.subarray(41), onFrame)).toBe(2);
+    expect(parser.hasPartialFrame).toBe(false);
+  });
+
   it.each([
     {
       case: 'a length above the limit',
