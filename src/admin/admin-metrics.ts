@@ -256,7 +256,7 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   );
   counter(
     'stickylb_proxy_client_aborts_total',
-    'Responses the client left before they finished',
+    'Responses the client left before they finished, or that were cut because it took nothing of them for proxy.timeouts.upstream',
     [],
     one(proxy('clientAborts')),
   );

@@ -45,6 +45,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
   #resume: (() => void) | undefined = undefined;
   #isDone = false;
   #isAborted = false;
+  /** The client holds the answer back (no 'drain' since the last write that filled its socket). */
+  #isStalled = false;
+  /**
+   * One timer per exchange, created only off the common path: bounds the wait for a pooled
+   * connection (pool full), then a client's stall (see onData). Never allocated otherwise.
+   */
+  #timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(res: ServerResponse, hooks: ForwardHooks, timeoutMs: number) {
     this.#res = res;
@@ -63,14 +70,33 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
     if (this.#isDone) return;
     this.#isDone = true;
     this.#isAborted = true;
+    this.#disarm();
     this.body?.destroy();
-    // Before undici called onConnect (queued for a connection): it aborts in onConnect.
+    // Before undici called onConnect (queued for a connection): it is dropped in onConnect.
     this.#abort?.();
   }
 
   onConnect(abort: (error?: Error) => void): void {
+    if (this.#isAborted) {
+      // Given up while queued (the client left, or the wait timed out), nothing written yet.
+      // Thrown, undici drops the request and keeps the connection for the next one
+      // (writeH1 catches it: errorRequest, no socket destroy); abort() would close it, one
+      // reconnect per expired request, just when the pool is overloaded.
+      throw QUEUED_ABORT;
+    }
     this.#abort = abort;
-    if (this.#isAborted) abort();
+    this.#disarm();
+  }
+
+  /**
+   * The pool had no free connection (dispatch returned false): bounds the wait for one by the
+   * upstream timeout. undici's Pool queue has no timer of its own, and its headers timer
+   * starts only once the request is written.
+   */
+  waitForConnection(): void {
+    // Dispatched on the last free connection (written at once): nothing to wait for.
+    if (this.#abort !== undefined || this.#isDone) return;
+    this.#timer = setTimeout(onExchangeTimer, this.#timeoutMs, this).unref();
   }
 
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
@@ -125,11 +151,19 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
       res[kDrainHooked] = true;
       res.on('drain', onClientDrain);
     }
+    // undici's body timer does not run while the answer is paused: a client that stops reading
+    // would hold the node's connection forever (enough of them fill the pool). It gets the
+    // upstream timeout per stall, as the node gets it per silence. refresh() re-arms the
+    // one timer, also after it fired during an earlier stall that drained in time.
+    this.#isStalled = true;
+    if (this.#timer === undefined) this.#timer = setTimeout(onExchangeTimer, this.#timeoutMs, this).unref();
+    else this.#timer.refresh();
     return false;
   }
 
   onComplete(): void {
     this.#isDone = true;
+    this.#disarm();
     const res = this.#res;
     this.#res = undefined;
     res?.end();
@@ -137,6 +171,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
 
   onError(error: Error): void {
     this.#isDone = true;
+    this.#disarm();
     this.body?.destroy();
     const res = this.#res;
     this.#res = undefined;
@@ -151,19 +186,34 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
       res.destroy();
       return;
     }
-    const mapped = TIMEOUT_CODES.has(code) ? new UpstreamTimeoutError(this.#timeoutMs) : error;
-    try {
-      this.#hooks.onError(mapped, res.req, res);
-    } catch {
-      // undici re-emits a handler's throw as an 'error' on its client, which nobody listens
-      // to: the process would exit. The client's connection is cut instead.
-      res.destroy();
-    }
+    this.#report(TIMEOUT_CODES.has(code) ? new UpstreamTimeoutError(this.#timeoutMs) : error, res);
   }
 
   /** The client's socket drained: let the node's answer flow again. */
   resumeUpstream(): void {
+    this.#isStalled = false;
     this.#resume?.();
+  }
+
+  /** The exchange's timer fired: the wait for a pooled connection, or a client's stall, lasted too long. */
+  onTimer(): void {
+    if (this.#isDone) return;
+    const res = this.#res;
+    if (this.#abort === undefined) {
+      // Still queued: the client gets a 504 now, and undici drops the request when it gets to it.
+      this.#res = undefined;
+      this.destroy();
+      if (res !== undefined && !res.destroyed) this.#report(new UpstreamTimeoutError(this.#timeoutMs), res);
+      return;
+    }
+    // Fired after a stall that drained in time: nothing to do until the next one refreshes it.
+    if (!this.#isStalled) return;
+    // The client took nothing for the whole timeout: its answer is cut (counted as a client
+    // abort when it closes) and the node's request aborted, which closes that connection
+    // instead of leaving it paused in the pool.
+    this.#res = undefined;
+    this.destroy();
+    res?.destroy();
   }
 
   /** Stops the node's answer flowing into the response (the attempt failed): aborts what is left of it. */
@@ -171,10 +221,34 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
     this.#res = undefined;
     this.destroy();
   }
+
+  /** Hands a failure to the one place failures map. */
+  #report(error: Error, res: ClientResponse): void {
+    try {
+      this.#hooks.onError(error, res.req, res);
+    } catch {
+      // undici re-emits a handler's throw as an 'error' on its client, which nobody listens
+      // to: the process would exit. The client's connection is cut instead.
+      res.destroy();
+    }
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
 }
+
+/** Thrown from onConnect for a request given up before it was written (see there); built once. */
+const QUEUED_ABORT = new Error('request given up while waiting for a connection');
 
 function onClientDrain(this: ClientResponse): void {
   this[kExchange]?.resumeUpstream();
+}
+
+function onExchangeTimer(exchange: UpstreamExchange): void {
+  exchange.onTimer();
 }
 
 /** A `Connection:` value that lists no header: only the usual options. */

@@ -66,7 +66,8 @@ export class UpstreamForwarder {
       headers,
       body: source,
       // Both undici timers stand for the one upstream timeout: no answer head, or a body
-      // stalled, for timeoutMs. A client too slow to take the answer pauses it (no timeout).
+      // stalled, for timeoutMs. A client too slow to take the answer pauses it: the exchange
+      // bounds that pause, and the wait for a pooled connection, with the same timeout.
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     };
@@ -75,8 +76,9 @@ export class UpstreamForwarder {
       const client = new Client(target.origin, { pipelining: 1 });
       client.dispatch({ ...options, reset: true }, exchange);
       client.close().catch(() => undefined);
-    } else {
-      target.pool.dispatch(options, exchange);
+    } else if (!target.pool.dispatch(options, exchange)) {
+      // false only when every connection of the pool is busy: the common path arms no timer.
+      exchange.waitForConnection();
     }
     return exchange;
   }

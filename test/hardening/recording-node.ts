@@ -30,12 +30,16 @@ export interface SeenRequest {
  * - `POST /early` → answers 200 headers and a first chunk at once, ends when the body has arrived
  * - `GET /hold` → never answers (until the connection closes)
  * - `GET /stream` → a chunk every 50 ms for 10 s
+ * - `GET /large` → 48 MiB, written as fast as the connection takes them (`largeWaits` counts the
+ *   times it had to wait for 'drain': every buffer on the way was full)
  * - anything else → 200 `{"path":…}`
  */
 export class RecordingNode {
   readonly server: Server;
   readonly seen: SeenRequest[] = [];
   readonly #sockets = new Set<Socket>();
+  /** Times a `/large` answer waited for 'drain' (the proxy, or its client, stopped taking it). */
+  largeWaits = 0;
   #inFlight = 0;
   #url = '';
 
@@ -153,12 +157,37 @@ export class RecordingNode {
         res.write('chunk 0\n');
         return;
       }
+      case '/large':
+        req.resume();
+        this.#writeLarge(res);
+        return;
       default:
         req.resume();
         req.once('end', () => json({ path: req.url }));
     }
   };
+
+  #writeLarge(res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(LARGE_BYTES) });
+    let written = 0;
+    const writeMore = (): void => {
+      while (written < LARGE_BYTES) {
+        written += LARGE_CHUNK.length;
+        if (!res.write(LARGE_CHUNK)) {
+          this.largeWaits++;
+          res.once('drain', writeMore);
+          return;
+        }
+      }
+      res.end();
+    };
+    writeMore();
+  }
 }
+
+/** Size of a `/large` answer: far more than every socket buffer between node and client holds. */
+export const LARGE_BYTES = 48 * 1024 * 1024;
+const LARGE_CHUNK = Buffer.alloc(1024 * 1024, 108);
 
 /** Starts `count` recording nodes. */
 export async function startRecordingNodes(count: number): Promise<RecordingNode[]> {

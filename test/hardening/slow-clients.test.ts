@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../integration/harness.js';
 import { isServing, startHardeningProxy, type HardeningProxy } from './proxy-fixture.js';
 import { RawConnection } from './raw-client.js';
+import { LARGE_BYTES } from './recording-node.js';
 
 /*
  * Slow and idle clients (slowloris, slow POST, parked keep-alive, half-open floods) are cut
@@ -134,5 +135,61 @@ describe('slow and idle clients', () => {
     } finally {
       for (const connection of connections) connection.destroy();
     }
+  });
+});
+
+describe('clients that stop reading their answer', () => {
+  /** Small, so a stall is cut quickly; a node answering within it is never affected. */
+  const UPSTREAM_MS = 500;
+  let stallProxy: HardeningProxy;
+
+  beforeAll(async () => {
+    stallProxy = await startHardeningProxy({ proxy: { timeouts: { upstream: UPSTREAM_MS } } });
+  });
+  afterAll(async () => {
+    await stallProxy?.close();
+  });
+
+  it('cuts a client that never reads a large answer after proxy.timeouts.upstream, and closes its node connection', async () => {
+    const node = stallProxy.nodes[0];
+    const abortsBefore = stallProxy.lb.proxy.counters.clientAborts;
+    const stalled = new RawConnection(stallProxy.port);
+    stalled.socket.pause();
+    await stalled.write('GET /large HTTP/1.1\r\nHost: lb.test\r\n\r\n');
+    // The node's request is aborted (its connection closed, not left paused in the pool).
+    await waitFor(() => node?.seenOn('/large').at(-1)?.isSocketClosed === true, WITHIN_MS);
+    expect(node?.seenOn('/large').at(-1)).toMatchObject({ isAborted: true });
+    expect(node?.largeWaits).toBeGreaterThan(0);
+    await waitFor(() => stallProxy.inFlight() === 0, WITHIN_MS);
+    expect(stallProxy.lb.proxy.counters.clientAborts).toBe(abortsBefore + 1);
+    // The client, reading at last, finds its connection closed short of the whole answer.
+    stalled.socket.resume();
+    expect(await stalled.waitForClose(WITHIN_MS)).toBe(true);
+    expect(stalled.received).toMatch(/^HTTP\/1\.1 200 /);
+    expect(stalled.received.length).toBeLessThan(LARGE_BYTES);
+    expect(await isServing(stallProxy)).toBe(true);
+  });
+
+  it('serves a whole large answer to a client that reads it in bursts, pausing under the timeout', async () => {
+    const node = stallProxy.nodes[0];
+    const waitsBefore = node?.largeWaits ?? 0;
+    const reader = new RawConnection(stallProxy.port);
+    reader.socket.pause();
+    await reader.write('GET /large HTTP/1.1\r\nHost: lb.test\r\nConnection: close\r\n\r\n');
+    const bursts = setInterval(() => {
+      reader.socket.resume();
+      setTimeout(() => reader.socket.pause(), 10);
+    }, 200);
+    try {
+      expect(await reader.waitForClose(20_000)).toBe(true);
+    } finally {
+      clearInterval(bursts);
+    }
+    const response = reader.received;
+    expect(response).toMatch(/^HTTP\/1\.1 200 /);
+    expect(response.length - response.indexOf('\r\n\r\n') - 4).toBe(LARGE_BYTES);
+    // It stalled the answer several times, each time for less than the timeout.
+    expect((node?.largeWaits ?? 0) - waitsBefore).toBeGreaterThan(3);
+    expect(node?.seenOn('/large').at(-1)).toMatchObject({ isAborted: false, isSocketClosed: false });
   });
 });

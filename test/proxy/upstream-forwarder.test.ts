@@ -1,5 +1,6 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeUpstreamTarget, upstreamTargetOf, type UpstreamTarget } from '../../src/nodes/index.js';
 import { readRequestHead, setSessionHeader } from '../../src/proxy/header-hygiene.js';
@@ -34,7 +35,7 @@ interface Seen {
 /** A proxy made of the forwarder alone, in front of `nodeUrl`. */
 async function proxyTo(
   nodeUrl: string,
-  options: { timeoutMs?: number; cookie?: string } = {},
+  options: { timeoutMs?: number; cookie?: string; connections?: number } = {},
 ): Promise<{ url: string; seen: Seen }> {
   const seen: Seen = { sessionUsed: undefined, errors: [], truncated: 0 };
   const hooks: ForwardHooks = {
@@ -50,7 +51,10 @@ async function proxyTo(
     onTruncated: () => seen.truncated++,
   };
   const forwarder = new UpstreamForwarder(hooks, { timeoutMs: options.timeoutMs ?? 5000 });
-  const target = upstreamTargetOf(nodeUrl);
+  const target =
+    options.connections === undefined
+      ? upstreamTargetOf(nodeUrl)
+      : smallTargetOf(nodeUrl, options.connections);
   targets.push(target);
   const url = await listen((req, res) => {
     const head = readRequestHead(req.rawHeaders, '127.0.0.1', false, false, 'x-stickylb-session');
@@ -58,6 +62,56 @@ async function proxyTo(
     forwarder.forward(req, res, target, head);
   });
   return { url, seen };
+}
+
+/** A target whose pool holds at most `connections` connections: a held one shows as a waiting request. */
+function smallTargetOf(nodeUrl: string, connections: number): UpstreamTarget {
+  const { origin, host } = new URL(nodeUrl);
+  return { origin, hostHeader: host, pool: new Pool(origin, { connections, pipelining: 1 }) };
+}
+
+/** Resolves to `promise`'s value, or to 'hung' if it has not settled after `ms` (a bound, not a timing). */
+function orHung<T>(promise: Promise<T>, ms: number): Promise<T | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), ms)));
+  return Promise.race([promise, hung]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A node answering `/big` with `size` bytes, written as fast as its socket takes them; any other
+ * path gets `small`. `state.waits` counts the times it had to wait for 'drain' (every buffer on the way full).
+ */
+async function listenBig(size: number): Promise<{
+  url: string;
+  state: { written: number; waits: number; isWaiting: boolean; bigSocket: Socket | undefined };
+}> {
+  const chunk = Buffer.alloc(1024 * 1024, 98);
+  const state = { written: 0, waits: 0, isWaiting: false, bigSocket: undefined as Socket | undefined };
+  const url = await listen((req, res) => {
+    if (req.url !== '/big') {
+      res.end('small');
+      return;
+    }
+    state.bigSocket = req.socket;
+    res.writeHead(200, { 'content-length': String(size) });
+    const writeMore = (): void => {
+      while (state.written < size) {
+        state.written += chunk.length;
+        if (!res.write(chunk)) {
+          state.isWaiting = true;
+          state.waits++;
+          res.once('drain', () => {
+            state.isWaiting = false;
+            writeMore();
+          });
+          return;
+        }
+      }
+      res.end();
+    };
+    writeMore();
+  });
+  return { url, state };
 }
 
 /** Writes `text` as is on a new connection; resolves to everything read until the server closes. */
@@ -368,5 +422,140 @@ describe('UpstreamForwarder', () => {
     const { url, seen } = await proxyTo(node);
     await expect(send(url)).rejects.toThrow();
     expect(seen.truncated).toBe(1);
+  });
+
+  it('cuts a client that stops reading a large answer after the timeout, and frees its node connection', async () => {
+    const size = 48 * 1024 * 1024;
+    const node = await listenBig(size);
+    const { url } = await proxyTo(node.url, { timeoutMs: 300, connections: 1 });
+    const stalled = connect(Number(new URL(url).port), '127.0.0.1');
+    stalled.pause();
+    stalled.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+    // Settled: the node waits for 'drain' and its count stops moving (every buffer on the way is full).
+    let seen = -1;
+    await waitUntil(() => {
+      const settled = node.state.isWaiting && node.state.written === seen;
+      seen = node.state.written;
+      return settled;
+    }, 200);
+    // The pool's one connection was held by the stalled answer: this request could only wait for it.
+    const answer = await orHung(send(url, { path: '/small' }), 10_000);
+    expect(answer).toMatchObject({ status: 200, body: 'small' });
+    // The node's connection that carried the stalled answer was closed, not returned to the pool.
+    await waitUntil(() => node.state.bigSocket?.destroyed === true);
+    // The stalled client's connection was cut: it ends short of the whole answer once it reads again.
+    let received = 0;
+    stalled.on('data', (data: Buffer) => (received += data.length));
+    stalled.on('error', () => undefined);
+    const closed = new Promise((resolve) => stalled.on('close', resolve));
+    stalled.resume();
+    await closed;
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(size);
+  });
+
+  it('does not cut a client that reads slowly but keeps reading', async () => {
+    const size = 48 * 1024 * 1024;
+    const node = await listenBig(size);
+    const { url, seen } = await proxyTo(node.url, { timeoutMs: 800, connections: 1 });
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    let received = 0;
+    socket.on('data', (data: Buffer) => (received += data.length));
+    // Reads in short bursts, each pause well under the timeout but long enough to fill every
+    // buffer on the way: the answer takes several timeouts in all, stalled most of that time.
+    socket.pause();
+    const reader = setInterval(() => {
+      socket.resume();
+      setTimeout(() => socket.pause(), 10);
+    }, 300);
+    await new Promise((resolve) => socket.on('close', resolve));
+    clearInterval(reader);
+    expect(received).toBeGreaterThan(size);
+    expect(node.state.waits).toBeGreaterThan(3);
+    expect(seen.errors).toEqual([]);
+  });
+
+  it('does not cut an answer that keeps flowing, slowly, after a stall the client drained', async () => {
+    const burst = 48 * 1024 * 1024;
+    let tail: ServerResponse | undefined;
+    let isWaiting = false;
+    const node = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const chunk = Buffer.alloc(1024 * 1024, 98);
+      let written = 0;
+      const writeMore = (): void => {
+        while (written < burst) {
+          written += chunk.length;
+          if (!res.write(chunk)) {
+            isWaiting = true;
+            res.once('drain', writeMore);
+            return;
+          }
+        }
+        // Then a trickle, like a server-sent event stream: no backpressure, for several timeouts.
+        tail = res;
+      };
+      writeMore();
+    });
+    const { url, seen } = await proxyTo(node, { timeoutMs: 600 });
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    // Stalled first (the node waits for 'drain': every buffer on the way is full), then read.
+    socket.pause();
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await waitUntil(() => isWaiting);
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on(
+      'data',
+      (data: string) => (received = received.length > 64 ? received.slice(-64) + data : received + data),
+    );
+    let isClosed = false;
+    const closed = new Promise((resolve) => socket.on('close', resolve)).then(() => (isClosed = true));
+    socket.resume();
+    // A cut client would close here, before the node ever gets to its trickle.
+    await waitUntil(() => tail !== undefined || isClosed);
+    for (let i = 0; i < 6 && !isClosed; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      tail?.write(`event ${i}\n`);
+    }
+    tail?.end('end\n');
+    await closed;
+    // Re-framed chunk by chunk: the last event, the end, and the terminating chunk all arrived.
+    expect(received).toMatch(/event 5\n\r\n[0-9a-f]+\r\nend\n\r\n0\r\n\r\n$/);
+    expect(seen.errors).toEqual([]);
+  });
+
+  it('answers a request that waited for a pooled connection longer than the timeout, and keeps the connection', async () => {
+    let connections = 0;
+    let release: (() => void) | undefined;
+    const paths: string[] = [];
+    const node = await listen((req, res) => {
+      paths.push(req.url ?? '');
+      if (req.url !== '/stream') {
+        res.end('small');
+        return;
+      }
+      // Holds the only connection, legitimately: a chunk well within the timeout, until released.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const timer = setInterval(() => res.write('tick\n'), 100);
+      release = () => {
+        clearInterval(timer);
+        res.end('end\n');
+      };
+    });
+    servers[servers.length - 1]?.on('connection', () => connections++);
+    const { url, seen } = await proxyTo(node, { timeoutMs: 500, connections: 1 });
+    const streaming = send(url, { path: '/stream' });
+    await waitUntil(() => release !== undefined);
+    const queued = await orHung(send(url, { path: '/queued' }), 10_000);
+    expect(queued).toMatchObject({ status: 502 });
+    expect((seen.errors[0] as NodeJS.ErrnoException | undefined)?.code).toBe('SLB_UPSTREAM_TIMEOUT');
+    release?.();
+    expect((await streaming).status).toBe(200);
+    expect(await send(url, { path: '/after' })).toMatchObject({ status: 200, body: 'small' });
+    // The request given up was never sent, and the pool's connection outlived it.
+    expect(paths).toEqual(['/stream', '/after']);
+    expect(connections).toBe(1);
   });
 });
