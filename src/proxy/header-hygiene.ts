@@ -202,12 +202,21 @@ function connectionListed(raw: readonly string[]): string[] | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
-    const value = raw[i + 1] as string;
-    if (value.length <= 10 && /^(?:keep-alive|close)$/i.test(value)) continue;
-    for (const token of value.split(',')) {
-      const listedName = token.trim().toLowerCase();
-      if (listedName && !KEPT_IF_LISTED.has(listedName)) (listed ??= []).push(listedName);
-    }
+    listed = connectionListedNames(raw[i + 1] as string, listed);
+  }
+  return listed;
+}
+
+/**
+ * Adds to `listed` the header names (lower case) a `Connection:` value lists (RFC 9110
+ * §7.6.1: hop-by-hop, to drop), except what frames or routes the message; a value of just
+ * `keep-alive` or `close`, almost every one, costs a single test. For requests and answers alike.
+ */
+export function connectionListedNames(value: string, listed?: string[]): string[] | undefined {
+  if (value.length <= 10 && /^(?:keep-alive|close)$/i.test(value)) return listed;
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name && !KEPT_IF_LISTED.has(name)) (listed ??= []).push(name);
   }
   return listed;
 }

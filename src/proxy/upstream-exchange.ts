@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { UpstreamTimeoutError } from '../errors.js';
 import { isReusedSocketError } from '../nodes/index.js';
 import { SESSION_USED_HEADER } from '../protocol.js';
+import { connectionListedNames } from './header-hygiene.js';
 import type { RequestBodySource } from './request-body-source.js';
 
 /** What the forwarder asks of its owner, once per response head and once per failure. */
@@ -110,7 +111,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
     this.#resume = resume;
     const headers: string[] = [];
     let sessionUsed: string | undefined;
-    let connection: string | undefined;
+    let listed: string[] | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = (raw[i] as Buffer).toString('latin1');
       switch (name.length) {
@@ -119,8 +120,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
         case 17: // transfer-encoding: Node frames the client's answer itself
           if (isHopByHop(name)) {
             if (name.length === 10 && name.toLowerCase() === 'connection') {
-              const value = (raw[i + 1] as Buffer).toString('latin1');
-              connection = connection === undefined ? value : `${connection},${value}`;
+              listed = connectionListedNames((raw[i + 1] as Buffer).toString('latin1'), listed);
             }
             continue;
           }
@@ -134,9 +134,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
       }
       headers.push(name, (raw[i + 1] as Buffer).toString('latin1'));
     }
-    // Headers the node's `Connection:` lists are hop-by-hop too (RFC 9110 §7.6.1): they were
-    // meant for us. Almost every answer says just keep-alive or close, so the common case costs one test.
-    if (connection !== undefined && !PLAIN_CONNECTION.test(connection)) dropListed(headers, connection);
+    // Headers the node's `Connection:` lists are hop-by-hop too: they were meant for us.
+    if (listed !== undefined) dropListed(headers, listed);
     const cookie = this.#hooks.onResponseHead(res, sessionUsed);
     if (cookie !== undefined) headers.push('set-cookie', cookie);
     res.writeHead(statusCode, statusText, headers);
@@ -251,22 +250,12 @@ function onExchangeTimer(exchange: UpstreamExchange): void {
   exchange.onTimer();
 }
 
-/** A `Connection:` value that lists no header: only the usual options. */
-const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
-/** Listed or not, these frame the answer: dropping them would change where it ends, not hide a hop. */
-const FRAMING = new Set(['content-length', 'transfer-encoding']);
-
-/** Removes from the flat name/value array every header the `Connection:` value lists. */
-function dropListed(headers: string[], connection: string): void {
-  const listed = new Set<string>();
-  for (const token of connection.split(',')) {
-    const name = token.trim().toLowerCase();
-    if (name !== '' && !FRAMING.has(name)) listed.add(name);
-  }
+/** Removes from the flat name/value array every header named in `listed` (lower case). */
+function dropListed(headers: string[], listed: readonly string[]): void {
   let kept = 0;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
-    if (listed.has(name.toLowerCase())) continue;
+    if (listed.includes(name.toLowerCase())) continue;
     headers[kept++] = name;
     headers[kept++] = headers[i + 1] as string;
   }

@@ -87,10 +87,10 @@ export class UpstreamForwarder {
 /**
  * The request target as a node expects it from a gateway: origin form (RFC 9112 §3.2.1). An
  * absolute-form target (`GET http://host/path`, its authority already checked against Host by
- * checkRequestHead) becomes its path and query; `*` stays.
+ * checkRequestHead) becomes its path and query; the asterisk form never gets here (a 400).
  */
 function originFormOf(url: string): string {
-  if (url.charCodeAt(0) === 47 /* / */ || url === '*') return url;
+  if (url.charCodeAt(0) === 47 /* / */) return url;
   try {
     const target = new URL(url);
     return target.pathname + target.search;
