@@ -121,7 +121,6 @@ export class StickyLb implements AdminControl {
       codec,
       registry: this.registry,
       affinity: this.affinity,
-      agent: this.agent,
       logger,
       clientIps: this.#clientIps,
       onNodeFailure: (node, error) => this.health.reportFailure(node.id, error.message),

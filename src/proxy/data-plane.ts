@@ -32,7 +32,6 @@ export function createDataPlane(options: {
   codec: SessionIdCodec;
   registry: NodeRegistry;
   affinity: AffinityView;
-  agent: Agent;
   logger: Logger;
   clientIps?: SessionStore<string> | undefined;
   onNodeFailure: (node: ProxyNode, error: Error) => void;
@@ -58,7 +57,6 @@ export function createDataPlane(options: {
     router,
     cookie,
     affinity: options.affinity,
-    agent: options.agent,
     logger: options.logger.child({ component: 'proxy' }),
     onNodeFailure: options.onNodeFailure,
     moveSession: options.moveSession,

@@ -1,4 +1,4 @@
-import { createServer, type Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AffinityView, SessionCookie } from '../affinity/index.js';
@@ -71,7 +71,6 @@ export interface ProxyServerOptions {
   router: Router;
   cookie: SessionCookie;
   affinity: AffinityView;
-  agent: Agent;
   logger: Logger;
   /** Passive health: a proxied request found the node refusing or resetting connections. */
   onNodeFailure?: (node: ProxyNode, error: Error) => void;

@@ -57,7 +57,6 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
     codec,
     registry,
     affinity,
-    agent,
     logger,
     onNodeFailure: (node, error) => {
       // Stop routing to it here at once; the control plane decides and tells every worker.
