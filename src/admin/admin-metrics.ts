@@ -55,7 +55,11 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
       },
     });
   };
-  const one = (value: () => number) => (): Samples => [[{}, value()]];
+  // Label-less metrics: one sample each.
+  const gaugeOf = (name: string, help: string, read: () => number): void =>
+    gauge(name, help, [], () => [[{}, read()]]);
+  const counterOf = (name: string, help: string, read: () => number): void =>
+    counter(name, help, [], () => [[{}, read()]]);
 
   // Nodes.
   gauge('stickylb_node_sessions', 'Live sessions whose primary is the node', ['node'], () =>
@@ -119,57 +123,42 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   );
 
   // Sessions and the affinity table.
-  gauge(
-    'stickylb_sessions',
-    'Live sessions in the affinity table',
-    [],
-    one(() => state().sessions.total),
-  );
+  const affinity = (key: keyof AdminState['affinity']) => () => state().affinity[key];
+  gaugeOf('stickylb_sessions', 'Live sessions in the affinity table', () => state().sessions.total);
   gauge('stickylb_affinity_sessions', 'Affinity table sessions by state', ['state'], () => [
     [{ state: 'active' }, state().affinity.active],
     [{ state: 'idle' }, state().affinity.idle],
   ]);
-  counter(
+  counterOf(
     'stickylb_affinity_untracked_total',
     'Sessions the full affinity table could not record',
-    [],
-    one(() => state().sessions.untracked),
+    () => state().sessions.untracked,
   );
-  counter(
-    'stickylb_affinity_sweeps_total',
-    'Sweeps of the affinity table',
-    [],
-    one(() => state().affinity.sweepRuns),
-  );
-  counter(
+  counterOf('stickylb_affinity_sweeps_total', 'Sweeps of the affinity table', affinity('sweepRuns'));
+  counterOf(
     'stickylb_affinity_expired_total',
     'Sessions expired from the affinity table',
-    [],
-    one(() => state().affinity.expiredTotal),
+    affinity('expiredTotal'),
   );
-  counter(
+  counterOf(
     'stickylb_affinity_evicted_total',
     'Sessions evicted from the full affinity table',
-    [],
-    one(() => state().affinity.evictedTotal),
+    affinity('evictedTotal'),
   );
-  gauge(
+  gaugeOf(
     'stickylb_affinity_sweep_longest_pause_seconds',
     'Longest event-loop pause of one affinity sweep slice',
-    [],
-    one(() => state().affinity.longestSweepSliceMs / 1000),
+    () => state().affinity.longestSweepSliceMs / 1000,
   );
-  gauge(
+  gaugeOf(
     'stickylb_affinity_last_sweep_seconds',
     'Busy time of the latest affinity sweep',
-    [],
-    one(() => state().affinity.lastSweepMs / 1000),
+    () => state().affinity.lastSweepMs / 1000,
   );
-  gauge(
+  gaugeOf(
     'stickylb_affinity_bytes_per_session',
     'Estimated heap bytes per affinity table entry',
-    [],
-    one(() => state().affinity.bytesPerSession),
+    affinity('bytesPerSession'),
   );
 
   // Failover.
@@ -179,11 +168,10 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
     const redis = state().redis as { state: string; url: string } | undefined;
     return redis === undefined ? [] : [[{ url: redis.url }, redis.state === 'up' ? 1 : 0]];
   });
-  counter(
+  counterOf(
     'stickylb_failovers_total',
     'Nodes failed over (marked down with their sessions moved)',
-    [],
-    one(() => state().failover.failovers),
+    () => state().failover.failovers,
   );
   counter('stickylb_moved_sessions_total', 'Sessions moved off a node, by outcome', ['outcome'], () => [
     [{ outcome: 'moved' }, state().failover.moved],
@@ -192,49 +180,28 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   ]);
 
   // Replication (the replica store in this proxy).
-  gauge(
-    'stickylb_replicas',
-    'Replicas in the replica store',
-    [],
-    one(() => state().replication.records),
-  );
-  counter(
+  const replication = (key: keyof AdminState['replication']) => () => state().replication[key];
+  gaugeOf('stickylb_replicas', 'Replicas in the replica store', () => state().replication.records);
+  counterOf(
     'stickylb_replication_write_batches_total',
     'Replication write batches received',
-    [],
-    one(() => state().replication.writeCalls),
+    replication('writeCalls'),
   );
-  counter(
-    'stickylb_replication_writes_total',
-    'Replica records written',
-    [],
-    one(() => state().replication.writes),
-  );
+  counterOf('stickylb_replication_writes_total', 'Replica records written', () => state().replication.writes);
   counter('stickylb_replication_rejected_total', 'Replica writes refused, by reason', ['reason'], () => [
     [{ reason: 'stale' }, state().replication.staleRejected],
     [{ reason: 'not_owner' }, state().replication.notOwnerRejected],
   ]);
-  counter(
+  counterOf(
     'stickylb_replication_transfers_total',
     'Replicas whose owner a failover changed',
-    [],
-    one(() => state().replication.transfers),
+    replication('transfers'),
   );
-  counter(
-    'stickylb_replication_expired_total',
-    'Replicas expired or evicted',
-    [],
-    one(() => state().replication.expired),
-  );
+  counterOf('stickylb_replication_expired_total', 'Replicas expired or evicted', replication('expired'));
 
   // Proxy.
   const proxy = (key: keyof AdminState['proxy']) => () => state().proxy[key];
-  counter(
-    'stickylb_proxy_requests_total',
-    'Requests and upgrades the proxy received',
-    [],
-    one(proxy('requests')),
-  );
+  counterOf('stickylb_proxy_requests_total', 'Requests and upgrades the proxy received', proxy('requests'));
   counter(
     'stickylb_proxy_errors_total',
     'Requests the proxy answered with an error, by code',
@@ -247,34 +214,30 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
       [{ code: 'client_error' }, proxy('clientErrors')()],
     ],
   );
-  counter('stickylb_proxy_retries_total', 'Requests replayed on another node', [], one(proxy('retries')));
-  counter(
+  counterOf('stickylb_proxy_retries_total', 'Requests replayed on another node', proxy('retries'));
+  counterOf(
     'stickylb_proxy_truncated_responses_total',
     'Responses cut off because the node ended its connection before their body (client connection closed too)',
-    [],
-    one(proxy('truncatedResponses')),
+    proxy('truncatedResponses'),
   );
-  counter(
+  counterOf(
     'stickylb_proxy_client_aborts_total',
     'Responses the client left before they finished, or that were cut because it took nothing of them for proxy.timeouts.upstream',
-    [],
-    one(proxy('clientAborts')),
+    proxy('clientAborts'),
   );
-  counter(
+  counterOf(
     'stickylb_proxy_refused_connections_total',
     'Client connections closed unserved because proxy.maxConnections were open',
-    [],
-    one(proxy('refusedConnections')),
+    proxy('refusedConnections'),
   );
-  counter(
+  counterOf(
     'stickylb_proxy_rejected_ids_total',
     'Session ids that failed verification',
-    [],
-    one(proxy('rejectedIds')),
+    proxy('rejectedIds'),
   );
 
   // Admin listener.
-  gauge('stickylb_admin_sse_clients', 'Dashboards connected to the event stream', [], one(extra.sseClients));
+  gaugeOf('stickylb_admin_sse_clients', 'Dashboards connected to the event stream', extra.sseClients);
 
   return {
     contentType: registry.contentType,
