@@ -130,6 +130,45 @@ export function medianRoundRatio<T extends { round: number }>(
   );
 }
 
+/** What a load round of autocannon reports, as bench/redis and bench/write-latency keep it. */
+export interface LoadSample {
+  round: number;
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  non2xx: number;
+}
+
+/** Medians of one side's rounds. */
+export function loadSummary(samples: readonly LoadSample[]): {
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+} {
+  return {
+    requestsPerSec: Math.round(median(samples.map((s) => s.requestsPerSec))),
+    p50Ms: round(median(samples.map((s) => s.p50Ms)), 3),
+    p99Ms: round(median(samples.map((s) => s.p99Ms)), 3),
+  };
+}
+
+/** Side `a` against side `b`: median per-round ratios, and the errors of both sides. */
+export function compareLoad(
+  a: readonly LoadSample[],
+  b: readonly LoadSample[],
+): { requestsPerSecRatio: number; p50Ratio: number; p99Ratio: number; errors: number; non2xx: number } {
+  const ratio = (pick: (s: LoadSample) => number): number => round(medianRoundRatio(a, b, pick));
+  const all = [...a, ...b];
+  return {
+    requestsPerSecRatio: ratio((s) => s.requestsPerSec),
+    p50Ratio: ratio((s) => s.p50Ms),
+    p99Ratio: ratio((s) => s.p99Ms),
+    errors: all.reduce((sum, s) => sum + s.errors, 0),
+    non2xx: all.reduce((sum, s) => sum + s.non2xx, 0),
+  };
+}
+
 /** Nearest-rank percentile of unsorted values. */
 export function percentile(values: ArrayLike<number>, p: number): number {
   if (values.length === 0) return Number.NaN;

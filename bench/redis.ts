@@ -11,13 +11,13 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import {
   BenchProcess,
+  compareLoad,
   describeMachine,
   finishMachine,
   freePort,
   machineLine,
   makeTempDir,
-  median,
-  medianRoundRatio,
+  loadSummary,
   resultsDirOf,
   round,
   sleep,
@@ -206,24 +206,12 @@ export async function runRedisBench(options: RedisBenchOptions = {}): Promise<Re
   finishMachine(machine);
   const results = RUNS.map(([run, , connections]) => {
     const of = (store: Store): Sample[] => samples.filter((s) => s.store === store && s.run === run);
-    const summary = (store: Store) => ({
-      requestsPerSec: Math.round(median(of(store).map((s) => s.requestsPerSec))),
-      p50Ms: round(median(of(store).map((s) => s.p50Ms)), 3),
-      p99Ms: round(median(of(store).map((s) => s.p99Ms)), 3),
-    });
-    const ratio = (pick: (s: Sample) => number): number =>
-      round(medianRoundRatio(of('redis'), of('memory'), pick));
-    const all = [...of('memory'), ...of('redis')];
     return {
       run,
       connections,
-      memory: summary('memory'),
-      redis: summary('redis'),
-      requestsPerSecRatio: ratio((s) => s.requestsPerSec),
-      p50Ratio: ratio((s) => s.p50Ms),
-      p99Ratio: ratio((s) => s.p99Ms),
-      errors: all.reduce((sum, s) => sum + s.errors, 0),
-      non2xx: all.reduce((sum, s) => sum + s.non2xx, 0),
+      memory: loadSummary(of('memory')),
+      redis: loadSummary(of('redis')),
+      ...compareLoad(of('redis'), of('memory')),
     };
   });
   const result: RedisBenchResult = { machine, redis: version, settings, samples, results };

@@ -2,7 +2,7 @@
  * Write latency for bench/failover: sync replication ÷ async, two clusters side by side,
  * interleaved rounds of autocannon POSTs.
  */
-import { cpuTimesMs, median, medianRoundRatio, round, sleep } from './common.js';
+import { compareLoad, cpuTimesMs, loadSummary, median, round, sleep } from './common.js';
 import { createSessions } from './failover-kill.js';
 import type { FailoverSettings } from './failover.js';
 import { runLoad } from './load.js';
@@ -117,24 +117,15 @@ export async function measureWriteLatency(
     const of = (mode: 'sync' | 'async'): LatencySample[] =>
       samples.filter((s) => s.mode === mode && s.connections === connections);
     const summary = (mode: 'sync' | 'async') => ({
-      p50Ms: round(median(of(mode).map((s) => s.p50Ms)), 3),
-      p99Ms: round(median(of(mode).map((s) => s.p99Ms)), 3),
-      requestsPerSec: Math.round(median(of(mode).map((s) => s.requestsPerSec))),
+      ...loadSummary(of(mode)),
       proxyCpuUsPerRequest: round(median(of(mode).map((s) => s.proxyCpuUsPerRequest)), 1),
       nodesCpuUsPerRequest: round(median(of(mode).map((s) => s.nodesCpuUsPerRequest)), 1),
     });
-    const ratio = (pick: (s: LatencySample) => number): number =>
-      round(medianRoundRatio(of('sync'), of('async'), pick));
-    const all = [...of('sync'), ...of('async')];
     return {
       connections,
       sync: summary('sync'),
       async: summary('async'),
-      p50Ratio: ratio((s) => s.p50Ms),
-      p99Ratio: ratio((s) => s.p99Ms),
-      requestsPerSecRatio: ratio((s) => s.requestsPerSec),
-      errors: all.reduce((sum, s) => sum + s.errors, 0),
-      non2xx: all.reduce((sum, s) => sum + s.non2xx, 0),
+      ...compareLoad(of('sync'), of('async')),
     };
   });
   return { rounds: samples, results };
