@@ -1,21 +1,14 @@
 import { Agent } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AffinityTable, MOVING } from '../../src/affinity/index.js';
-import { NodeRegistry } from '../../src/nodes/index.js';
+import { testAffinity, testRegistry } from '../helpers/affinity.js';
+import type { AffinityTable } from '../../src/affinity/index.js';
+import { MOVING } from '../../src/affinity/index.js';
+import type { NodeRegistry } from '../../src/nodes/index.js';
 
 const agent = new Agent();
 function table(): { affinity: AffinityTable; registry: NodeRegistry } {
-  const registry = new NodeRegistry(
-    ['a', 'b', 'c'].map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
-    { routeOf: (id) => `r-${id}`, agent },
-  );
-  const affinity = new AffinityTable({
-    registry,
-    idleTimeoutMs: 60_000,
-    maxSessions: 100,
-    sweepIntervalMs: 1000,
-    activeWindowMs: 1000,
-  });
+  const registry = testRegistry(['a', 'b', 'c'], agent);
+  const affinity = testAffinity(registry, 100);
   return { affinity, registry };
 }
 afterEach(() => agent.destroy());

@@ -1,9 +1,10 @@
 import { Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AffinityTable } from '../../src/affinity/index.js';
+import { testAffinity, testRegistry } from '../helpers/affinity.js';
+import type { AffinityTable } from '../../src/affinity/index.js';
 import { SharedAffinity } from '../../src/distributed/index.js';
 import { createSilentLogger } from '../../src/log.js';
-import { NodeRegistry } from '../../src/nodes/index.js';
+import type { NodeRegistry } from '../../src/nodes/index.js';
 import { RedisReplicaStore } from '../../src/replication/index.js';
 import { waitFor } from '../integration/harness.js';
 import { redisServerAvailable, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -20,17 +21,8 @@ interface Proxy {
 }
 
 async function proxyOn(url: string, moving = new Set<string>()): Promise<Proxy> {
-  const registry = new NodeRegistry(
-    ['a', 'b', 'c'].map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
-    { routeOf: (id) => `r-${id}`, agent },
-  );
-  const affinity = new AffinityTable({
-    registry,
-    idleTimeoutMs: 60_000,
-    maxSessions: 1000,
-    sweepIntervalMs: 1000,
-    activeWindowMs: 1000,
-  });
+  const registry = testRegistry(['a', 'b', 'c'], agent);
+  const affinity = testAffinity(registry, 1000);
   const store = await RedisReplicaStore.connect({ url, idleTimeoutMs: 60_000 });
   const shared = new SharedAffinity({
     store,

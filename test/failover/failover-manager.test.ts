@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import { Agent, createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AffinityTable } from '../../src/affinity/index.js';
+import { testAffinity } from '../helpers/affinity.js';
+import type { AffinityTable } from '../../src/affinity/index.js';
 import { FailoverManager, INSTALL_PATH, SessionInstaller } from '../../src/failover/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import { NodeRegistry, type ProxyNode } from '../../src/nodes/index.js';
@@ -99,13 +100,7 @@ async function setUp(count: number): Promise<{
     ],
     { routeOf: (id) => `r-${id}`, agent },
   );
-  const affinity = new AffinityTable({
-    registry,
-    idleTimeoutMs: 60_000,
-    maxSessions: 100_000,
-    sweepIntervalMs: 1000,
-    activeWindowMs: 1000,
-  });
+  const affinity = testAffinity(registry, 100_000);
   const replicas = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
   cleanup.push(() => replicas.close());
   const keys = Array.from({ length: count }, (_, i) => `session-${String(i).padStart(4, '0')}`);

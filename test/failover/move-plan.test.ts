@@ -1,17 +1,16 @@
 import { Agent } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { testRegistry } from '../helpers/affinity.js';
 import { planChunks } from '../../src/failover/move-plan.js';
-import { NodeRegistry, type ProxyNode } from '../../src/nodes/index.js';
+import type { NodeRegistry } from '../../src/nodes/index.js';
+import { type ProxyNode } from '../../src/nodes/index.js';
 
 const agent = new Agent();
 afterEach(() => agent.destroy());
 
 /** Nodes b and c holding `sessions` each; least-sessions picks (ties: the first). */
 function nodes(sessions: Record<string, number>): { registry: NodeRegistry; pick: () => ProxyNode } {
-  const registry = new NodeRegistry(
-    Object.keys(sessions).map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
-    { routeOf: (id) => `r-${id}`, agent },
-  );
+  const registry = testRegistry(Object.keys(sessions), agent);
   for (const node of registry.all) node.sessions = sessions[node.id] as number;
   const pick = (): ProxyNode =>
     [...registry.candidates].sort((x, y) => x.sessions - y.sessions)[0] as ProxyNode;

@@ -1,6 +1,6 @@
 import { Agent } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { NodeRegistry } from '../../src/nodes/index.js';
+import { testRegistry } from '../helpers/affinity.js';
 import type { WorkerMessage } from '../../src/proxy/ipc.js';
 import { WorkerAffinity } from '../../src/proxy/worker-affinity.js';
 
@@ -11,10 +11,7 @@ afterEach(() => {
 });
 
 function setup() {
-  const registry = new NodeRegistry(
-    ['a', 'b'].map((id, i) => ({ id, url: `http://127.0.0.1:${9001 + i}`, weight: 1 })),
-    { routeOf: (id) => `r-${id}`, agent },
-  );
+  const registry = testRegistry(['a', 'b'], agent);
   const sent: WorkerMessage[] = [];
   return { registry, sent, affinity: new WorkerAffinity((message) => sent.push(message), registry) };
 }

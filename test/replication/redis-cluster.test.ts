@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { testAffinity } from '../helpers/affinity.js';
 import { startDemoNode } from '../../backends/demo/index.js';
-import { AffinityTable } from '../../src/affinity/index.js';
+import type { AffinityTable } from '../../src/affinity/index.js';
 import { parseConfig, type Config, type ConfigInput } from '../../src/config/index.js';
 import { DistributedMode } from '../../src/distributed/index.js';
 import { createSilentLogger } from '../../src/log.js';
@@ -195,13 +196,7 @@ describe.skipIf(!hasCluster)('RedisReplicaStore on a real Redis Cluster (3 maste
         config.nodes.map((node) => ({ ...node })),
         { routeOf: (id) => `r-${id}`, agent },
       );
-      const affinity = new AffinityTable({
-        registry,
-        idleTimeoutMs: 60_000,
-        maxSessions: 1000,
-        sweepIntervalMs: 1000,
-        activeWindowMs: 1000,
-      });
+      const affinity = testAffinity(registry, 1000);
       const mode = await DistributedMode.connect({
         redis: config.redis,
         idleTimeoutMs: config.session.idleTimeout,
