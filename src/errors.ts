@@ -1,3 +1,9 @@
+/** The one error body shape of every stickylb listener: `{"error": CODE, "message": TEXT}`. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+}
+
 /**
  * Every error stickylb raises, each with a stable `code` and the HTTP status it maps to.
  * Match on `code`, never on the message. The README's error table lists every code
@@ -15,7 +21,7 @@ export class StickyError extends Error {
   }
 
   /** The JSON body the proxy and the admin API answer with. */
-  toJSON(): { error: string; message: string } {
+  toJSON(): ErrorBody {
     return { error: this.code, message: this.message };
   }
 }
@@ -167,3 +173,32 @@ export const errorClasses = [
   ReplicaStoreError,
   SessionMovedError,
 ] as const;
+
+/** Codes for the 4xx errors a framework raises on its own (validation, bad JSON, body too large). */
+const CLIENT_ERROR_CODES: Readonly<Record<number, string>> = {
+  400: 'SLB_BAD_REQUEST',
+  401: 'SLB_UNAUTHORIZED',
+  403: 'SLB_FORBIDDEN',
+  404: 'SLB_NOT_FOUND',
+  413: 'SLB_BODY_TOO_LARGE',
+};
+
+/**
+ * What a route's error answers, for the error handlers of every Fastify listener: a
+ * StickyError keeps its status and code; a framework client error keeps its 4xx status with a
+ * stable code; anything else is `500 internalCode` without details (never a stack trace), and
+ * `unexpected` is set so the caller logs it once.
+ */
+export function errorAnswer(
+  error: Error & { statusCode?: number },
+  internalCode = 'SLB_INTERNAL',
+): { status: number; body: ErrorBody; unexpected: boolean } {
+  if (error instanceof StickyError)
+    return { status: error.statusCode, body: error.toJSON(), unexpected: false };
+  const status = error.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    const code = CLIENT_ERROR_CODES[status] ?? 'SLB_BAD_REQUEST';
+    return { status, body: { error: code, message: error.message }, unexpected: false };
+  }
+  return { status: 500, body: { error: internalCode, message: 'internal error' }, unexpected: true };
+}

@@ -5,7 +5,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { BadRequestError, ForbiddenError, NotFoundError, StickyError, UnauthorizedError } from '../errors.js';
+import { BadRequestError, errorAnswer, ForbiddenError, NotFoundError, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AdminControl, AdminState } from './admin-control.js';
 import { isLoopbackHost, isTokenValid, tokenOf } from './admin-auth.js';
@@ -31,14 +31,6 @@ export interface AdminServerOptions {
 }
 
 /** Status codes of Fastify's own client errors (bad JSON, failed schema, wrong content type), as stable codes. */
-const CLIENT_ERROR_CODES: Record<number, string> = {
-  400: 'SLB_BAD_REQUEST',
-  401: 'SLB_UNAUTHORIZED',
-  403: 'SLB_FORBIDDEN',
-  404: 'SLB_NOT_FOUND',
-  413: 'SLB_BODY_TOO_LARGE',
-};
-
 /**
  * The admin listener: dashboard page and its assets, JSON API, Server-Sent Events,
  * Prometheus metrics. With a token configured every route requires it (`Authorization:
@@ -80,16 +72,11 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
     if (request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request);
   });
 
-  app.setErrorHandler(
-    (error: Error & { statusCode?: number; code?: string }, _request, reply: FastifyReply) => {
-      if (error instanceof StickyError) return reply.code(error.statusCode).send(error.toJSON());
-      const status =
-        error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-      if (status === 500) options.logger.error({ err: error }, 'admin request failed');
-      const code = CLIENT_ERROR_CODES[status] ?? (status === 500 ? 'SLB_ADMIN_ERROR' : 'SLB_BAD_REQUEST');
-      return reply.code(status).send({ error: code, message: error.message });
-    },
-  );
+  app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply: FastifyReply) => {
+    const { status, body, unexpected } = errorAnswer(error);
+    if (unexpected) options.logger.error({ err: error }, 'admin request failed');
+    return reply.code(status).send(body);
+  });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(new NotFoundError().toJSON()));
 
   // Dashboard.

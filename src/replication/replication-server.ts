@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { NotFoundError, StickyError, UnauthorizedError } from '../errors.js';
+import { errorAnswer, NotFoundError, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SECRET_HEADER } from '../protocol.js';
 import { attachReplicaChannel, type ReplicaChannelOptions } from './replica-channel-server.js';
@@ -95,13 +95,6 @@ const writeReply = {
   },
 } as const;
 
-/** Fastify's own client errors (validation, bad JSON, body too large) mapped to stable codes. */
-function codeOfClientError(statusCode: number): string {
-  if (statusCode === 404) return 'SLB_NOT_FOUND';
-  if (statusCode === 413) return 'SLB_BODY_TOO_LARGE';
-  return 'SLB_BAD_REQUEST';
-}
-
 /** Constant-time secret check: both sides hashed, so neither length nor prefix leaks through timing. */
 function createSecretCheck(secret: string): (given: string | string[] | undefined) => boolean {
   const expected = createHash('sha256').update(secret).digest();
@@ -148,18 +141,9 @@ export async function buildReplicationServer(options: ReplicationServerOptions):
   });
 
   app.setErrorHandler((error: FastifyError | Error, _request: FastifyRequest, reply: FastifyReply) => {
-    if (error instanceof StickyError) {
-      reply.code(error.statusCode);
-      return error.toJSON();
-    }
-    const statusCode = (error as Partial<FastifyError>).statusCode;
-    if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) {
-      reply.code(statusCode);
-      return { error: codeOfClientError(statusCode), message: error.message };
-    }
-    logger.error({ err: error }, 'replication request failed');
-    reply.code(500);
-    return { error: 'SLB_INTERNAL', message: 'internal error' };
+    const { status, body, unexpected } = errorAnswer(error);
+    if (unexpected) logger.error({ err: error }, 'replication request failed');
+    return reply.code(status).send(body);
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(new NotFoundError().toJSON()));
 
