@@ -12,6 +12,7 @@ import { delimiter, join } from 'node:path';
 import {
   BenchProcess,
   compareLoad,
+  type LoadSample,
   describeMachine,
   finishMachine,
   freePort,
@@ -48,16 +49,10 @@ const RUNS = [
 ] as const;
 type RunName = (typeof RUNS)[number][0];
 
-interface Sample {
-  round: number;
+interface Sample extends LoadSample {
   store: Store;
   run: RunName;
   connections: number;
-  requestsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-  non2xx: number;
 }
 
 export interface RedisBenchResult {

@@ -2,21 +2,15 @@
  * Write latency for bench/failover: sync replication ÷ async, two clusters side by side,
  * interleaved rounds of autocannon POSTs.
  */
-import { compareLoad, cpuTimesMs, loadSummary, median, round, sleep } from './common.js';
+import { compareLoad, cpuTimesMs, loadSummary, median, round, sleep, type LoadSample } from './common.js';
 import { createSessions } from './failover-kill.js';
 import type { FailoverSettings } from './failover.js';
 import { runLoad } from './load.js';
 import { StickyCluster } from './sticky-cluster.js';
 
-export interface LatencySample {
-  round: number;
+export interface LatencySample extends LoadSample {
   mode: 'sync' | 'async';
   connections: number;
-  requestsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-  non2xx: number;
   proxyCpuUsPerRequest: number;
   nodesCpuUsPerRequest: number;
 }
