@@ -8,7 +8,7 @@ import type {
   ReplicaWrite,
   WriteOutcome,
 } from './replica-store.js';
-import { emptyReplicaStats } from './replica-store.js';
+import { assertReplicaWrites, emptyReplicaStats } from './replica-store.js';
 
 /** Options of a MemoryReplicaStore; durations in milliseconds. */
 export interface MemoryReplicaStoreOptions {
@@ -68,7 +68,7 @@ export class MemoryReplicaStore implements ReplicaStore {
     const counts = this.#counts;
     counts.writeCalls++;
     // Validated up front: a bad record must not leave half a batch applied.
-    for (const record of records) assertVersion(record.version);
+    assertReplicaWrites(records);
     const outcomes: WriteOutcome[] = new Array<WriteOutcome>(records.length);
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as ReplicaWrite;
@@ -184,11 +184,4 @@ function toRecord(entry: SessionEntry<ReplicaSlot>): ReplicaRecord {
     data: entry.value.data,
     lastAccessAt: entry.lastAccessAt,
   };
-}
-
-/** A NaN or fractional version would compare false both ways and break stale detection for good. */
-function assertVersion(version: number): void {
-  if (!Number.isSafeInteger(version) || version < 1) {
-    throw new RangeError(`replica version must be a positive integer, got ${String(version)}`);
-  }
 }

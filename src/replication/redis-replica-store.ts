@@ -1,13 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import {
-  Cluster,
-  Redis,
-  type ChainableCommander,
-  type ClusterNode,
-  type ClusterOptions,
-  type RedisOptions,
-} from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { ReplicaStoreError } from '../errors.js';
 import { createSilentLogger, type Logger } from '../log.js';
 import type { JsonValue } from '../session/index.js';
@@ -18,20 +11,10 @@ import type {
   ReplicaWrite,
   WriteOutcome,
 } from './replica-store.js';
-import { emptyReplicaStats } from './replica-store.js';
-import {
-  COUNTS_SCRIPT,
-  EPOCH_SCRIPT,
-  OWNED_SCRIPT,
-  REMOVE_SCRIPT,
-  TOUCH_SCRIPT,
-  TRANSFER_SCRIPT,
-  WRITE_SCRIPT,
-} from './redis-scripts.js';
+import { assertReplicaWrites, emptyReplicaStats } from './replica-store.js';
+import { createRedisClient, type Client, type Pipeline, type RedisConnection } from './redis-connection.js';
 
-/** Where the store's Redis is: a URL, ioredis options (standalone or Sentinel), or a Cluster. */
-export type RedisConnection =
-  { url: string } | { redis: RedisOptions } | { cluster: { nodes: ClusterNode[]; options?: ClusterOptions } };
+export type { RedisConnection };
 
 /** Options of a RedisReplicaStore; durations in milliseconds. */
 export type RedisReplicaStoreOptions = RedisConnection & {
@@ -67,23 +50,6 @@ const KEYS_PER_SCRIPT = 1000;
 const KEYS_OF_PAGE = 1000;
 /** `stats().records` is recounted when older than this, or after a local change. */
 const RECORDS_MAX_AGE_MS = 1000;
-/** Reconnect backoff: fast first tries, at most 1 s between tries during an outage. */
-const retryStrategy = (times: number): number => Math.min(times * 50, 1000);
-
-type Script = (...args: Array<string | number>) => Promise<unknown>;
-/** The custom commands `defineCommand` adds (EVALSHA, EVAL on a new connection or NOSCRIPT). */
-interface Scripts {
-  slbWrite: Script;
-  slbTouch: Script;
-  slbRemove: Script;
-  slbTransfer: Script;
-  slbOwned: Script;
-  slbCounts: Script;
-  slbEpoch: Script;
-}
-type Client = (Redis | Cluster) & Scripts;
-type Pipeline = ChainableCommander & { [K in keyof Scripts]: (...args: Array<string | number>) => Pipeline };
-
 /**
  * The `redis` replica store: the ReplicaStore contract on Redis (standalone, Sentinel or
  * Cluster through ioredis), shared by every proxy of a distributed deployment.
@@ -173,47 +139,10 @@ export class RedisReplicaStore
     const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
     this.#waitTimeoutMs = Math.max(1, Math.floor(commandTimeoutMs / 2));
 
-    // Fail fast: no offline queue (a command while disconnected rejects at once), a command
-    // in flight when the connection drops is resent at most once (every script is safe to
-    // resend), and none waits longer than the command timeout.
-    const common = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: commandTimeoutMs,
-      connectTimeout: commandTimeoutMs,
-      retryStrategy,
-    } satisfies RedisOptions;
-    let client: Redis | Cluster;
-    if ('cluster' in options) {
-      const { nodes, options: clusterOptions } = options.cluster;
-      client = new Cluster(nodes, {
-        ...clusterOptions,
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        clusterRetryStrategy: retryStrategy,
-        redisOptions: {
-          ...clusterOptions?.redisOptions,
-          maxRetriesPerRequest: common.maxRetriesPerRequest,
-          commandTimeout: common.commandTimeout,
-          connectTimeout: common.connectTimeout,
-        },
-      });
-    } else if ('redis' in options) {
-      client = new Redis({ ...options.redis, ...common });
-    } else {
-      client = new Redis(options.url, common);
-    }
-    client.defineCommand('slbWrite', { lua: WRITE_SCRIPT });
-    client.defineCommand('slbTouch', { lua: TOUCH_SCRIPT });
-    client.defineCommand('slbRemove', { lua: REMOVE_SCRIPT });
-    client.defineCommand('slbTransfer', { lua: TRANSFER_SCRIPT, numberOfKeys: 4 });
-    client.defineCommand('slbOwned', { lua: OWNED_SCRIPT });
-    client.defineCommand('slbCounts', { lua: COUNTS_SCRIPT, numberOfKeys: 1 });
-    client.defineCommand('slbEpoch', { lua: EPOCH_SCRIPT, numberOfKeys: 1 });
+    const client = createRedisClient(options, commandTimeoutMs);
     // Without a listener ioredis prints every connection error; one log line per outage instead.
     client.on('error', (error: Error) => this.#noteFailure(error));
-    this.#client = client as Client;
+    this.#client = client;
   }
 
   /**
@@ -262,10 +191,7 @@ export class RedisReplicaStore
     this.#assertOpen();
     this.#counts.writeCalls++;
     // Validated up front: a bad record must not leave half a batch applied.
-    for (const record of records) {
-      assertVersion(record.version);
-      assertTime(record.lastAccessAt);
-    }
+    assertReplicaWrites(records);
     if (records.length === 0) return [];
     const now = Date.now();
     const pipeline = this.#pipeline();
@@ -659,17 +585,4 @@ function toRecord(
     });
   }
   return { key, version: Number(version), owner, data: parsed, lastAccessAt: Number(lastAccessAt) };
-}
-
-/** A NaN or fractional version would compare false both ways and break stale detection for good. */
-function assertVersion(version: number): void {
-  if (!Number.isSafeInteger(version) || version < 1) {
-    throw new RangeError(`replica version must be a positive integer, got ${String(version)}`);
-  }
-}
-
-function assertTime(at: number): void {
-  if (!Number.isSafeInteger(at) || at < 0) {
-    throw new RangeError(`replica lastAccessAt must be a non-negative integer, got ${String(at)}`);
-  }
 }

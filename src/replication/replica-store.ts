@@ -19,6 +19,24 @@ export interface ReplicaRecord {
 export type ReplicaWrite = Omit<ReplicaRecord, 'owner'>;
 
 /**
+ * Throws RangeError for a record no store may apply, checked for a whole batch before any of
+ * it is: a NaN or fractional version compares false both ways and would break stale detection
+ * for good; a time that is not integer ms would break idle expiry.
+ */
+export function assertReplicaWrites(records: ReadonlyArray<ReplicaWrite>): void {
+  for (const { version, lastAccessAt } of records) {
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new RangeError(`replica version must be a positive integer, got ${String(version)}`);
+    }
+    if (!Number.isSafeInteger(lastAccessAt) || lastAccessAt < 0) {
+      throw new RangeError(
+        `replica lastAccessAt must be a non-negative integer, got ${String(lastAccessAt)}`,
+      );
+    }
+  }
+}
+
+/**
  * Outcome of one record of `ReplicaStore.write`: `ok` applied; `stale` refused because the
  * store holds the same or a newer version; `not-owner` refused because another node owns the key.
  */

@@ -45,6 +45,20 @@ export function replicaStoreContract(name: string, create: CreateReplicaStore): 
       expect(read?.lastAccessAt).toBeLessThanOrEqual(Date.now());
     });
 
+    it.each([
+      { name: 'a fractional version', bad: { version: 1.5 } },
+      { name: 'a NaN version', bad: { version: Number.NaN } },
+      { name: 'version 0', bad: { version: 0 } },
+      { name: 'a fractional lastAccessAt', bad: { lastAccessAt: 1.5 } },
+      { name: 'a negative lastAccessAt', bad: { lastAccessAt: -1 } },
+    ])('refuses a batch holding $name before applying any of it', async ({ bad }) => {
+      const store = await storeWith();
+      await expect(store.write('node-1', [record('k1', 1), { ...record('k2', 1), ...bad }])).rejects.toThrow(
+        RangeError,
+      );
+      expect(await store.read('k1')).toBeUndefined();
+    });
+
     it('returns undefined for a key never written', async () => {
       const store = await storeWith();
       expect(await store.read('missing')).toBeUndefined();
