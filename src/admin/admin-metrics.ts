@@ -263,6 +263,16 @@ function processRegistry(): Registry {
   if (sharedProcessRegistry === undefined) {
     sharedProcessRegistry = new Registry();
     collectDefaultMetrics({ register: sharedProcessRegistry });
+    // prom-client reports `external` (which includes them) but not ArrayBuffers alone: Buffers
+    // kept by sockets and parsers are the first suspect when RSS grows under a flat heap.
+    new Gauge({
+      name: 'stickylb_array_buffers_bytes',
+      help: 'Bytes of ArrayBuffers and Buffers of this process (process.memoryUsage().arrayBuffers)',
+      registers: [sharedProcessRegistry],
+      collect() {
+        this.set(process.memoryUsage().arrayBuffers);
+      },
+    });
   }
   return sharedProcessRegistry;
 }

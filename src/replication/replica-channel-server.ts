@@ -206,6 +206,10 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
   socket.setNoDelay(true);
   socket.setTimeout(options.idleTimeoutMs ?? 65_000, () => cutOff('idle'));
   socket.on('data', onData);
+  // The HTTP server's sockets allow half-open connections and nothing ends ours after the
+  // switch: a node killed or restarted (its kernel sends a FIN) left its channel open here
+  // until the idle timeout, 65 s, one more per restart. The answers owed go out first.
+  socket.once('end', () => answers.whenSent(() => socket.end()));
   socket.once('close', () => clearTimeout(frameTimer));
   if (head.length > 0) onData(head);
 }

@@ -138,6 +138,8 @@ describe('GET /metrics', () => {
       expect(text).toContain(line);
     }
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    // Off-heap Buffers on their own (the soak tells V8's heap sizing from a Buffer leak with it).
+    expect(text).toMatch(/^stickylb_array_buffers_bytes [1-9]\d*$/m);
     expect(text).toContain('# TYPE stickylb_request_duration_seconds histogram');
   });
 

@@ -6,9 +6,9 @@ import { MOVING } from '../../src/affinity/index.js';
 import type { NodeRegistry } from '../../src/nodes/index.js';
 
 const agent = new Agent();
-function table(): { affinity: AffinityTable; registry: NodeRegistry } {
+function table(now?: () => number): { affinity: AffinityTable; registry: NodeRegistry } {
   const registry = testRegistry(['a', 'b', 'c'], agent);
-  const affinity = testAffinity(registry, 100);
+  const affinity = testAffinity(registry, 100, now);
   return { affinity, registry };
 }
 afterEach(() => agent.destroy());
@@ -80,5 +80,31 @@ describe('AffinityTable', () => {
     affinity.unmarkMoving('k1', 'a');
     expect(affinity.movedNodeOf('k1')).toBeUndefined();
     expect(affinity.hasMoved).toBe(false);
+  });
+
+  it('does not restart the idle time of a session it moves: it expires with the node copy', () => {
+    let nowMs = 0;
+    const { affinity, registry } = table(() => nowMs);
+    affinity.record('k1', 'a');
+    nowMs = 30_000;
+    affinity.assign('k1', 'b', 'a'); // failover off a
+    nowMs = 50_000;
+    affinity.assign('k1', 'c', 'a'); // and off b: nobody used the session meanwhile
+    nowMs = 60_000; // idleTimeoutMs after its last use
+    expect(affinity.nodeOf('k1')).toBeUndefined();
+    expect(affinity.size).toBe(0);
+    expect(registry.all.map((node) => node.sessions)).toEqual([0, 0, 0]);
+    expect(affinity.hasMoved).toBe(false);
+  });
+
+  it('keeps the idle time a request restarted across a later move', () => {
+    let nowMs = 0;
+    const { affinity } = table(() => nowMs);
+    affinity.record('k1', 'a');
+    nowMs = 40_000;
+    affinity.record('k1', 'a'); // a request: the session is in use
+    affinity.assign('k1', 'b', 'a');
+    nowMs = 99_999;
+    expect(affinity.nodeOf('k1')).toBe('b');
   });
 });

@@ -13,13 +13,17 @@ export function testRegistry(ids: readonly string[], agent: Agent): NodeRegistry
   );
 }
 
-/** An affinity table over `registry`: 60 s idle timeout, 1 s sweep interval and active window. */
-export function testAffinity(registry: NodeRegistry, maxSessions: number): AffinityTable {
+/**
+ * An affinity table over `registry`: 60 s idle timeout, 1 s sweep interval and active window;
+ * `now` replaces the store's clock.
+ */
+export function testAffinity(registry: NodeRegistry, maxSessions: number, now?: () => number): AffinityTable {
   return new AffinityTable({
     registry,
     idleTimeoutMs: 60_000,
     maxSessions,
     sweepIntervalMs: 1000,
     activeWindowMs: 1000,
+    ...(now !== undefined ? { now } : {}),
   });
 }

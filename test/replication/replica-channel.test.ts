@@ -438,6 +438,29 @@ describe('replication channel bad input', () => {
     expect(store.stats().records).toBe(count);
   });
 
+  it('lets go of the connection of every peer that died, mid-frame or between frames', async () => {
+    // A node killed with SIGKILL and started again opens a new channel each time; the kernel
+    // closes the old one with a FIN. The proxy must close its side too, not keep the socket
+    // (and any half frame) until the idle timeout, one more per restart.
+    const { app, port } = await startServer();
+    const connections = (): Promise<number> =>
+      new Promise((resolve, reject) =>
+        app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+      );
+    const frame = writeFrame(1, 'k1');
+    for (let restart = 0; restart < 4; restart++) {
+      const client = await RawClient.channel(port);
+      if (restart % 2 === 0) client.socket.write(frame.subarray(0, frame.length - 3));
+      await vi.waitFor(async () => expect(await connections()).toBe(1));
+      client.socket.destroy();
+      await vi.waitFor(async () => expect(await connections()).toBe(0), { timeout: 5000 });
+    }
+    const live = await RawClient.channel(port);
+    live.socket.write(writeFrame(2, 'k2'));
+    await vi.waitFor(() => expect(live.frames()).toHaveLength(1));
+    expect(await connections()).toBe(1);
+  });
+
   it('cuts off a peer that starts a frame and stalls', async () => {
     const { port, logs, store } = await startServer({ channel: { frameTimeoutMs: 50 } });
     const client = await RawClient.channel(port);
