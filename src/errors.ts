@@ -81,10 +81,10 @@ export class UpstreamError extends StickyError {
   }
 }
 
-/** The node did not answer within `proxy.timeouts.upstream`. */
+/** The node did not answer (or a session move did not finish) within `proxy.timeouts.upstream`. */
 export class UpstreamTimeoutError extends StickyError {
-  constructor(timeoutMs: number) {
-    super('SLB_UPSTREAM_TIMEOUT', 504, `node did not answer within ${timeoutMs} ms`);
+  constructor(timeoutMs: number, what = 'node did not answer') {
+    super('SLB_UPSTREAM_TIMEOUT', 504, `${what} within ${timeoutMs} ms`);
   }
 }
 

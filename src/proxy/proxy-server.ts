@@ -22,6 +22,7 @@ import {
   setSessionHeader,
   type RequestHead,
 } from './header-hygiene.js';
+import { boundedWait } from './bounded-wait.js';
 import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
@@ -139,6 +140,7 @@ export class ProxyServer {
       counters: this.counters,
       trusted: this.#trusted,
       maxHeaderCount: () => (this.server.maxHeadersCount ?? 2001) - 1,
+      upstream: this.#upstream,
       moveOrPick: (decision, fromNodeId) => this.#moveOrPick(decision, fromNodeId),
       onNodeFailure: options.onNodeFailure,
     });
@@ -301,12 +303,19 @@ export class ProxyServer {
     res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head);
   }
 
-  /** The node a request goes to instead of `fromNodeId`: its session's new node, or any node for a new session. */
+  /**
+   * The node a request goes to instead of `fromNodeId`: its session's new node, or any node for
+   * a new session. A move (maybe asked of the control plane over IPC) gets the upstream timeout,
+   * then a 504: its answer may never come.
+   */
   #moveOrPick(decision: RouteDecision, fromNodeId: string): Promise<ProxyNode> {
     if (decision.isNew || this.#options.moveSession === undefined) {
       return Promise.resolve(this.#options.router.pickNode(fromNodeId));
     }
-    return this.#options.moveSession(decision.key, fromNodeId);
+    const timeoutMs = this.#upstream.timeoutMs;
+    return boundedWait(this.#options.moveSession(decision.key, fromNodeId), timeoutMs, () => {
+      throw new UpstreamTimeoutError(timeoutMs, 'session move did not finish');
+    });
   }
 
   /** Replays a request on the session's new node after its node refused (or, if idempotent, failed) it. */
@@ -390,8 +399,12 @@ export class ProxyServer {
     error: Error,
   ): Promise<void> {
     let isSafe = false;
+    const mayReplay = this.#options.mayReplay;
     try {
-      isSafe = (await this.#options.mayReplay?.(decision.key)) === true;
+      // No answer within the upstream timeout: not proven safe, so not replayed.
+      isSafe =
+        mayReplay !== undefined &&
+        (await boundedWait(mayReplay(decision.key), this.#upstream.timeoutMs, () => false));
     } catch {
       isSafe = false;
     }
@@ -478,6 +491,7 @@ export class ProxyServer {
   }
 
   #refuse(res: ServerResponse, error: unknown): void {
+    if (error instanceof UpstreamTimeoutError) this.counters.upstreamTimeouts++;
     if (error instanceof NoHealthyNodeError) {
       this.counters.noHealthyNode++;
       sendError(res, error, RETRY_AFTER);

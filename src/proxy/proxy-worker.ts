@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { NodeTraffic } from '../admin/node-traffic.js';
 import { SessionIdCodec } from '../affinity/index.js';
 import type { Config } from '../config/index.js';
-import { NoHealthyNodeError, StickyError } from '../errors.js';
+import { NoHealthyNodeError, StickyError, UpstreamTimeoutError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { NodeRegistry, type ProxyNode } from '../nodes/index.js';
 import { createDataPlane, createUpstreamAgent } from './data-plane.js';
@@ -46,12 +46,29 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
   const affinity = new WorkerAffinity(send, registry);
   affinity.applyMoved(init.moved);
 
-  let nextMoveId = 1;
-  const pendingReplays = new Map<number, (isSafe: boolean) => void>();
-  const pendingMoves = new Map<
-    number,
-    { resolve: (node: ProxyNode) => void; reject: (error: Error) => void }
-  >();
+  let nextCallId = 1;
+  /** Requests to the control plane (rare paths) awaiting its answer, by id. */
+  const pendingCalls = new Map<number, (reply: PrimaryMessage | undefined) => void>();
+  /**
+   * Asks the control plane and hands its answer to `onReply`, or `undefined` once the upstream
+   * timeout has passed: an answer can be lost (a primary busy for that long, or dying), and the
+   * request waiting on it must still end.
+   */
+  function call(
+    message: Extract<WorkerMessage, { id: number }>,
+    onReply: (reply?: PrimaryMessage) => void,
+  ): void {
+    const timer = setTimeout(() => {
+      pendingCalls.delete(message.id);
+      onReply(undefined);
+    }, config.proxy.timeouts.upstream);
+    pendingCalls.set(message.id, (reply) => {
+      clearTimeout(timer);
+      pendingCalls.delete(message.id);
+      onReply(reply);
+    });
+    send(message);
+  }
   const { router, proxy } = createDataPlane({
     config,
     codec,
@@ -65,17 +82,26 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
     },
     moveSession: (key, from) =>
       new Promise<ProxyNode>((resolve, reject) => {
-        const id = nextMoveId++;
-        pendingMoves.set(id, { resolve, reject });
-        send({ t: 'move', id, key, from });
+        call({ t: 'move', id: nextCallId++, key, from }, (reply) => {
+          if (reply?.t !== 'move-reply') {
+            reject(new UpstreamTimeoutError(config.proxy.timeouts.upstream, 'session move did not finish'));
+            return;
+          }
+          const node = reply.nodeId === undefined ? undefined : registry.get(reply.nodeId);
+          if (node !== undefined) resolve(node);
+          else if (reply.error === undefined || reply.error.code === 'SLB_NO_HEALTHY_NODE')
+            reject(new NoHealthyNodeError());
+          else reject(new StickyError(reply.error.code, 503, reply.error.message));
+        });
       }),
     mayReplay: (key) =>
       new Promise<boolean>((resolve) => {
-        const id = nextMoveId++;
-        pendingReplays.set(id, resolve);
         // Our batch of versions seen goes first, so the control plane compares with the latest.
         affinity.flush();
-        send({ t: 'replay', id, key });
+        // No answer in time: not proven safe.
+        call({ t: 'replay', id: nextCallId++, key }, (reply) =>
+          resolve(reply?.t === 'replay-reply' && reply.isSafe),
+        );
       }),
   });
 
@@ -87,24 +113,14 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
       case 'moved':
         affinity.applyMoved(message.entries);
         break;
-      case 'move-reply': {
-        const pending = pendingMoves.get(message.id);
-        pendingMoves.delete(message.id);
-        const node = message.nodeId === undefined ? undefined : registry.get(message.nodeId);
-        if (node !== undefined) pending?.resolve(node);
-        else if (message.error?.code === 'SLB_NO_HEALTHY_NODE' || message.error === undefined)
-          pending?.reject(new NoHealthyNodeError());
-        else pending?.reject(new StickyError(message.error.code, 503, message.error.message));
+      case 'move-reply':
+      case 'replay-reply':
+        pendingCalls.get(message.id)?.(message);
         break;
-      }
       case 'flush-used':
         // IPC keeps order: the primary reads our batch before this answer.
         affinity.flush();
         send({ t: 'used-flushed', id: message.id });
-        break;
-      case 'replay-reply':
-        pendingReplays.get(message.id)?.(message.isSafe);
-        pendingReplays.delete(message.id);
         break;
       case 'reload':
         config = message.config;

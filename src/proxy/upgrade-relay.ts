@@ -36,6 +36,8 @@ export interface UpgradeRelayOptions {
   trusted: ReadonlySet<string>;
   /** Header lines a request may have (the server's current limit). */
   maxHeaderCount: () => number;
+  /** `proxy.timeouts.upstream`, read per upgrade (a reload changes it): how long the node's answer may take. */
+  upstream: { readonly timeoutMs: number };
   /** The node for a session whose node cannot serve it (moved, or any node for a new one). */
   moveOrPick: (decision: RouteDecision, fromNodeId: string) => Promise<ProxyNode>;
   /** Passive health: the node refused or reset the upgrade. */
@@ -136,8 +138,17 @@ export class UpgradeRelay {
       upgrade[kState] = 'abandoned';
       proxyReq.destroy();
     });
+    // http-proxy bounds no part of an upgrade: a node that accepts the connection (or a pooled
+    // socket's queue, or a connect that never completes) and never answers would hold the client
+    // forever. Its answer head gets the upstream timeout, as a plain request's does (then 504).
+    const timeoutMs = this.#options.upstream.timeoutMs;
+    const timer = setTimeout(() => proxyReq.destroy(new UpstreamTimeoutError(timeoutMs)), timeoutMs);
+    const disarm = (): void => clearTimeout(timer);
+    proxyReq.once('response', disarm);
+    proxyReq.once('close', disarm);
     // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
+      disarm();
       upgrade[kState] = 'open';
       this.#options.affinity.record(
         decision.key,
@@ -162,7 +173,8 @@ export class UpgradeRelay {
       return;
     }
     const decision = upgrade[kRoute];
-    if (!(error instanceof UpstreamTimeoutError)) counters.upstreamErrors++;
+    if (error instanceof UpstreamTimeoutError) counters.upstreamTimeouts++;
+    else counters.upstreamErrors++;
     if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
     if (upgrade[kState] === 'open') {
       // The node failed after its 101: the connection carries WebSocket frames, where an HTTP

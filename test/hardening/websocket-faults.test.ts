@@ -103,6 +103,21 @@ describe('WebSocket faults at the node', () => {
   });
 });
 
+describe('WebSocket upgrades a node never answers', () => {
+  it('504 JSON after proxy.timeouts.upstream; the connection to the node is closed, the proxy stays up', async () => {
+    cluster = await startFaultCluster({ timeouts: { upstream: '1s' } });
+    const c = cluster;
+    c.node.behaviour = () => undefined; // accepted, never answered
+    const client = await rawClient(c.proxyPort, `${UPGRADE}\r\n`);
+    await client.closed;
+    expect(client.received()).toMatch(/^HTTP\/1\.1 504 /);
+    expect(client.received()).toContain('"error":"SLB_UPSTREAM_TIMEOUT"');
+    await expectUpgradesClosed(c);
+    expect((await c.counters()).upstreamTimeouts).toBe(1);
+    await expectServing(c);
+  });
+});
+
 describe('WebSocket faults at the client', () => {
   it('a client that resets mid-handshake: the upgrade toward the node is closed too', async () => {
     cluster = await startFaultCluster();

@@ -322,3 +322,43 @@ describe('failover with state', () => {
     }
   });
 });
+
+describe('answers that never come', () => {
+  // The control plane's answer can be lost (over IPC with proxy workers: a busy or dying
+  // primary). Each case below makes it never come; the request must still end, with a JSON
+  // error, after proxy.timeouts.upstream, and the proxy keep serving.
+
+  it('a session move that never finishes: 504 after proxy.timeouts.upstream, the proxy keeps serving', async () => {
+    cluster = await startCluster({ nodeCount: 2, config: { proxy: { timeouts: { upstream: '2s' } } } });
+    const c = cluster;
+    const client = new Client(c.proxyUrl);
+    const { json } = await client.request('POST', '/api/counter');
+    c.lb.failover.moveSession = () => new Promise<never>(() => undefined);
+    // Down in the registry only (no health event, so no proactive move): the next request of
+    // the session asks for a move. Workers learn the state over IPC; until then it is served.
+    c.lb.registry.setHealthy(json.node as string, false);
+    const refused = await waitFor(async () => {
+      const answer = await client.request('POST', '/api/counter');
+      return answer.status === 200 ? undefined : answer;
+    });
+    expect(refused.status).toBe(504);
+    expect(refused.json.error).toBe('SLB_UPSTREAM_TIMEOUT');
+    const fresh = await new Client(c.proxyUrl).request('POST', '/api/counter');
+    expect(fresh.status).toBe(200);
+    expect(fresh.json.node).not.toBe(json.node);
+  });
+
+  it('a replay check that never answers: the POST is not replayed (502), its write survives once', async () => {
+    cluster = await startCluster({ nodeCount: 2, config: { proxy: { timeouts: { upstream: '2s' } } } });
+    const c = cluster;
+    const client = new Client(c.proxyUrl);
+    await client.request('POST', '/api/counter');
+    c.lb.mayReplay = () => new Promise<boolean>(() => undefined);
+    const crash = await client.request('POST', '/api/counter/crash');
+    expect(crash.status).toBe(502);
+    expect(crash.json.error).toBe('SLB_UPSTREAM_FAILED');
+    const { status, json } = await client.request('GET', '/api/counter');
+    expect(status).toBe(200);
+    expect(json.count).toBe(2);
+  });
+});

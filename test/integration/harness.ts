@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
-import { createSilentLogger } from '../../src/log.js';
+import { createLogger, createSilentLogger } from '../../src/log.js';
 import { StickyLb } from '../../src/stickylb.js';
 import { freePort } from '../helpers/free-port.js';
 
@@ -13,6 +13,13 @@ import { freePort } from '../helpers/free-port.js';
  * worker (data plane in the control-plane process) and once with two (node:cluster + IPC).
  */
 export const TEST_WORKERS = Number(process.env.STICKYLB_TEST_WORKERS ?? 1);
+
+/**
+ * `STICKYLB_TEST_LOG=debug` (or info, warn…): the proxy under test logs at that level (its
+ * workers too) instead of staying silent, and each node's output is printed when its cluster
+ * closes, to see what happened in a run that failed.
+ */
+const TEST_LOG = process.env.STICKYLB_TEST_LOG as NonNullable<ConfigInput['log']>['level'];
 
 /** The compiled CLI (`npm test` builds before vitest runs). */
 export const CLI = resolve('dist/src/cli.js');
@@ -132,12 +139,14 @@ export async function startCluster(
     // Fast enough to see a SIGSTOP within ~1 s; slack enough that a loaded 2-core CI box
     // does not time out a probe of a live node.
     health: { interval: '500ms', timeout: '400ms', ...options.config?.health },
-    log: { level: 'error' },
+    log: { level: TEST_LOG ?? 'error' },
     nodes: nodeUrls.map((url, index) => ({ id: `node-${index + 1}`, url })),
   };
   const configFile = writeConfig(input);
   // The proxy first: it hosts the replica store the nodes write to.
-  const lb = new StickyLb(parseConfig(input), createSilentLogger());
+  const logger =
+    TEST_LOG === undefined ? createSilentLogger() : createLogger({ name: 'stickylb', level: TEST_LOG });
+  const lb = new StickyLb(parseConfig(input), logger);
   await lb.listen();
   const nodes = nodeUrls.map((url, index) => new NodeProcess(`node-${index + 1}`, url, configFile));
   try {
@@ -160,6 +169,9 @@ export async function startCluster(
     async close() {
       await lb.close(1000);
       await Promise.all(nodes.map((node) => node.kill()));
+      if (TEST_LOG !== undefined) {
+        for (const node of nodes) process.stderr.write(`--- ${node.id} output ---\n${node.output}\n`);
+      }
       // Config, secrets: nothing of a run stays behind in the temp folder.
       rmSync(dir, { recursive: true, force: true });
     },

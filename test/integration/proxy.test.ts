@@ -7,7 +7,10 @@ import { Client, startCluster, waitFor, type Cluster } from './harness.js';
 let cluster: Cluster;
 
 beforeAll(async () => {
-  cluster = await startCluster({ nodeCount: 3 });
+  // Every wait of a request in the proxy ends after proxy.timeouts.upstream (504 naming what
+  // it waited for). Shorter than a test's 30 s: a request stuck in the proxy fails its test
+  // with that answer; one that still times out was stuck outside the proxy's request path.
+  cluster = await startCluster({ nodeCount: 3, config: { proxy: { timeouts: { upstream: '10s' } } } });
 });
 afterAll(async () => {
   await cluster?.close();
@@ -43,7 +46,7 @@ describe('sticky sessions through the proxy', () => {
         const seen: Array<{ node: string; count: number }> = [];
         for (let i = 0; i < 5; i++) {
           const { status, json } = await client.request('POST', '/api/counter');
-          expect(status).toBe(200);
+          expect(status, JSON.stringify(json)).toBe(200);
           seen.push({ node: json.node, count: json.count });
         }
         return seen;
