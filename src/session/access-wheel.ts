@@ -53,6 +53,11 @@ export class AccessWheel<V> {
   /** No entry is linked in a quantum above this. */
   #newest = -Infinity;
   #size = 0;
+  /** The bucket `link` used last, and its time range: creates in a row skip the division and `%`. */
+  #tailQuantum = Number.NaN;
+  #tailFromMs = Infinity;
+  #tailUntilMs = -Infinity;
+  #tailSentinel: StoreEntry<V> | undefined;
   /** The sweep's place in the bucket of `#markerQuantum`, kept there between slices. */
   readonly #marker: StoreEntry<V>;
   #markerQuantum = Number.NaN;
@@ -69,7 +74,20 @@ export class AccessWheel<V> {
   /** Links an unlinked entry into the bucket of `at`, its access time. */
   link(entry: StoreEntry<V>, at: number): void {
     this.#size++;
-    this.#linkAt(entry, Math.floor(at / this.quantumMs));
+    const sentinel = this.#tailSentinel;
+    if (at >= this.#tailFromMs && at < this.#tailUntilMs && sentinel !== undefined) {
+      entry.linkAfter(sentinel.older);
+      const quantum = this.#tailQuantum;
+      if (quantum < this.#oldest) this.#oldest = quantum;
+      if (quantum > this.#newest) this.#newest = quantum;
+      return;
+    }
+    const quantum = Math.floor(at / this.quantumMs);
+    this.#linkAt(entry, quantum);
+    this.#tailQuantum = quantum;
+    this.#tailFromMs = quantum * this.quantumMs;
+    this.#tailUntilMs = this.#tailFromMs + this.quantumMs;
+    this.#tailSentinel = this.#sentinels[this.#slotOf(quantum)];
   }
 
   unlink(entry: StoreEntry<V>): void {

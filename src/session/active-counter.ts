@@ -55,6 +55,12 @@ export class ActiveCounter {
     if (quantum > this.#quantumOf(now - this.#windowMs)) this.#increment(quantum);
   }
 
+  /** Counts a session accessed at `now` (a create: `add` without its two divisions). */
+  addNow(now: number): void {
+    if (now >= this.#nowUntilMs || now < this.#nowFromMs) this.#refresh(now);
+    if (this.#windowMs > 0) this.#counts[this.#nowSlot]!++;
+  }
+
   /** Uncounts a session last accessed at `at` (a no-op once that quantum's slot was reused). */
   remove(at: number): void {
     const quantum = this.#quantumOf(at);

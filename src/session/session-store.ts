@@ -302,7 +302,8 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     const entry = new StoreEntry(id, value, version, at);
     this.byId.set(id, entry);
     this.wheel.link(entry, at);
-    this.activity.add(at, now);
+    if (at === now) this.activity.addNow(now);
+    else this.activity.add(at, now);
     if (this.hears('created')) this.emit('created', entry);
     return entry;
   }
