@@ -118,6 +118,8 @@ export class UpgradeRelay {
     try {
       node = await this.#options.moveOrPick(decision, decision.fromNodeId);
     } catch (error) {
+      // A move that ran out of time counts as the plain request path counts it (`#refuse`).
+      if (error instanceof UpstreamTimeoutError) this.#options.counters.upstreamTimeouts++;
       sendSocketError(socket, error instanceof StickyError ? error : toClientError(error));
       return;
     }

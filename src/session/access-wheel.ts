@@ -147,8 +147,7 @@ export class AccessWheel<V> {
    */
   leastRecent(now: number): StoreEntry<V> | undefined {
     const end = this.#endOf(now);
-    let quantum = Math.max(this.#oldest, end - this.#bucketCount + 1);
-    for (; quantum <= end; quantum++) {
+    for (let quantum = this.#startOf(end); quantum <= end; quantum++) {
       const sentinel = this.#sentinels[this.#slotOf(quantum)];
       if (sentinel === undefined) continue;
       let entry = sentinel.newer;
@@ -175,16 +174,24 @@ export class AccessWheel<V> {
    */
   *accessedAfter(since: number, now: number, limit: number): IterableIterator<StoreEntry<V>> {
     const end = this.#endOf(now);
+    const start = this.#startOf(end);
     let remaining = limit;
-    for (let quantum = Math.max(this.#oldest, end - this.#bucketCount + 1); quantum <= end; quantum++) {
+    for (let quantum = start; quantum <= end; quantum++) {
       const sentinel = this.#sentinels[this.#slotOf(quantum)];
       if (sentinel === undefined) continue;
+      // On a walk of two turns a slot is met twice: an entry older than the turn that ends here
+      // was in order, and yielded, at the first meeting.
+      const turnStart = quantum - this.#bucketCount < start ? -Infinity : quantum - this.#bucketCount + 1;
       // Ends at any sentinel: one moved meanwhile to another bucket still ends the walk of this one.
       for (let entry = sentinel.newer; entry.value !== BUCKET_END || entry === this.#marker;) {
         const next = entry.newer;
         if (entry !== this.#marker) {
           const at = entry.lastAccessAt;
-          if (at > since && this.#place(entry, quantum, end, at) === IN_ORDER) {
+          if (
+            at > since &&
+            this.#place(entry, quantum, end, at) === IN_ORDER &&
+            Math.floor(at / this.quantumMs) >= turnStart
+          ) {
             if (remaining-- <= 0) return;
             yield entry;
             if (!next.isLinked) return;
@@ -236,6 +243,19 @@ export class AccessWheel<V> {
   /** The last quantum a walk at `now` visits: now's, or a later one linked before the clock stepped back. */
   #endOf(now: number): number {
     return Math.max(Math.floor(now / this.quantumMs), this.#newest);
+  }
+
+  /**
+   * The first quantum a walk up to `end` visits: `#oldest`, or two turns of the ring back at
+   * most. One turn back is not enough: when no sweep ran for a while, buckets older than
+   * `end - bucketCount` (expired entries, and touched ones filed there) share their slots with
+   * the newest buckets, and a walk of one turn would meet them last, at the newest time. Two
+   * turns meet them first; entries of a newer quantum met in the same slot then are relinked or
+   * wait (LATER) for their own quantum, which the walk still reaches. An entry filed further
+   * back sits in a slot the walk meets twice and is judged by its own access time each time.
+   */
+  #startOf(end: number): number {
+    return Math.max(this.#oldest, end - 2 * this.#bucketCount + 2);
   }
 
   #endSweep(): number {

@@ -122,6 +122,46 @@ describe('SessionStore access wheel', () => {
     expect(evicted).toEqual([victim]);
   });
 
+  // Buckets older than one turn of the ring share slots with the newest ones: a walk that starts
+  // a turn back from now must still see them first (a sweep had not run for over 2 quanta).
+  it('evicts nothing live while an expired session sits in a bucket a turn of the ring back', async () => {
+    const { store, clock } = createStore({ maxSessions: 2 });
+    store.create('a', 0);
+    clock.t = T0 + 1_000;
+    store.create('b', 0);
+    clock.t = T0 + IDLE_MS + 30;
+    store.create('c', 0);
+    // 'a' expired 30 ms ago and makes the room; 'b' (idle, live) stays.
+    expect(store.has('b')).toBe(true);
+    expect(store.size).toBe(2);
+    await store.sweep();
+    expect(ids(store)).toEqual(['b', 'c']);
+  });
+
+  it('lists a session filed a turn of the ring back by its real access time', () => {
+    const { store, clock } = createStore();
+    store.create('x', 0);
+    clock.t = T0 + 20_000;
+    store.touch('x');
+    clock.t = T0 + 30_000;
+    store.create('y', 0);
+    clock.t = T0 + IDLE_MS + 40;
+    expect(ids(store)).toEqual(['x', 'y']);
+  });
+
+  it('evicts the least recently used when the oldest bucket is a turn of the ring back', () => {
+    const { store, clock } = createStore({ maxSessions: 2, activeWindowMs: 10 });
+    store.create('x', 0);
+    clock.t = T0 + 20_000;
+    store.touch('x');
+    clock.t = T0 + 30_000;
+    store.create('y', 0);
+    clock.t = T0 + IDLE_MS + 40;
+    store.create('z', 0);
+    expect(store.has('x')).toBe(false);
+    expect(store.has('y')).toBe(true);
+  });
+
   it('refuses with SessionLimitError when the least recently used, touched in a later bucket, is active', () => {
     const { store, clock } = createStore({ maxSessions: 2 });
     store.create('a', 0);
