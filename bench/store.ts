@@ -58,8 +58,8 @@ export interface StoreBenchResult {
   };
   settings: Required<Omit<StoreBenchOptions, 'resultsDir'>>;
   /**
-   * `get` against a bare Map.get; `peek` (lookup and expiry check, no touch)
-   * against the same Map.get, to show what the touch costs; `getVsExpiringMap` against a Map that
+   * `get` against a bare Map.get; `peek` (lookup and expiry check, no move in the access list)
+   * against the same Map.get, to show what the move costs; `getVsExpiringMap` against a Map that
    * also reads `Date.now()` and checks and refreshes an expiry time per get (express-session's
    * MemoryStore model, still no sweep).
    */
@@ -522,7 +522,7 @@ function renderMarkdown(result: StoreBenchResult): string {
   const rate = (n: number): string => `${(n / 1e6).toFixed(2)} M/s`;
   const labels = {
     get: 'get (random)',
-    peek: 'peek (get without the touch)',
+    peek: 'peek (get without the move)',
     getVsExpiringMap: 'get vs Map + Date.now() + expiry check',
     create: 'create',
     update: 'update',
@@ -547,8 +547,7 @@ Baseline: a plain \`Map\` that never sweeps, same ids, same random order, the si
 alternating per round. Rates are per second of process CPU time (on this shared machine the wall
 time of a round also counts time other jobs held the core); ratios are medians of per-round
 ratios, on CPU time (judged) and on wall time. get: \`map.get\` against \`store.get\` (expiry
-check, then the touch: the access time written and one count moved in the active histogram,
-the entry itself stays in its wheel bucket); peek: the same without the touch; the
+check, move to the recent end of the access list); peek: the same without the move; the
 \`Date.now()\` row compares with a Map that reads the clock and checks and refreshes an expiry
 time per get (express-session's MemoryStore, minus JSON). update: Map get + set of a new value
 against \`update(id, fn)\` returning the same new value. create: both sides build the value.
@@ -562,10 +561,9 @@ ${rows.join('\n')}
 
 Where get's gap to a bare Map is: at 1M sessions every operation is a chain of cache misses (the
 id, the Map's bucket, its entry). A bare \`map.get\` never reads the value it returns; the store
-must read its entry to check the expiry time (one more dependent miss: the peek row). The touch
-writes no other entry (the access wheel refiles touched entries lazily, src/session/access-wheel.ts),
-but the work that depends on the entry's time (get against peek) keeps the CPU from overlapping
-the misses of consecutive gets as much. The clock is no longer part of it: one read per turn.
+must read its entry to check the expiry time (one more dependent miss: the peek row), and moving
+the entry to the recent end writes both its neighbours in the access list (two more random
+misses: get against peek). The clock is no longer part of it: one read per turn.
 
 ## Heap per small session (after GC; id, value \`{values:{count},children:{}}\`, bookkeeping)
 Both sides hold the 22-character id (40 bytes) and the value (152 bytes); the store adds its entry
@@ -587,8 +585,8 @@ ${memoryRows.join('\n')}
 | Map, one pass deleting the expired half | ${sweep.mapPassMs} ms |
 | Noise floor: longest of 1 s of do-nothing 2 ms slices, same process, wall time | ${sweep.machineJitterMs} ms |
 
-The store's sweep took ${sweep.storeBusyMs} ms of work over ${sweep.storeWallMs} ms of wall time (the
-${(sweep.sessions - sweep.expired).toLocaleString('en-US')} live sessions, idle now, are not walked: the active count is a histogram); a second
+The store's sweep took ${sweep.storeBusyMs} ms of work over ${sweep.storeWallMs} ms of wall time (it also moved
+the active/idle boundary past the ${(sweep.sessions - sweep.expired).toLocaleString('en-US')} sessions that turned idle); a second
 sweep with nothing expired took ${sweep.storeNothingExpiredMs} ms. The slice target is judged on wall time, the
 event-loop pause a request would feel. On a loaded machine that also counts waits for a core
 (compare the noise-floor row); the process CPU time row does not, but counts every thread of

@@ -6,8 +6,7 @@ import type {
   StoreEvents,
   StoreMetrics,
 } from './session-types.js';
-import { AccessWheel } from './access-wheel.js';
-import { ActiveCounter } from './active-counter.js';
+import { AccessList } from './access-list.js';
 import { QuietEmitter } from './quiet-emitter.js';
 import { StoreEntry } from './store-entry.js';
 import { BytesEstimate, StoreCounters } from './store-metrics.js';
@@ -23,28 +22,17 @@ export type { SessionEntry, SessionState, SessionStoreOptions, StoreEvents, Stor
  * atomic updates. Knows nothing of HTTP: nodes keep compartment data in it, the proxy uses
  * it as its affinity table.
  *
- * Entries sit in one Map and in a timing wheel (access-wheel.ts): buckets by access time,
- * `W = max(1, ceil(idleTimeoutMs / 4096))` ms wide (1 ms up to a 4.1 s timeout, 440 ms for
- * 30 minutes), linked through the entries themselves. A touch (get, touch, update, replace,
- * updateAsync) only writes the entry's `lastAccessAt` and moves one count in a small
- * histogram of access times (active-counter.ts): no list write, so no cache miss on the
- * neighbours of a random session. Entries are relinked lazily, when a walk reaches them in the
- * bucket of an older time, each about once per idle timeout at most.
- * The sweep walks the buckets from the oldest and stops at the one holding the expiry limit,
- * so its cost grows with the expired (and relinked) sessions, not with the total; it checks
- * each entry's real time, so expiry is exact, as is passive expiry on access. Reads expire
- * lazily too, so `size` may count sessions that expired since the last sweep (at most
- * `sweepIntervalMs` old once `start()` runs).
- * Precision: "least recently used" (eviction, `entries()` order) is exact to W: sessions
- * accessed within the same W may come in any order. `metrics().active` is exact to
- * `ceil(activeWindowMs / 4096)` ms (1 ms for windows up to 4 s).
+ * Entries sit in one Map and in a list ordered by last access (least recent first), linked
+ * through the entries themselves: a touch is O(1) and the sweep pops expired entries from
+ * the head, so its cost grows with the number of expired sessions, not with the total.
+ * Reads expire lazily too, so `size` may count sessions that expired since the last sweep
+ * (at most `sweepIntervalMs` old once `start()` runs).
  *
  * Events are emitted only when someone listens, so an unobserved store pays nothing for them.
  */
 export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   private readonly byId = new Map<string, StoreEntry<V>>();
-  private readonly wheel: AccessWheel<V>;
-  private readonly activity: ActiveCounter;
+  private readonly list: AccessList<V>;
   private readonly idleTimeoutMs: number;
   private readonly maxSessions: number;
   private readonly activeWindowMs: number;
@@ -66,12 +54,12 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     const target: SweepTarget = {
       now: () => this.time(),
       beginSweep: (now) => this.counters.roll(now),
-      sweepStep: (now) => this.wheel.sweepStep(now),
+      expireOldest: (now) => this.expireOldest(now),
+      finishSlice: (now, started, sliceMs) => this.list.advanceActive(now, started, sliceMs),
     };
     this.sweeper = new Sweeper(target, resolved.sweepIntervalMs, resolved.sweepSliceMs);
-    this.wheel = new AccessWheel<V>(this.idleTimeoutMs, { expire: (entry) => this.expire(entry) });
     const now = this.time();
-    this.activity = new ActiveCounter(this.activeWindowMs, now);
+    this.list = new AccessList<V>(this.activeWindowMs, now);
     this.counters = new StoreCounters(now);
   }
 
@@ -91,7 +79,7 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     const existing = this.byId.get(id);
     if (existing !== undefined) {
       if (now - existing.lastAccessAt < this.idleTimeoutMs) {
-        this.touchEntry(existing, now);
+        this.list.touch(existing, now);
         if (this.hears('touched')) this.emit('touched', existing);
         return existing;
       }
@@ -105,16 +93,11 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     const entry = this.byId.get(id);
     if (entry === undefined) return undefined;
     const now = this.time();
-    const at = entry.lastAccessAt;
-    if (now - at >= this.idleTimeoutMs) {
+    if (now - entry.lastAccessAt >= this.idleTimeoutMs) {
       this.expire(entry);
       return undefined;
     }
-    // touchEntry inlined: this is the hottest path of the store.
-    if (now > at) {
-      entry.setLastAccessAt(now);
-      this.activity.touch(at, now);
-    }
+    this.list.touch(entry, now);
     if (this.hears('touched')) this.emit('touched', entry);
     return entry;
   }
@@ -156,7 +139,7 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     if (!entry.isLinked) throw new SessionNotFoundError(id);
     if (result !== undefined) entry.value = result as V;
     entry.version++;
-    this.touchEntry(entry, now);
+    this.list.touch(entry, now);
     if (this.hears('updated')) this.emit('updated', entry);
     return entry;
   }
@@ -180,7 +163,7 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     if (expectedVersion !== entry.version) throw new VersionConflictError(id, expectedVersion, entry.version);
     entry.value = value;
     entry.version++;
-    this.touchEntry(entry, now);
+    this.list.touch(entry, now);
     if (this.hears('updated')) this.emit('updated', entry);
     return entry;
   }
@@ -204,13 +187,9 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
       if (version <= existing.version) throw new VersionConflictError(id, version, existing.version);
       existing.value = value;
       existing.version = version;
-      // Only the time moves (never back): the wheel refiles the entry when a walk reaches it.
-      const previous = existing.lastAccessAt;
-      if (requested > previous) {
-        existing.setLastAccessAt(requested);
-        this.activity.remove(previous);
-        this.activity.add(requested, now);
-      }
+      const at = Math.max(requested, existing.lastAccessAt);
+      this.list.remove(existing);
+      this.list.insert(existing, at);
       if (this.hears('updated')) this.emit('updated', existing);
       return existing;
     }
@@ -225,13 +204,12 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   }
 
   /**
-   * Live entries, least recently used first (exact to the wheel's W, see the class comment),
-   * without touching them. Deleting, touching or updating the entry just yielded is safe (it
-   * is not visited again); removing other entries mid-iteration may end it early.
+   * Live entries, least recently used first, without touching them. Deleting, touching or
+   * updating the entry just yielded is safe (a touched entry is not visited again); removing
+   * other entries mid-iteration may end it early.
    */
   *entries(): IterableIterator<SessionEntry<V>> {
-    const now = this.time();
-    yield* this.wheel.accessedAfter(now - this.idleTimeoutMs, now, this.byId.size);
+    yield* this.list.accessedAfter(this.time() - this.idleTimeoutMs, this.byId.size);
   }
 
   /**
@@ -243,8 +221,9 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   metrics(): StoreMetrics {
     const now = this.time();
     this.counters.roll(now);
+    this.list.advanceActive(now);
     const total = this.byId.size;
-    const active = this.activity.count(now);
+    const active = this.list.activeCount;
     return {
       total,
       active,
@@ -257,7 +236,7 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
       longestSweepSliceMs: this.sweeper.longestSliceMs,
       longestSweepSliceCpuMs: this.sweeper.longestSliceCpuMs,
       lastSweepMs: this.sweeper.lastSweepMs,
-      bytesPerSession: this.bytesEstimate.read(now, () => this.wheel.newestFirst()),
+      bytesPerSession: this.bytesEstimate.read(now, () => this.list.newestFirst()),
     };
   }
 
@@ -284,26 +263,25 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     const now = this.time();
     const entry = this.liveEntry(id, now);
     if (entry === undefined) throw new SessionNotFoundError(id);
-    this.touchEntry(entry, now);
+    this.list.touch(entry, now);
     const version = entry.version;
     const result = await fn(entry.value);
     if (!entry.isLinked) throw new SessionNotFoundError(id);
     if (entry.version !== version) throw new VersionConflictError(id, version, entry.version);
     if (result !== undefined) entry.value = result as V;
     entry.version = version + 1;
-    this.touchEntry(entry, this.time());
+    this.list.touch(entry, this.time());
     if (this.hears('updated')) this.emit('updated', entry);
     return entry;
   }
 
-  /** Stores a new entry accessed at `at` (now, or a replica's earlier time: filed in that time's bucket). */
+  /** Stores a new entry accessed at `at` (`now` appends, an earlier time is placed in order). */
   private add(id: string, value: V, version: number, at: number, now: number): StoreEntry<V> {
     if (this.byId.size >= this.maxSessions) this.makeRoom(now);
     const entry = new StoreEntry(id, value, version, at);
     this.byId.set(id, entry);
-    this.wheel.link(entry, at);
-    if (at === now) this.activity.addNow(now);
-    else this.activity.add(at, now);
+    if (at === now) this.list.append(entry, now);
+    else this.list.insert(entry, at);
     if (this.hears('created')) this.emit('created', entry);
     return entry;
   }
@@ -318,19 +296,16 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     return entry;
   }
 
-  /** Restarts the idle time; a clock that stepped back never moves it back. */
-  private touchEntry(entry: StoreEntry<V>, now: number): void {
-    const at = entry.lastAccessAt;
-    if (now > at) {
-      entry.setLastAccessAt(now);
-      this.activity.touch(at, now);
-    }
+  private remove(entry: StoreEntry<V>): void {
+    this.list.remove(entry);
+    this.byId.delete(entry.id);
   }
 
-  private remove(entry: StoreEntry<V>): void {
-    this.wheel.unlink(entry);
-    this.activity.remove(entry.lastAccessAt);
-    this.byId.delete(entry.id);
+  private expireOldest(now: number): boolean {
+    const head = this.list.oldest;
+    if (head === undefined || now - head.lastAccessAt < this.idleTimeoutMs) return false;
+    this.expire(head);
+    return true;
   }
 
   private expire(entry: StoreEntry<V>): void {
@@ -339,10 +314,10 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
     if (this.hears('expired')) this.emit('expired', entry);
   }
 
-  /** Frees one slot for a new session: the least recently used one (to W), unless it is active. */
+  /** Frees one slot for a new session: the least recently used one, unless it is active. */
   private makeRoom(now: number): void {
     while (this.byId.size >= this.maxSessions) {
-      const head = this.wheel.leastRecent(now);
+      const head = this.list.oldest;
       if (head === undefined) throw new SessionLimitError(this.maxSessions);
       const idleMs = now - head.lastAccessAt;
       if (idleMs >= this.idleTimeoutMs) {

@@ -10,22 +10,8 @@ import type { SessionEntry } from './session-types.js';
 const EPOCH_MS = Date.now();
 
 /**
- * `ms` as an int32 when it is one. A difference of two `Date.now()` values can be a heap number
- * in V8 even when it is a small integer, and one stored made the field a double field in every
- * entry (%DebugPrint showed a HeapNumber in each). `| 0` yields a small integer (Smi); a time
- * outside int32 stays a double (correct, as before). bench/store.ts showed no change in heap
- * per session (293 B at 1M either way), so this only keeps the field what the comment above
- * says it is.
- */
-function toSmallInteger(ms: number): number {
-  const int = ms | 0;
-  return int === ms ? int : ms;
-}
-
-/**
- * A session in the store and, at the same time, a node of one bucket of the store's access
- * wheel (access-wheel.ts: circular, doubly linked, through a sentinel per bucket). Six fields,
- * 72 bytes: every field costs
+ * A session in the store and, at the same time, a node of the store's last-access list
+ * (circular, doubly linked, through a sentinel). Six fields, 72 bytes: every field costs
  * 8 bytes per session (8 MB at 1M), so there is no `createdAt` (nothing read it, and a
  * replicated copy could not keep it anyway). The links and the time are private fields,
  * so JSON.stringify, structuredClone, spread and test equality see a session, not a list
@@ -36,36 +22,27 @@ export class StoreEntry<V> implements SessionEntry<V> {
   value: V;
   version: number;
   #accessedAt: number;
-  /** Towards the head of its bucket (linked earlier); the sentinel's is the bucket's last entry. */
+  /** Towards the least recently used end; the sentinel's is the most recently used entry. */
   #older: StoreEntry<V>;
-  /** Towards the tail of its bucket (linked later); the sentinel's is the bucket's first entry. */
+  /** Towards the most recently used end; the sentinel's is the least recently used entry. */
   #newer: StoreEntry<V>;
 
   constructor(id: string, value: V, version: number, lastAccessAt: number) {
     this.id = id;
     this.value = value;
     this.version = version;
-    this.#accessedAt = toSmallInteger(lastAccessAt - EPOCH_MS);
+    this.#accessedAt = lastAccessAt - EPOCH_MS;
     this.#older = this;
     this.#newer = this;
-  }
-
-  /**
-   * A list node that is no session (a bucket's sentinel, a walk's marker). Its time is the
-   * epoch itself: a time outside int32 (say 0) would turn the field into a boxed double in
-   * every entry (V8 field representations are per hidden class; see toSmallInteger).
-   */
-  static createNode<V>(value: V): StoreEntry<V> {
-    return new StoreEntry<V>('', value, 0, EPOCH_MS);
   }
 
   get lastAccessAt(): number {
     return this.#accessedAt + EPOCH_MS;
   }
 
-  /** Sets the access time; the wheel refiles the entry lazily (access-wheel.ts). */
+  /** Sets the access time; the caller keeps the list in order. */
   setLastAccessAt(ms: number): void {
-    this.#accessedAt = toSmallInteger(ms - EPOCH_MS);
+    this.#accessedAt = ms - EPOCH_MS;
   }
 
   get older(): StoreEntry<V> {
@@ -76,7 +53,7 @@ export class StoreEntry<V> implements SessionEntry<V> {
     return this.#newer;
   }
 
-  /** False once removed from the store (an unlinked entry points at itself). */
+  /** False once removed from its list (an unlinked entry points at itself). */
   get isLinked(): boolean {
     return this.#newer !== this;
   }

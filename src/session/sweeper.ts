@@ -1,7 +1,5 @@
 import { performance } from 'node:perf_hooks';
-
-/** Time-boxed walks read the clock once per this many steps: reading it costs about as much as a step. */
-export const CLOCK_CHECK_EVERY = 64;
+import { CLOCK_CHECK_EVERY } from './access-list.js';
 
 /** setInterval's limit: a longer delay silently becomes 1 ms. */
 export const MAX_SWEEP_INTERVAL_MS = 2 ** 31 - 1;
@@ -14,17 +12,15 @@ export interface SweepTarget {
   now(): number;
   /** Called once before the first slice of a sweep. */
   beginSweep(now: number): void;
-  /**
-   * One bounded step of the sweep at `now` (expire one session, or relink one touched since it
-   * was filed): 1 when it expired a session, 0 for other work, -1 when nothing is left to do.
-   */
-  sweepStep(now: number): number;
+  /** Expires the least recently used session if it is expired at `now`; false when none is. */
+  expireOldest(now: number): boolean;
+  /** Other time-boxed upkeep after the expired ones (the active boundary); false when cut short. */
+  finishSlice(now: number, started: number, sliceMs: number): boolean;
 }
 
 /**
- * Runs a store's sweep: slices of steps over the oldest buckets of the access wheel, which stop
- * at the bucket holding the expiry limit (so the cost follows the expired and the relinked
- * sessions, not the total), each time-boxed, with a
+ * Runs a store's sweep: slices that pop expired sessions from the head of the access list until
+ * a live one (so the cost follows the expired count, not the total), each time-boxed, with a
  * `setImmediate` yield between them so the event loop is never blocked for long; one unref'd
  * interval per store (never a timer per session). Keeps the sweep's own metrics.
  */
@@ -125,15 +121,13 @@ export class Sweeper {
     const target = this.#target;
     const now = target.now();
     let expired = 0;
-    let steps = 0;
-    for (;;) {
-      const step = target.sweepStep(now);
-      if (step < 0) return expired;
-      expired += step;
-      if (++steps % CLOCK_CHECK_EVERY === 0 && performance.now() - started >= this.#sliceMs) {
+    while (target.expireOldest(now)) {
+      // Reading the clock costs about as much as expiring an entry: check it every 64.
+      if (++expired % CLOCK_CHECK_EVERY === 0 && performance.now() - started >= this.#sliceMs) {
         return -1 - expired;
       }
     }
+    return target.finishSlice(now, started, this.#sliceMs) ? expired : -1 - expired;
   }
 }
 
