@@ -186,13 +186,14 @@ const CLIENT_ERROR_CODES: Readonly<Record<number, string>> = {
 /**
  * What a route's error answers, for the error handlers of every Fastify listener: a
  * StickyError keeps its status and code; a framework client error keeps its 4xx status with a
- * stable code; anything else is `500 internalCode` without details (never a stack trace), and
+ * stable code; anything else is `500 SLB_INTERNAL` without details (never a stack trace), and
  * `unexpected` is set so the caller logs it once.
  */
-export function errorAnswer(
-  error: Error & { statusCode?: number },
-  internalCode = 'SLB_INTERNAL',
-): { status: number; body: ErrorBody; unexpected: boolean } {
+export function errorAnswer(error: Error & { statusCode?: number }): {
+  status: number;
+  body: ErrorBody;
+  unexpected: boolean;
+} {
   if (error instanceof StickyError)
     return { status: error.statusCode, body: error.toJSON(), unexpected: false };
   const status = error.statusCode;
@@ -200,5 +201,5 @@ export function errorAnswer(
     const code = CLIENT_ERROR_CODES[status] ?? 'SLB_BAD_REQUEST';
     return { status, body: { error: code, message: error.message }, unexpected: false };
   }
-  return { status: 500, body: { error: internalCode, message: 'internal error' }, unexpected: true };
+  return { status: 500, body: { error: 'SLB_INTERNAL', message: 'internal error' }, unexpected: true };
 }
