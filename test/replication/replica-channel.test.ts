@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
 import { SECRET_HEADER } from '../../src/protocol.js';
 import {
   ChannelReplicaTransport,
@@ -56,7 +57,8 @@ async function startServer(
     logger: pino({ level: 'debug' }, sink),
     ...(options.channel ? { channel: options.channel } : {}),
   });
-  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
+  // Outside the ephemeral range (freePort): a test may start it again on the same port.
+  await app.listen({ host: '127.0.0.1', port: options.port ?? (await freePort()) });
   cleanups.push(() => app.close());
   const port = (app.server.address() as AddressInfo).port;
   return { app, store, port, endpoint: `http://127.0.0.1:${port}`, logs };

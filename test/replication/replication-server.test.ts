@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createSilentLogger } from '../../src/log.js';
+import { freePort } from '../helpers/free-port.js';
 import { SECRET_HEADER } from '../../src/protocol.js';
 import {
   ChannelReplicaTransport,
@@ -29,11 +30,15 @@ interface Running {
   close(): Promise<void>;
 }
 
-/** A replication server with a fresh memory store on 127.0.0.1 (`port` 0: any free port). */
+/**
+ * A replication server with a fresh memory store on 127.0.0.1. Its port is outside the
+ * ephemeral range (freePort), so a test can start it again on the same port after a close.
+ */
 async function startServer(
-  port = 0,
+  port?: number,
   store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 }),
 ): Promise<Running> {
+  port ??= await freePort();
   const app = await buildReplicationServer({ store, secret: SECRET, logger });
   await app.listen({ host: '127.0.0.1', port });
   const actual = (app.server.address() as AddressInfo).port;
@@ -307,7 +312,7 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
     async () => {
       const store = new HeldStore();
       store.isHolding.write = true;
-      const { endpoint } = await startServer(0, store);
+      const { endpoint } = await startServer(undefined, store);
       const replicator = startReplicator(kind, endpoint);
       const first = replicator.write('k1', 1, {}, Date.now());
       await vi.waitFor(() => expect(store.stats().writeCalls).toBe(1));
@@ -321,7 +326,7 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
 
   it('never lets a later removal pass an earlier round: a write waiting on its round lands before the removal', async () => {
     const store = new HeldStore();
-    const { endpoint } = await startServer(0, store);
+    const { endpoint } = await startServer(undefined, store);
     const replicator = startReplicator(kind, endpoint);
     await replicator.write('x', 1, {}, Date.now());
     store.isHolding.remove = true;
