@@ -214,6 +214,11 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
       [{ code: 'client_error' }, proxy('clientErrors')()],
     ],
   );
+  counterOf(
+    'stickylb_proxy_fast_path_requests_total',
+    'Requests the fast path (raw sockets) sent to their node; the rest took the full path',
+    proxy('fastPathRequests'),
+  );
   counterOf('stickylb_proxy_retries_total', 'Requests replayed on another node', proxy('retries'));
   counterOf(
     'stickylb_proxy_truncated_responses_total',

@@ -12,6 +12,8 @@ export interface ProxyCounters {
   refusedConnections: number;
   /** Responses cut off because the node's connection ended before their body did (kill -9, bad framing). */
   truncatedResponses: number;
+  /** Requests sent to their node by the fast path (src/proxy/fast-path/), out of `requests`. */
+  fastPathRequests: number;
 }
 
 /** All proxy counters at zero. */
@@ -26,5 +28,6 @@ export function createProxyCounters(): ProxyCounters {
     retries: 0,
     refusedConnections: 0,
     truncatedResponses: 0,
+    fastPathRequests: 0,
   };
 }

@@ -27,6 +27,7 @@ import { isInternalPath } from './internal-path.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
 import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
+import { FastPath, type Inherited } from './fast-path/fast-path.js';
 import { detachUpstream, UpstreamForwarder, type UpstreamExchange } from './upstream-forwarder.js';
 import { UpgradeRelay } from './upgrade-relay.js';
 import { isConnectRefused, isNodeFailure, toClientError } from './upstream-errors.js';
@@ -39,6 +40,7 @@ const kBodyBytes = Symbol('stickylb.bodyBytes');
 const kStartedAt = Symbol('stickylb.startedAt');
 const kHead = Symbol('stickylb.head');
 const kFreshRetry = Symbol('stickylb.freshRetry');
+const kReused = Symbol('stickylb.reused');
 
 /** Per-request state rides on the response object itself: no closure per request. */
 type ProxiedResponse = ServerResponse & {
@@ -49,6 +51,8 @@ type ProxiedResponse = ServerResponse & {
   [kStartedAt]?: number;
   /** Already replayed once over a new connection after a stale kept-alive one. */
   [kFreshRetry]?: boolean;
+  /** The fast path's attempt failed on a reused connection (the keep-alive race). */
+  [kReused]?: boolean;
 };
 /** A request whose body is kept (up to maxBodyBytes) so a refused attempt can be replayed; null: too big. */
 type ProxiedRequest = IncomingMessage & {
@@ -97,8 +101,8 @@ export type ResponseHook = (node: ProxyNode, statusCode: number, startedAtMs: nu
 export class ProxyServer {
   readonly server: Server;
   readonly counters: ProxyCounters = createProxyCounters();
-  /** Set by whoever keeps per-node rate and latency (the admin's NodeTraffic); `performance.now()` clock. */
-  onResponse: ResponseHook | undefined = undefined;
+  readonly #fast: FastPath;
+  #onResponse: ResponseHook | undefined = undefined;
   readonly #upgrades: UpgradeRelay;
   readonly #forwarder: UpstreamForwarder;
   readonly #options: ProxyServerOptions;
@@ -143,6 +147,14 @@ export class ProxyServer {
       upstream: this.#upstream,
       moveOrPick: (decision, fromNodeId) => this.#moveOrPick(decision, fromNodeId),
       onNodeFailure: options.onNodeFailure,
+    });
+    this.#fast = new FastPath({
+      server: this.server,
+      router: options.router,
+      counters: this.counters,
+      config,
+      trusted: this.#trusted,
+      onAnswer: (decision, sessionUsed) => this.#answered(decision, sessionUsed),
     });
     this.server.on('upgrade', this.#upgrades.relay);
     this.server.on('clientError', this.#onClientError);
@@ -191,8 +203,19 @@ export class ProxyServer {
     };
   }
 
+  /** Set by whoever keeps per-node rate and latency (the admin's NodeTraffic); `performance.now()` clock. */
+  get onResponse(): ResponseHook | undefined {
+    return this.#onResponse;
+  }
+
+  set onResponse(hook: ResponseHook | undefined) {
+    this.#onResponse = hook;
+    this.#fast.onResponse = hook;
+  }
+
   /** Applies reloaded timeouts and limits to the running server (SIGHUP); nothing is dropped. */
   reconfigure(config: Config['proxy']): void {
+    this.#fast.reconfigure(config);
     this.server.headersTimeout = config.timeouts.headers;
     this.server.requestTimeout = config.timeouts.request;
     this.server.keepAliveTimeout = config.timeouts.idle;
@@ -220,23 +243,30 @@ export class ProxyServer {
   async close(graceMs = 10_000): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    this.#fast.closeIdle();
     this.#upgrades.closeConnections('end');
     const timer = setTimeout(() => {
       this.server.closeAllConnections();
+      this.#fast.destroyAll();
       this.#upgrades.closeConnections('destroy');
     }, graceMs);
     timer.unref();
     // Keep-alive connections that finish their last request close instead of idling.
-    const idleSweep = setInterval(() => this.server.closeIdleConnections(), 50);
+    const idleSweep = setInterval(() => {
+      this.server.closeIdleConnections();
+      this.#fast.closeIdle();
+    }, 50);
     idleSweep.unref();
     await closed;
     clearTimeout(timer);
     clearInterval(idleSweep);
+    this.#fast.close();
     this.#upgrades.close();
   }
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    this.counters.requests++;
+    const inherited = this.#fast.takeInherited(req.socket);
+    if (inherited === undefined) this.counters.requests++;
     const clientIp = normalizeAddress(req.socket.remoteAddress);
     // One pass over the raw header lines (the checks below reuse it): Node never builds
     // `req.headers` for a plain request. The header count is bounded by maxHeadersCount.
@@ -250,6 +280,10 @@ export class ProxyServer {
     const problem = checkReadHead(req, head, (this.server.maxHeadersCount ?? 2001) - 1);
     if (problem !== undefined || isInternalPath(req.url ?? '/')) {
       this.#refuseHead(res, problem ?? NOT_FOUND);
+      return;
+    }
+    if (inherited !== undefined) {
+      this.#carryOn(req, res, head, inherited);
       return;
     }
     let decision: RouteDecision;
@@ -279,6 +313,44 @@ export class ProxyServer {
     setSessionHeader(head, decision.sessionId);
     proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
   };
+
+  /**
+   * The first request of a connection the fast path handed over mid-request: routed there
+   * already, and maybe attempted on its node and failed before any answer. Carried on here as
+   * if this path had done both, so the failure maps (retry, replay check, error) in one place.
+   */
+  #carryOn(req: IncomingMessage, res: ServerResponse, head: RequestHead, inherited: Inherited): void {
+    const { decision, failure } = inherited;
+    if (decision === undefined) {
+      this.#refuse(res, inherited.routeError);
+      return;
+    }
+    const proxied = res as ProxiedResponse;
+    const request = req as ProxiedRequest;
+    proxied[kStartedAt] = inherited.startedAt;
+    proxied[kRoute] = decision;
+    request[kRoute] = decision;
+    request[kHead] = head;
+    res.on('close', this.#onResponseClose);
+    if (head.hasBody) {
+      request[kBody] = [];
+      req.on('data', this.#captureChunk);
+    }
+    if (decision.mustMove) {
+      void this.#moveThenForward(request, proxied, decision);
+      return;
+    }
+    proxied[kAttempts] = 1;
+    decision.node.inFlight++;
+    if (failure === undefined) {
+      // A node the fast path does not reach (https).
+      setSessionHeader(head, decision.sessionId);
+      proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
+      return;
+    }
+    proxied[kReused] = failure.isReused;
+    this.#onProxyError(failure.error, req, res);
+  }
 
   /** Rare path: the session's node is down; move the session, then forward to its new node. */
   async #moveThenForward(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
@@ -347,7 +419,11 @@ export class ProxyServer {
   /** The node's answer arrived: record the session if the node used it; the cookie to set, if any. */
   readonly #onResponseHead = (res: ServerResponse, sessionUsed: string | undefined): string | undefined => {
     const decision = (res as ProxiedResponse)[kRoute];
-    if (decision === undefined) return undefined;
+    return decision === undefined ? undefined : this.#answered(decision, sessionUsed);
+  };
+
+  /** Both paths' answer head: records the session if the node used it; the cookie to set, if any. */
+  #answered(decision: RouteDecision, sessionUsed: string | undefined): string | undefined {
     const isUsed = sessionUsed !== undefined;
     if (isUsed) {
       this.#options.affinity.record(decision.key, decision.node.id, decision.isNew, Number(sessionUsed) || 0);
@@ -358,7 +434,7 @@ export class ProxyServer {
     if (decision.setCookie && (isUsed || !decision.isNew))
       return this.#options.cookie.serialize(decision.sessionId);
     return undefined;
-  };
+  }
 
   /** The one place a failed upstream request of a plain HTTP request is mapped: retry, replay or answer. */
   readonly #onProxyError = (error: Error, req: IncomingMessage, res: ServerResponse): void => {
@@ -540,7 +616,7 @@ function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): 
   const proxied = res as ProxiedResponse;
   return (
     (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') &&
-    proxied[kProxyReq]?.reusedSocket === true &&
+    (proxied[kProxyReq]?.reusedSocket ?? proxied[kReused]) === true &&
     proxied[kFreshRetry] !== true &&
     !res.headersSent &&
     (req as ProxiedRequest)[kBody] !== null &&

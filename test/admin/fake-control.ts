@@ -61,6 +61,7 @@ export class FakeControl implements AdminControl {
         retries: 0,
         refusedConnections: 0,
         truncatedResponses: 0,
+        fastPathRequests: 12,
         rejectedIds: 0,
       },
       failover: { failovers: 1, moved: 41, lost: 0, failed: 0 },

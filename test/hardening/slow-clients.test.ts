@@ -15,6 +15,8 @@ const REQUEST_MS = 800;
 const IDLE_MS = 300;
 /** Bound on waiting for a timeout to act: far above the timeouts, far below the test timeout. */
 const WITHIN_MS = 8000;
+/** A body past the fast path's 64 KiB buffer: streamed to the node by the full path. */
+const STREAMED_BYTES = 100_000;
 
 let proxy: HardeningProxy;
 
@@ -55,10 +57,26 @@ describe('slow and idle clients', () => {
     expect(proxy.nodes[0]?.seenOn('/slowloris')).toEqual([]);
   });
 
-  it('answers 408 to a body that never finishes and aborts the request on the node', async () => {
+  it('answers 408 to a small body that never finishes; the node never sees it (buffered)', async () => {
     const node = proxy.nodes[0];
     const slow = new RawConnection(proxy.port);
-    await slow.write('POST /upload HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 1000\r\n\r\nstart');
+    // Within the fast path's 64 KiB buffer: held until whole, as nginx does by default.
+    await slow.write('POST /upload-small HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 1000\r\n\r\nstart');
+    await dribble(slow, 'x'.repeat(200), 200);
+    expect(await slow.waitForClose(WITHIN_MS)).toBe(true);
+    expect(slow.received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(slow.received).toContain('"error":"SLB_REQUEST_TIMEOUT"');
+    expect(node?.seenOn('/upload-small')).toEqual([]);
+    expect(proxy.inFlight()).toBe(0);
+  });
+
+  it('answers 408 to a large body that never finishes and aborts the request on the node', async () => {
+    const node = proxy.nodes[0];
+    const slow = new RawConnection(proxy.port);
+    // Past the fast path's buffer: streamed to the node as it arrives (the full path).
+    await slow.write(
+      `POST /upload HTTP/1.1\r\nHost: lb.test\r\nContent-Length: ${STREAMED_BYTES}\r\n\r\nstart`,
+    );
     await dribble(slow, 'x'.repeat(200), 200);
     expect(await slow.waitForClose(WITHIN_MS)).toBe(true);
     expect(slow.received).toMatch(/^HTTP\/1\.1 408 /);
@@ -72,7 +90,9 @@ describe('slow and idle clients', () => {
   it('never writes the 408 into a response the node already started', async () => {
     const node = proxy.nodes[0];
     const slow = new RawConnection(proxy.port);
-    await slow.write('POST /early HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 1000\r\n\r\nstart');
+    await slow.write(
+      `POST /early HTTP/1.1\r\nHost: lb.test\r\nContent-Length: ${STREAMED_BYTES}\r\n\r\nstart`,
+    );
     await slow.waitFor((text) => text.includes('early'));
     expect(await slow.waitForClose(WITHIN_MS)).toBe(true);
     expect(slow.received).toMatch(/^HTTP\/1\.1 200 /);

@@ -67,7 +67,7 @@ async function proxyTo(
 /** A target whose pool holds at most `connections` connections: a held one shows as a waiting request. */
 function smallTargetOf(nodeUrl: string, connections: number): UpstreamTarget {
   const { origin, host } = new URL(nodeUrl);
-  return { origin, hostHeader: host, pool: new Pool(origin, { connections, pipelining: 1 }) };
+  return { origin, hostHeader: host, pool: new Pool(origin, { connections, pipelining: 1 }), raw: undefined };
 }
 
 /** Resolves to `promise`'s value, or to 'hung' if it has not settled after `ms` (a bound, not a timing). */

@@ -1,0 +1,301 @@
+import type { Socket } from 'node:net';
+import { SESSION_HEADER } from '../../protocol.js';
+import type { ProxyNode, RawPool } from '../../nodes/index.js';
+import { isInternalPath } from '../internal-path.js';
+import type { RouteDecision } from '../router.js';
+import type { FastPath, Inherited } from './fast-path.js';
+import { NodeConnection, type AnswerSink } from './node-connection.js';
+import { BODY_PENDING, INCOMPLETE, readFastRequest, SLOW } from './request-head.js';
+import { Framing, type FastResponse } from './response-head.js';
+
+export const enum Phase {
+  /** Between requests, nothing buffered. */
+  Idle,
+  /** Part of a request has arrived. */
+  Reading,
+  /** The request went to the node; no answer head yet. */
+  Waiting,
+  /** Relaying the node's answer. */
+  Relaying,
+  /** Handed to the full path, or closed. */
+  Gone,
+}
+
+/** A body up to this size is sent in the same write as its head (one syscall, latin1 is byte-exact). */
+const INLINE_BODY_BYTES = 16 * 1024;
+
+/**
+ * One client connection on the fast path: reads each request, routes it, writes it to a
+ * kept-alive NodeConnection of the session's node in one write, and relays the answer with
+ * the cookie added. No IncomingMessage, ServerResponse, stream or closure per request: the
+ * request's state is this object's fields. Anything the fast path does not handle — a request
+ * outside its subset, a session that must move, any failure before the answer's head — hands
+ * the connection (and the request's bytes) to the full path, which then owns it for good.
+ */
+export class ClientConnection implements AnswerSink {
+  phase = Phase.Idle;
+  /** `performance.now()` when the current phase began (timeouts, see FastPath.sweep). */
+  since: number;
+  /** No new request is started: the connection ends after the current answer (shutdown). */
+  isClosing = false;
+  /** Reading: the head is in, the body (buffered whole, up to 64 KiB) still arriving. */
+  isAwaitingBody = false;
+  readonly socket: Socket;
+  readonly #fast: FastPath;
+  readonly #clientIp: string;
+  readonly #isTrusted: boolean;
+  /** The X-Forwarded-* lines up to the Host value: the same for every request of the connection. */
+  readonly #forwarded: string;
+  #buf: Buffer | undefined = undefined;
+  #request: Buffer | undefined = undefined;
+  #decision: RouteDecision | undefined = undefined;
+  #node: ProxyNode | undefined = undefined;
+  #upstream: NodeConnection | undefined = undefined;
+  #status = 0;
+  #startedAt = 0;
+  #endsConnection = false;
+  /** The client said `Connection: close`. */
+  #closes = false;
+  #isStalled = false;
+  #isPaused = false;
+
+  constructor(socket: Socket, fast: FastPath, clientIp: string, isTrusted: boolean) {
+    this.socket = socket;
+    this.#fast = fast;
+    this.#clientIp = clientIp;
+    this.#isTrusted = isTrusted;
+    this.#forwarded = `\r\nx-forwarded-for: ${clientIp}\r\nx-forwarded-proto: http\r\nx-forwarded-host: `;
+    this.since = performance.now();
+    socket.setNoDelay(true);
+    socket.on('data', this.#onData);
+    socket.on('drain', this.#onDrain);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onClose);
+    socket.on('error', ignore);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    if (this.phase === Phase.Idle) {
+      this.phase = Phase.Reading;
+      this.since = performance.now();
+    }
+    if (this.phase === Phase.Reading) this.#serve();
+    else if (this.#buf.length > this.#fast.maxPipelinedBytes) {
+      // Pipelined requests wait for the answer ahead of them; past a bound, in TCP.
+      this.#isPaused = true;
+      this.socket.pause();
+    }
+  };
+
+  #serve(): void {
+    const fast = this.#fast;
+    const buf = this.#buf as Buffer;
+    const request = readFastRequest(buf, fast.limits, this.#isTrusted);
+    if (request === INCOMPLETE) return;
+    if (request === BODY_PENDING) {
+      // Buffered, as nginx does by default: the node never sees a request that stalls midway.
+      this.isAwaitingBody = true;
+      return;
+    }
+    this.isAwaitingBody = false;
+    if (request === SLOW || isInternalPath(request.target)) {
+      this.#handOver(buf, undefined);
+      return;
+    }
+    let decision: RouteDecision;
+    try {
+      decision = fast.router.route(request.target, request.cookie, this.#clientIp);
+    } catch (error) {
+      this.#handOver(buf, { routeError: error, startedAt: performance.now() });
+      return;
+    }
+    fast.counters.requests++;
+    const pool = decision.node.upstream.raw;
+    if (decision.mustMove || pool === undefined) {
+      this.#handOver(buf, { decision, startedAt: performance.now() });
+      return;
+    }
+    const now = performance.now();
+    this.#startedAt = now;
+    this.since = now;
+    this.phase = Phase.Waiting;
+    this.#decision = decision;
+    this.#closes = request.closes;
+    const node = (this.#node = decision.node);
+    node.inFlight++;
+    fast.counters.fastPathRequests++;
+    this.#request = buf.length === request.size ? buf : buf.subarray(0, request.size);
+    this.#buf = buf.length === request.size ? undefined : buf.subarray(request.size);
+    let head = request.head;
+    if (request.addsZeroLength) head += '\r\ncontent-length: 0';
+    head += `${this.#forwarded}${request.host}\r\n${SESSION_HEADER}: ${decision.sessionId}\r\n\r\n`;
+    let body: Buffer | undefined;
+    if (request.bodyLength > INLINE_BODY_BYTES) body = buf.subarray(request.bodyStart, request.size);
+    else if (request.bodyLength > 0) head += buf.toString('latin1', request.bodyStart, request.size);
+    const upstream =
+      (pool.take(now) as NodeConnection | undefined) ??
+      new NodeConnection(pool as unknown as RawPool<NodeConnection>);
+    this.#upstream = upstream;
+    upstream.send(this, head, body, request.method === 'HEAD');
+  }
+
+  onAnswerHead(response: FastResponse, body: Buffer | undefined): void {
+    this.phase = Phase.Relaying;
+    this.#status = response.status;
+    let head = response.head;
+    const cookie = this.#fast.onAnswer(this.#decision as RouteDecision, response.sessionUsed);
+    if (cookie !== undefined) head += `\r\nset-cookie: ${cookie}`;
+    // A body that ends with the node's connection ends the client's too.
+    this.#endsConnection = response.framing === Framing.Close || this.#closes || this.isClosing;
+    head += this.#endsConnection ? '\r\nconnection: close' : this.#fast.keepAliveLines;
+    head += '\r\n\r\n';
+    let isWritten: boolean;
+    if (body === undefined) isWritten = this.socket.write(head, 'latin1');
+    else if (body.length <= INLINE_BODY_BYTES)
+      isWritten = this.socket.write(head + body.toString('latin1'), 'latin1');
+    else {
+      this.socket.cork();
+      this.socket.write(head, 'latin1');
+      isWritten = this.socket.write(body);
+      this.socket.uncork();
+    }
+    if (!isWritten) this.#stall();
+  }
+
+  onAnswerBody(chunk: Buffer): void {
+    if (!this.socket.write(chunk)) this.#stall();
+  }
+
+  onAnswerEnd(): void {
+    this.#settle();
+    if (this.#endsConnection || this.isClosing) {
+      this.phase = Phase.Gone;
+      this.socket.end();
+      return;
+    }
+    this.phase = Phase.Idle;
+    this.since = performance.now();
+    if (this.#isPaused) {
+      this.#isPaused = false;
+      this.socket.resume();
+    }
+    if (this.#buf !== undefined) {
+      this.phase = Phase.Reading;
+      this.#serve();
+    }
+  }
+
+  onAnswerFailure(error: Error, isReused: boolean): void {
+    const decision = this.#decision as RouteDecision;
+    (this.#node as ProxyNode).inFlight--;
+    const request = this.#request as Buffer;
+    const bytes = this.#buf === undefined ? request : Buffer.concat([request, this.#buf]);
+    this.#clear();
+    this.#handOver(bytes, { decision, failure: { error, isReused }, startedAt: this.#startedAt });
+  }
+
+  onAnswerTruncated(): void {
+    this.#fast.counters.truncatedResponses++;
+    this.#settle();
+    this.phase = Phase.Gone;
+    this.socket.destroy();
+  }
+
+  /** The node took too long (no head, or a body stalled), or the client stopped reading as long. */
+  timeOut(error: Error): void {
+    const upstream = this.#upstream;
+    if (this.phase === Phase.Waiting && upstream !== undefined) {
+      upstream.abandon();
+      this.onAnswerFailure(error, false);
+      return;
+    }
+    if (this.#isStalled) this.#fast.counters.clientAborts++;
+    else this.#fast.counters.upstreamTimeouts++;
+    upstream?.abandon();
+    this.#settle();
+    this.phase = Phase.Gone;
+    this.socket.destroy();
+  }
+
+  /** Ends the connection now if it is between requests (shutdown). */
+  closeIfIdle(): void {
+    if (this.phase !== Phase.Idle) return;
+    this.phase = Phase.Gone;
+    this.socket.end();
+  }
+
+  get isStalled(): boolean {
+    return this.#isStalled;
+  }
+
+  #stall(): void {
+    this.#isStalled = true;
+    this.since = performance.now();
+    this.#upstream?.pause();
+  }
+
+  readonly #onDrain = (): void => {
+    if (!this.#isStalled) return;
+    this.#isStalled = false;
+    this.since = performance.now();
+    this.#upstream?.resume();
+  };
+
+  /** The answer is over: the node's counts and the admin's rate and latency. */
+  #settle(): void {
+    const node = this.#node as ProxyNode;
+    node.inFlight--;
+    node.requests++;
+    this.#fast.onResponse?.(node, this.#status, this.#startedAt);
+    this.#clear();
+  }
+
+  #clear(): void {
+    this.#decision = undefined;
+    this.#node = undefined;
+    this.#upstream = undefined;
+    this.#request = undefined;
+    this.#status = 0;
+    this.#isStalled = false;
+  }
+
+  /** The client half-closed: as Node's server does, what is in flight is aborted and the connection ends. */
+  readonly #onEnd = (): void => {
+    this.#abort();
+    this.phase = Phase.Gone;
+    this.socket.end();
+  };
+
+  readonly #onClose = (): void => {
+    this.#abort();
+    this.phase = Phase.Gone;
+    this.#fast.forget(this);
+  };
+
+  /** The client left before its answer ended: the node's connection goes too. */
+  #abort(): void {
+    if (this.phase !== Phase.Waiting && this.phase !== Phase.Relaying) return;
+    this.#fast.counters.clientAborts++;
+    this.#upstream?.abandon();
+    this.#settle();
+  }
+
+  #handOver(bytes: Buffer, inherited: Inherited | undefined): void {
+    this.phase = Phase.Gone;
+    this.#buf = undefined;
+    const socket = this.socket;
+    socket.off('data', this.#onData);
+    socket.off('drain', this.#onDrain);
+    socket.off('end', this.#onEnd);
+    socket.off('close', this.#onClose);
+    socket.off('error', ignore);
+    this.#fast.forget(this);
+    if (socket.destroyed) return;
+    socket.pause();
+    socket.unshift(bytes);
+    this.#fast.handOver(socket, inherited);
+  }
+}
+
+function ignore(): void {}

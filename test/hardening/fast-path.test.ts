@@ -1,0 +1,214 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../integration/harness.js';
+import { startFaultCluster, type FaultCluster } from './fault-cluster.js';
+import { okResponse } from './fault-node.js';
+import { parseResponse, RawConnection } from './raw-client.js';
+
+/*
+ * The fast path (src/proxy/fast-path/) on real sockets, against a raw node that can send
+ * any framing: which requests it serves itself (stickylb_proxy_fast_path_requests_total),
+ * how it relays each kind of answer, and how it hands a connection to the full path
+ * mid-stream — a request outside its subset, or a failure before the answer — with
+ * nothing lost or doubled.
+ */
+let cluster: FaultCluster | undefined;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+});
+
+const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: lb.test\r\n${extra}\r\n`;
+
+/** Reads the next complete answer on `client` and removes it from what is buffered. */
+async function next(client: RawConnection): Promise<ReturnType<typeof parseResponse>> {
+  await client.waitFor((text) => parseResponse(text) !== undefined);
+  const response = parseResponse(client.received);
+  client.received = response?.rest ?? client.received;
+  return response;
+}
+
+describe('the fast path', () => {
+  it('serves plain keep-alive requests itself, each on the same pooled node connection', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket, request) => socket.write(okResponse(JSON.stringify({ path: request.path })));
+    const client = new RawConnection(c.proxyPort);
+    for (const path of ['/a', '/b', '/c']) {
+      await client.write(get(path));
+      const answer = await next(client);
+      expect(answer).toMatchObject({ status: 200, body: JSON.stringify({ path }) });
+      expect(answer?.headers.connection).toBe('keep-alive');
+    }
+    const counters = await c.counters();
+    expect([counters.requests, counters.fastPathRequests]).toEqual([3, 3]);
+    // One connection to the node carried all three (plus the health checks' own).
+    const connections = new Set(c.node.appRequests.map((request) => request.connectionId));
+    expect(connections.size).toBe(1);
+    // What the node got: the client's headers, our X-Forwarded-* and the session header.
+    expect(c.node.appRequests[0]?.headers).toMatchObject({
+      host: 'lb.test',
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'lb.test',
+    });
+    expect(c.node.appRequests[0]?.headers['x-stickylb-session']).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    client.destroy();
+  });
+
+  it('answers pipelined requests in order', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket, request) => socket.write(okResponse(request.path));
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/one') + get('/two') + get('/three'));
+    expect((await next(client))?.body).toBe('/one');
+    expect((await next(client))?.body).toBe('/two');
+    expect((await next(client))?.body).toBe('/three');
+    client.destroy();
+  });
+
+  it('hands a connection to the full path at a request outside its subset; the rest is served there', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket, request) => socket.write(okResponse(`${request.method} ${request.body}`));
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/fast'));
+    expect((await next(client))?.body).toBe('GET ');
+    // A byte past ASCII in a header value (obs-text) is for the full path (Node's parser).
+    await client.write(
+      'POST /odd HTTP/1.1\r\nHost: lb.test\r\nX-Note: caf\u00e9\r\nContent-Length: 5\r\n\r\nhello',
+    );
+    expect((await next(client))?.body).toBe('POST hello');
+    await client.write(get('/after'));
+    expect((await next(client))?.body).toBe('GET ');
+    const counters = await c.counters();
+    expect([counters.requests, counters.fastPathRequests]).toEqual([3, 1]);
+    client.destroy();
+  });
+
+  it('relays a chunked answer byte for byte and reuses the node connection after it', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    const chunked =
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n';
+    c.node.behaviour = (socket, request) =>
+      request.path === '/chunked' ? socket.write(chunked) : socket.write(okResponse('plain'));
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/chunked'));
+    await client.waitFor((text) => text.includes('x-trailer: 1\r\n\r\n'));
+    expect(client.received.slice(client.received.indexOf('\r\n\r\n') + 4)).toBe(
+      '5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n',
+    );
+    client.received = '';
+    await client.write(get('/plain'));
+    expect((await next(client))?.body).toBe('plain');
+    expect(new Set(c.node.appRequests.map((request) => request.connectionId)).size).toBe(1);
+    client.destroy();
+  });
+
+  it('ends the client connection after an answer that ends with the node connection', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket) =>
+      socket.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil close');
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/close-delimited'));
+    expect(await client.waitForClose()).toBe(true);
+    expect(client.received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(client.received).toMatch(/\r\nconnection: close\r\n/);
+    expect(client.received.endsWith('\r\n\r\nuntil close')).toBe(true);
+    expect((await c.counters()).truncatedResponses).toBe(0);
+  });
+
+  it('relays no body for HEAD, 204 and 304, and keeps the connection for the next request', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket, request) => {
+      if (request.method === 'HEAD') socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n');
+      else if (request.path === '/204') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+      else if (request.path === '/304')
+        socket.write('HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n');
+      else socket.write(okResponse('last'));
+    };
+    const client = new RawConnection(c.proxyPort);
+    await client.write('HEAD /head HTTP/1.1\r\nHost: lb.test\r\n\r\n');
+    await client.waitFor((text) => text.includes('\r\n\r\n'));
+    expect(client.received).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*content-length: 5\r\n[^]*\r\n\r\n$/);
+    client.received = '';
+    for (const path of ['/204', '/304']) {
+      await client.write(get(path));
+      await client.waitFor((text) => text.endsWith('\r\n\r\n'));
+      client.received = '';
+    }
+    await client.write(get('/last'));
+    expect((await next(client))?.body).toBe('last');
+    expect(new Set(c.node.appRequests.map((request) => request.connectionId)).size).toBe(1);
+    client.destroy();
+  });
+
+  it('skips a 1xx interim answer and relays the final one', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket) =>
+      socket.write('HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n' + okResponse('final'));
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/hints'));
+    const answer = await next(client);
+    expect(answer).toMatchObject({ status: 200, body: 'final' });
+    client.destroy();
+  });
+
+  it('the keep-alive race: a node that closed the pooled connection under a GET; replayed once, 200', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    const answered = new Set<number>();
+    // Each connection answers once, then closes when the next request arrives on it.
+    c.node.behaviour = (socket, request) => {
+      if (answered.has(request.connectionId)) return socket.destroy();
+      answered.add(request.connectionId);
+      return socket.write(okResponse(request.path));
+    };
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/first'));
+    expect((await next(client))?.body).toBe('/first');
+    await client.write(get('/second'));
+    expect((await next(client))?.body).toBe('/second');
+    const counters = await c.counters();
+    expect(counters.retries).toBe(1);
+    expect(counters.upstreamErrors).toBe(0);
+    // Seen on the old connection (closed unanswered), then once on a new one.
+    expect(c.node.appRequests.filter((request) => request.path === '/second')).toHaveLength(2);
+    client.destroy();
+  });
+
+  it('a node that answers twice to one request: the client gets the first, the connection is dropped', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket, request) =>
+      socket.write(okResponse(request.path) + (request.path === '/twice' ? okResponse('smuggled') : ''));
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/twice'));
+    expect((await next(client))?.body).toBe('/twice');
+    const tainted = c.node.appRequests.at(-1)?.connectionId ?? 0;
+    await waitFor(() => !c.node.isOpen(tainted));
+    await client.write(get('/next'));
+    expect((await next(client))?.body).toBe('/next');
+    expect(c.node.appRequests.at(-1)?.connectionId).not.toBe(tainted);
+    expect(client.received).not.toContain('smuggled');
+    client.destroy();
+  });
+
+  it('holds a small body until it is whole, then sends head and body to the node together', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    c.node.behaviour = (socket, request) => socket.write(okResponse(request.body));
+    const client = new RawConnection(c.proxyPort);
+    await client.write('POST /split HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 11\r\n\r\nhello');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(c.node.appRequests.filter((request) => request.path === '/split')).toEqual([]);
+    await client.write(' world');
+    expect((await next(client))?.body).toBe('hello world');
+    expect((await c.counters()).fastPathRequests).toBe(1);
+    client.destroy();
+  });
+});
