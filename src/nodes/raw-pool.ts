@@ -16,6 +16,8 @@ export interface PooledConnection {
 export class RawPool<T extends PooledConnection> {
   readonly host: string;
   readonly port: number;
+  /** Connections open to the node, idle or busy (kept by the connections themselves). */
+  openCount = 0;
   #idle: T[] = [];
   #isClosed = false;
 
@@ -49,16 +51,6 @@ export class RawPool<T extends PooledConnection> {
   remove(connection: T): void {
     const at = this.#idle.indexOf(connection);
     if (at >= 0) this.#idle.splice(at, 1);
-  }
-
-  /** Closes the idle connections past their limit (the coldest are first in the list). */
-  sweep(now: number): void {
-    while (this.#idle.length > 0) {
-      const coldest = this.#idle[0] as T;
-      if (now - coldest.idleSince < coldest.maxIdleMs) return;
-      this.#idle.shift();
-      coldest.destroy();
-    }
   }
 
   /** Closes every idle connection; busy ones are destroyed, not returned, when their answer ends. */

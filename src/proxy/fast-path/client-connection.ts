@@ -103,6 +103,8 @@ export class ClientConnection implements AnswerSink {
       this.#handOver(buf, undefined);
       return;
     }
+    // Counted here once: a request handed over from now on is not counted again.
+    fast.counters.requests++;
     let decision: RouteDecision;
     try {
       decision = fast.router.route(request.target, request.cookie, this.#clientIp);
@@ -110,13 +112,16 @@ export class ClientConnection implements AnswerSink {
       this.#handOver(buf, { routeError: error, startedAt: performance.now() });
       return;
     }
-    fast.counters.requests++;
-    const pool = decision.node.upstream.raw;
-    if (decision.mustMove || pool === undefined) {
-      this.#handOver(buf, { decision, startedAt: performance.now() });
+    const now = performance.now();
+    const pool = decision.node.upstream.raw as RawPool<NodeConnection> | undefined;
+    // A session that must move, an https node, or every connection to the node busy (the
+    // full path's undici pool queues the request): the full path.
+    const upstream =
+      decision.mustMove || pool === undefined ? undefined : (pool.take(now) ?? NodeConnection.open(pool));
+    if (upstream === undefined) {
+      this.#handOver(buf, { decision, startedAt: now });
       return;
     }
-    const now = performance.now();
     this.#startedAt = now;
     this.since = now;
     this.phase = Phase.Waiting;
@@ -133,9 +138,6 @@ export class ClientConnection implements AnswerSink {
     let body: Buffer | undefined;
     if (request.bodyLength > INLINE_BODY_BYTES) body = buf.subarray(request.bodyStart, request.size);
     else if (request.bodyLength > 0) head += buf.toString('latin1', request.bodyStart, request.size);
-    const upstream =
-      (pool.take(now) as NodeConnection | undefined) ??
-      new NodeConnection(pool as unknown as RawPool<NodeConnection>);
     this.#upstream = upstream;
     upstream.send(this, head, body, request.method === 'HEAD');
   }

@@ -44,14 +44,14 @@ export interface FastPathOptions {
 export class FastPath {
   readonly router: Router;
   readonly counters: ProxyCounters;
-  readonly limits: RequestLimits;
+  limits: RequestLimits;
   readonly onAnswer: FastPathOptions['onAnswer'];
   /** Told of every answer when it ends (admin rate and latency), as ProxyServer.onResponse. */
   onResponse: ((node: ProxyNode, statusCode: number, startedAtMs: number) => void) | undefined;
   /** Said on every answer that keeps the connection, as Node's server does (clients close idle ones in time). */
   keepAliveLines: string;
   /** Bytes of pipelined requests buffered behind an answer before the socket is paused. */
-  readonly maxPipelinedBytes: number;
+  maxPipelinedBytes: number;
   readonly #trusted: ReadonlySet<string>;
   readonly #connections = new Set<ClientConnection>();
   readonly #inherited = new WeakMap<Socket, Inherited>();
@@ -67,12 +67,7 @@ export class FastPath {
     this.#trusted = options.trusted;
     this.#timeouts = config.timeouts;
     this.keepAliveLines = keepAliveLinesOf(config.timeouts.idle);
-    this.limits = {
-      maxHeaderBytes: config.maxHeaderBytes,
-      maxHeaderCount: config.maxHeaderCount,
-      // A replay needs the whole body: larger ones stream on the full path.
-      maxBodyBytes: Math.min(config.maxBodyBytes, 64 * 1024),
-    };
+    this.limits = limitsOf(config);
     this.maxPipelinedBytes = config.maxHeaderBytes + this.limits.maxBodyBytes;
     // Node's HTTP server keeps listening (maxConnections, close); only its connection
     // handler moves behind ours.
@@ -108,7 +103,10 @@ export class FastPath {
     this.#connections.delete(connection);
   }
 
+  /** A reload (SIGHUP): new timeouts and limits apply to the next request. */
   reconfigure(config: Config['proxy']): void {
+    this.limits = limitsOf(config);
+    this.maxPipelinedBytes = config.maxHeaderBytes + this.limits.maxBodyBytes;
     this.#timeouts = config.timeouts;
     this.keepAliveLines = keepAliveLinesOf(config.timeouts.idle);
   }
@@ -153,6 +151,15 @@ export class FastPath {
   close(): void {
     clearInterval(this.#timer);
   }
+}
+
+function limitsOf(config: Config['proxy']): RequestLimits {
+  return {
+    maxHeaderBytes: config.maxHeaderBytes,
+    maxHeaderCount: config.maxHeaderCount,
+    // A replay needs the whole body in hand: larger ones stream on the full path.
+    maxBodyBytes: Math.min(config.maxBodyBytes, 64 * 1024),
+  };
 }
 
 function keepAliveLinesOf(idleMs: number): string {

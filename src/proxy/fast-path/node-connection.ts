@@ -19,6 +19,8 @@ export interface AnswerSink {
 /** An idle connection is closed after this, or 1 s before the node's own Keep-Alive timeout. */
 const MAX_IDLE_MS = 60_000;
 const KEEP_ALIVE_MARGIN_MS = 1000;
+/** Connections per node, as the full path's undici pool: past it, requests queue there. */
+const MAX_CONNECTIONS = 512;
 
 /**
  * One keep-alive connection to a node on the fast path: sends a request written by the
@@ -43,8 +45,14 @@ export class NodeConnection implements PooledConnection {
   #answers = 0;
   #error: Error | undefined = undefined;
 
-  constructor(pool: RawPool<NodeConnection>) {
+  /** A new connection to the pool's node, or undefined when it already has its maximum open. */
+  static open(pool: RawPool<NodeConnection>): NodeConnection | undefined {
+    return pool.openCount < MAX_CONNECTIONS ? new NodeConnection(pool) : undefined;
+  }
+
+  private constructor(pool: RawPool<NodeConnection>) {
     this.#pool = pool;
+    pool.openCount++;
     this.socket = connect({ host: pool.host, port: pool.port, noDelay: true });
     this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.socket.on('error', (error: Error) => (this.#error = error));
@@ -221,6 +229,7 @@ export class NodeConnection implements PooledConnection {
   }
 
   #onClose(): void {
+    this.#pool.openCount--;
     const sink = this.#sink;
     if (sink === undefined) {
       this.#pool.remove(this);
