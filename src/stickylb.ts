@@ -327,12 +327,8 @@ export class StickyLb implements AdminControl {
     if (removed.length) notes.push(`nodes removed: ${removed.map((node) => node.id).join(', ')}`);
     this.health.updateSettings(healthSettingsFrom(next.health));
     this.health.setTargets(next.nodes);
-    const server = this.proxy.server;
-    server.headersTimeout = next.proxy.timeouts.headers;
-    server.requestTimeout = next.proxy.timeouts.request;
-    server.keepAliveTimeout = next.proxy.timeouts.idle;
-    server.maxConnections = next.proxy.maxConnections;
-    server.maxHeadersCount = next.proxy.maxHeaderCount + 1;
+    // Timeouts and limits of both request paths (in worker mode, each worker does the same).
+    this.proxy.reconfigure(next.proxy);
     for (const key of [
       'listen',
       'maxHeaderBytes',

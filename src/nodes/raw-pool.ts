@@ -24,6 +24,7 @@ export class RawPool<T extends PooledConnection> {
   constructor(host: string, port: number) {
     this.host = host;
     this.port = port;
+    livePools.add(this);
   }
 
   get idleCount(): number {
@@ -53,9 +54,28 @@ export class RawPool<T extends PooledConnection> {
     if (at >= 0) this.#idle.splice(at, 1);
   }
 
+  /** Closes the idle connections past their limit (the coldest are first in the list). */
+  sweep(now: number): void {
+    while (this.#idle.length > 0) {
+      const coldest = this.#idle[0] as T;
+      if (now - coldest.idleSince < coldest.maxIdleMs) return;
+      this.#idle.shift();
+      coldest.destroy();
+    }
+  }
+
   /** Closes every idle connection; busy ones are destroyed, not returned, when their answer ends. */
   close(): void {
+    livePools.delete(this);
     this.#isClosed = true;
     for (const connection of this.#idle.splice(0)) connection.destroy();
   }
+}
+
+/** The pools not yet closed, so the fast path's sweep can close what idled out in each. */
+const livePools = new Set<RawPool<PooledConnection>>();
+
+/** Closes, in every pool, the idle connections past their limit (the fast path's timeout sweep). */
+export function sweepIdleConnections(now: number): void {
+  for (const pool of livePools) pool.sweep(now);
 }

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../integration/harness.js';
 import { startFaultCluster, type FaultCluster } from './fault-cluster.js';
@@ -210,5 +211,62 @@ describe('the fast path', () => {
     expect((await next(client))?.body).toBe('hello world');
     expect((await c.counters()).fastPathRequests).toBe(1);
     client.destroy();
+  });
+
+  it('a node connection paused by a large answer is reading again when the next request takes it', async () => {
+    cluster = await startFaultCluster({ timeouts: { upstream: '2s' } });
+    const c = cluster;
+    const big = 'x'.repeat(20_000);
+    c.node.behaviour = (socket, request) => socket.write(okResponse(request.path === '/big' ? big : 'small'));
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/big'));
+    expect((await next(client))?.body).toBe(big);
+    await client.write(get('/small'));
+    expect(await next(client)).toMatchObject({ status: 200, body: 'small' });
+    expect(new Set(c.node.appRequests.map((request) => request.connectionId)).size).toBe(1);
+    expect((await c.counters()).upstreamTimeouts).toBe(0);
+    client.destroy();
+  });
+
+  it('bounds each silence of a streaming answer by the upstream timeout, not the whole answer', async () => {
+    cluster = await startFaultCluster({ timeouts: { upstream: '500ms' } });
+    const c = cluster;
+    c.node.behaviour = (socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (socket.destroyed) return clearInterval(timer);
+        if (++sent <= 5) return socket.write('2\r\nok\r\n');
+        clearInterval(timer);
+        return socket.write('0\r\n\r\n');
+      }, 200);
+    };
+    const client = new RawConnection(c.proxyPort);
+    await client.write(get('/stream'));
+    await client.waitFor((text) => text.endsWith('0\r\n\r\n'));
+    expect(client.received.slice(client.received.indexOf('\r\n\r\n') + 4)).toBe(
+      `${'2\r\nok\r\n'.repeat(5)}0\r\n\r\n`,
+    );
+    expect((await c.counters()).upstreamTimeouts).toBe(0);
+    client.destroy();
+  });
+
+  it('closes an idle connection whose client never closes its side', async () => {
+    cluster = await startFaultCluster({ timeouts: { idle: '300ms' } });
+    const c = cluster;
+    const open = (): Promise<number> =>
+      new Promise((resolve, reject) =>
+        c.lb.proxy.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+      );
+    // A client that ignores our FIN: its socket stays half-open unless the proxy destroys its own.
+    const stubborn = connect({ port: c.proxyPort, host: '127.0.0.1', allowHalfOpen: true });
+    const silent = connect({ port: c.proxyPort, host: '127.0.0.1', allowHalfOpen: true });
+    for (const socket of [stubborn, silent]) socket.on('error', () => undefined);
+    await new Promise((resolve) => stubborn.once('connect', resolve));
+    stubborn.write(get('/once'));
+    await new Promise((resolve) => stubborn.once('data', resolve));
+    await waitFor(async () => (await open()) === 0);
+    stubborn.destroy();
+    silent.destroy();
   });
 });

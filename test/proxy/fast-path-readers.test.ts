@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ChunkedBody, MALFORMED, NOT_ENDED } from '../../src/proxy/fast-path/chunked-body.js';
 import {
-  BODY_PENDING,
   INCOMPLETE,
   readFastRequest,
   SLOW,
@@ -36,11 +35,21 @@ describe('readFastRequest', () => {
     );
   });
 
-  it('waits for the rest of the head and of a Content-Length body', () => {
+  it('waits for the rest of the head, and tells how long the whole request is', () => {
     expect(read('GET / HTTP/1.1\r\nHost: a\r\n')).toBe(INCOMPLETE);
-    expect(read('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel')).toBe(BODY_PENDING);
+    // The head is read while the body is still arriving: whole once the buffer holds `size`.
+    expect(ok('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel').size).toBe(52);
     const request = ok('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET');
     expect([request.bodyStart, request.bodyLength, request.size]).toEqual([47, 5, 52]);
+  });
+
+  it('finds the end of a head that arrived in pieces, searching on from where it stopped', () => {
+    const text = 'GET / HTTP/1.1\r\nHost: a\r\n\r\n';
+    for (let cut = 1; cut < text.length; cut++) {
+      expect(read(text.slice(0, cut))).toBe(INCOMPLETE);
+      const whole = readFastRequest(Buffer.from(text), LIMITS, false, Math.max(0, cut - 3));
+      expect(whole).toMatchObject({ target: '/', host: 'a', size: text.length });
+    }
   });
 
   it('drops hop-by-hop, client-sent forwarding and internal headers, keeping the rest in order', () => {

@@ -5,7 +5,7 @@ import { isInternalPath } from '../internal-path.js';
 import type { RouteDecision } from '../router.js';
 import type { FastPath, Inherited } from './fast-path.js';
 import { NodeConnection, type AnswerSink } from './node-connection.js';
-import { BODY_PENDING, INCOMPLETE, readFastRequest, SLOW } from './request-head.js';
+import { INCOMPLETE, readFastRequest, SLOW, type FastRequest } from './request-head.js';
 import { Framing, type FastResponse } from './response-head.js';
 
 export const enum Phase {
@@ -47,6 +47,10 @@ export class ClientConnection implements AnswerSink {
   /** The X-Forwarded-* lines up to the Host value: the same for every request of the connection. */
   readonly #forwarded: string;
   #buf: Buffer | undefined = undefined;
+  /** A request whose head is read and whose body is still arriving. */
+  #pending: FastRequest | undefined = undefined;
+  /** Where to go on searching for the end of a head that is arriving in pieces. */
+  #searchFrom = 0;
   #request: Buffer | undefined = undefined;
   #decision: RouteDecision | undefined = undefined;
   #node: ProxyNode | undefined = undefined;
@@ -91,18 +95,30 @@ export class ClientConnection implements AnswerSink {
   #serve(): void {
     const fast = this.#fast;
     const buf = this.#buf as Buffer;
-    const request = readFastRequest(buf, fast.limits, this.#isTrusted);
-    if (request === INCOMPLETE) return;
-    if (request === BODY_PENDING) {
-      // Buffered, as nginx does by default: the node never sees a request that stalls midway.
+    let request = this.#pending;
+    if (request === undefined) {
+      const read = readFastRequest(buf, fast.limits, this.#isTrusted, this.#searchFrom);
+      if (read === INCOMPLETE) {
+        // A head arriving in pieces is searched from where the last search stopped.
+        this.#searchFrom = Math.max(0, buf.length - 3);
+        return;
+      }
+      this.#searchFrom = 0;
+      if (read === SLOW || isInternalPath(read.target)) {
+        this.#handOver(buf, undefined);
+        return;
+      }
+      request = read;
+    }
+    if (buf.length < request.size) {
+      // Held until whole, as nginx does by default: the node never sees a request that
+      // stalls midway. The head is not read again as the body arrives.
+      this.#pending = request;
       this.isAwaitingBody = true;
       return;
     }
+    this.#pending = undefined;
     this.isAwaitingBody = false;
-    if (request === SLOW || isInternalPath(request.target)) {
-      this.#handOver(buf, undefined);
-      return;
-    }
     // Counted here once: a request handed over from now on is not counted again.
     fast.counters.requests++;
     let decision: RouteDecision;
@@ -144,6 +160,8 @@ export class ClientConnection implements AnswerSink {
 
   onAnswerHead(response: FastResponse, body: Buffer | undefined): void {
     this.phase = Phase.Relaying;
+    // From here the upstream timeout bounds each silence of the node, as undici's bodyTimeout.
+    this.since = performance.now();
     this.#status = response.status;
     let head = response.head;
     const cookie = this.#fast.onAnswer(this.#decision as RouteDecision, response.sessionUsed);
@@ -166,6 +184,8 @@ export class ClientConnection implements AnswerSink {
   }
 
   onAnswerBody(chunk: Buffer): void {
+    // A stall keeps its own start: the client, not the node, is the one taking its time.
+    if (!this.#isStalled) this.since = performance.now();
     if (!this.socket.write(chunk)) this.#stall();
   }
 
@@ -173,7 +193,7 @@ export class ClientConnection implements AnswerSink {
     this.#settle();
     if (this.#endsConnection || this.isClosing) {
       this.phase = Phase.Gone;
-      this.socket.end();
+      closeSoon(this.socket);
       return;
     }
     this.phase = Phase.Idle;
@@ -220,11 +240,13 @@ export class ClientConnection implements AnswerSink {
     this.socket.destroy();
   }
 
-  /** Ends the connection now if it is between requests (shutdown). */
+  /** Closes the connection now if it is between requests (idle timeout, shutdown). */
   closeIfIdle(): void {
     if (this.phase !== Phase.Idle) return;
     this.phase = Phase.Gone;
-    this.socket.end();
+    // Destroyed, not just ended: the server allows half-open sockets, so a client that never
+    // closes its side would keep an ended one (and a maxConnections slot) forever.
+    this.socket.destroy();
   }
 
   get isStalled(): boolean {
@@ -266,7 +288,7 @@ export class ClientConnection implements AnswerSink {
   readonly #onEnd = (): void => {
     this.#abort();
     this.phase = Phase.Gone;
-    this.socket.end();
+    closeSoon(this.socket);
   };
 
   readonly #onClose = (): void => {
@@ -301,3 +323,13 @@ export class ClientConnection implements AnswerSink {
 }
 
 function ignore(): void {}
+
+/**
+ * Ends a socket and destroys it once its last bytes are written (Node's `destroySoon`): the
+ * server allows half-open sockets, and a client that never closes its side must not keep one.
+ */
+export function closeSoon(socket: Socket): void {
+  if (socket.writable) socket.end();
+  if (socket.writableFinished) socket.destroy();
+  else socket.once('finish', socket.destroy);
+}

@@ -7,7 +7,8 @@ import { normalizeAddress } from '../header-hygiene.js';
 import type { ProxyCounters } from '../proxy-counters.js';
 import type { RouteDecision, Router } from '../router.js';
 import { sendSocketError } from '../send-error.js';
-import { ClientConnection, Phase } from './client-connection.js';
+import { sweepIdleConnections } from '../../nodes/index.js';
+import { ClientConnection, closeSoon, Phase } from './client-connection.js';
 import type { RequestLimits } from './request-head.js';
 
 /** What a connection handed over mid-request tells the full path about its first request. */
@@ -113,6 +114,7 @@ export class FastPath {
 
   /** Applies the timeouts: idle keep-alive, a request slow to arrive, a node slow to answer. */
   sweep(now: number): void {
+    sweepIdleConnections(now);
     const { idle, headers, request, upstream } = this.#timeouts;
     for (const connection of this.#connections) {
       const elapsed = now - connection.since;
@@ -125,6 +127,7 @@ export class FastPath {
             this.counters.clientErrors++;
             connection.phase = Phase.Gone;
             sendSocketError(connection.socket, new RequestTimeoutError());
+            closeSoon(connection.socket);
           }
           break;
         case Phase.Waiting:

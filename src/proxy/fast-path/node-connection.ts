@@ -207,6 +207,9 @@ export class NodeConnection implements PooledConnection {
     this.#sink = undefined;
     this.#response = undefined;
     this.#answers++;
+    // Paused while a client took the answer slowly (or a last write filled its buffer): the
+    // next request on this connection must find it reading.
+    if (this.socket.isPaused()) this.socket.resume();
     if (!response.isReusable || this.#hasExtra || !this.#pool.put(this, performance.now())) {
       this.socket.destroy();
     }

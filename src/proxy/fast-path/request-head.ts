@@ -18,8 +18,6 @@ import { isInternalHeaderName } from '../header-hygiene.js';
 export const SLOW = 0;
 /** The head has not fully arrived yet. */
 export const INCOMPLETE = 1;
-/** The head has, its body not yet. */
-export const BODY_PENDING = 2;
 
 export interface FastRequest {
   method: string;
@@ -30,7 +28,7 @@ export interface FastRequest {
   host: string;
   /** Request line and the header lines to forward, without the final CRLF. */
   head: string;
-  /** Bytes of the whole request (head, blank line and body) at the start of the buffer. */
+  /** Bytes of the whole request (head, blank line and body), once it has all arrived. */
   size: number;
   /** Where the body starts, and its length (Content-Length; 0 without one). */
   bodyStart: number;
@@ -58,19 +56,22 @@ const DIGITS = /^\d{1,15}$/;
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
 /**
- * Reads one request from the start of `buf`. Returns SLOW when it is not in the fast
- * subset (see above), INCOMPLETE while its head is still arriving, BODY_PENDING its body.
+ * Reads one request's head from the start of `buf`. Returns SLOW when it is not in the
+ * fast subset (see above), INCOMPLETE while the head is still arriving. The body may still
+ * be arriving: the request is whole once `buf` holds `size` bytes.
  */
 export function readFastRequest(
   buf: Buffer,
   limits: RequestLimits,
   isTrustedPeer: boolean,
-): FastRequest | typeof SLOW | typeof INCOMPLETE | typeof BODY_PENDING {
-  const end = buf.indexOf(CRLF2);
+  /** Where the end of the head may start: bytes before it were searched by an earlier call. */
+  searchFrom = 0,
+): FastRequest | typeof SLOW | typeof INCOMPLETE {
+  const end = buf.indexOf(CRLF2, searchFrom);
   if (end < 0) {
     // A head over the limit, or one ending lines with a bare LF (which would never end
     // with CRLFCRLF): the full path answers (431, 400).
-    if (buf.length > limits.maxHeaderBytes || hasBareLf(buf)) return SLOW;
+    if (buf.length > limits.maxHeaderBytes || hasBareLf(buf, searchFrom)) return SLOW;
     return INCOMPLETE;
   }
   if (end + 4 > limits.maxHeaderBytes) return SLOW;
@@ -172,7 +173,6 @@ export function readFastRequest(
   const bodyLength = contentLength === undefined ? 0 : Number(contentLength);
   if (bodyLength > limits.maxBodyBytes) return SLOW;
   const bodyStart = end + 4;
-  if (buf.length < bodyStart + bodyLength) return BODY_PENDING;
   return {
     method,
     target,
@@ -193,8 +193,8 @@ function isNamed(line: string, colon: number, lower: string): boolean {
 }
 
 /** A LF not preceded by CR (a head llhttp refuses, and that never ends with CRLFCRLF). */
-function hasBareLf(buf: Buffer): boolean {
-  for (let at = buf.indexOf(10); at >= 0; at = buf.indexOf(10, at + 1)) {
+function hasBareLf(buf: Buffer, from: number): boolean {
+  for (let at = buf.indexOf(10, from); at >= 0; at = buf.indexOf(10, at + 1)) {
     if (at === 0 || buf[at - 1] !== 13) return true;
   }
   return false;

@@ -134,6 +134,8 @@ export function readFastResponse(buf: Buffer, isHeadRequest: boolean): FastRespo
   }
   if (isChunked && contentLength !== undefined)
     throw new ResponseProtocolError('both Content-Length and Transfer-Encoding');
+  // HTTP/1.0 has no chunked encoding (RFC 9112 §6.1): its client would misread the framing.
+  if (isChunked && statusLine[1] === '0') throw new ResponseProtocolError('chunked HTTP/1.0 answer');
   if (head !== undefined) head += text.slice(keptFrom);
   if (listed !== undefined) head = dropListed(head ?? text, listed);
   let framing: Framing;
