@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../integration/harness.js';
-import { startFaultCluster, type FaultCluster } from './fault-cluster.js';
+import { clientRequest, startFaultCluster, type FaultCluster } from './fault-cluster.js';
 import { okResponse } from './fault-node.js';
 import { parseResponse, RawConnection } from './raw-client.js';
 
@@ -268,5 +268,20 @@ describe('the fast path', () => {
     await waitFor(async () => (await open()) === 0);
     stubborn.destroy();
     silent.destroy();
+  });
+
+  it('a reload (SIGHUP) of a single-process proxy gives the fast path its new upstream timeout', async () => {
+    cluster = await startFaultCluster({ timeouts: { upstream: '60s' } });
+    const c = cluster;
+    const current = c.lb.config;
+    c.lb.reload({
+      ...current,
+      proxy: { ...current.proxy, timeouts: { ...current.proxy.timeouts, upstream: 300 } },
+    });
+    c.node.behaviour = () => undefined;
+    // Bounded well under the old 60 s: only the reloaded timeout can answer in time.
+    const answer = await clientRequest(c.proxyPort, {}, 10_000);
+    expect(answer.status).toBe(504);
+    expect((await c.counters()).fastPathRequests).toBe(1);
   });
 });
