@@ -216,7 +216,7 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   );
   counterOf(
     'stickylb_proxy_fast_path_requests_total',
-    'Requests the fast path (raw sockets) sent to their node; the rest took the full path',
+    'Requests whose answer the fast path (raw sockets) relayed; the rest took the full path',
     proxy('fastPathRequests'),
   );
   counterOf('stickylb_proxy_retries_total', 'Requests replayed on another node', proxy('retries'));

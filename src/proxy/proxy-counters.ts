@@ -12,7 +12,7 @@ export interface ProxyCounters {
   refusedConnections: number;
   /** Responses cut off because the node's connection ended before their body did (kill -9, bad framing). */
   truncatedResponses: number;
-  /** Requests sent to their node by the fast path (src/proxy/fast-path/), out of `requests`. */
+  /** Requests whose answer the fast path (src/proxy/fast-path/) relayed, out of `requests`. */
   fastPathRequests: number;
 }
 

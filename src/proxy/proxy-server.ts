@@ -155,6 +155,8 @@ export class ProxyServer {
       config,
       trusted: this.#trusted,
       onAnswer: (decision, sessionUsed) => this.#answered(decision, sessionUsed),
+      moveOrPick: (decision, fromNodeId) => this.#moveOrPick(decision, fromNodeId),
+      onNodeFailure: options.onNodeFailure,
     });
     this.server.on('upgrade', this.#upgrades.relay);
     this.server.on('clientError', this.#onClientError);
@@ -321,7 +323,8 @@ export class ProxyServer {
    */
   #carryOn(req: IncomingMessage, res: ServerResponse, head: RequestHead, inherited: Inherited): void {
     const { decision, failure } = inherited;
-    if (decision === undefined) {
+    if (decision === undefined || inherited.routeError !== undefined) {
+      // Routing failed, or the session's move did (no node, timed out).
       this.#refuse(res, inherited.routeError);
       return;
     }
@@ -340,7 +343,7 @@ export class ProxyServer {
       void this.#moveThenForward(request, proxied, decision);
       return;
     }
-    proxied[kAttempts] = 1;
+    proxied[kAttempts] = inherited.attempts ?? 1;
     decision.node.inFlight++;
     if (failure === undefined) {
       // A node the fast path does not reach (https).

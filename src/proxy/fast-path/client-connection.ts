@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { SESSION_HEADER } from '../../protocol.js';
 import type { ProxyNode, RawPool } from '../../nodes/index.js';
 import { isInternalPath } from '../internal-path.js';
+import { isConnectRefused } from '../upstream-errors.js';
 import type { RouteDecision } from '../router.js';
 import type { FastPath, Inherited } from './fast-path.js';
 import { NodeConnection, type AnswerSink } from './node-connection.js';
@@ -19,6 +20,15 @@ export const enum Phase {
   Relaying,
   /** Handed to the full path, or closed. */
   Gone,
+}
+
+/** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2), as the full path. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** A connection that broke under the request (reset, or closed before any answer). */
+function isConnectionLost(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 /** A body up to this size is sent in the same write as its head (one syscall, latin1 is byte-exact). */
@@ -52,6 +62,16 @@ export class ClientConnection implements AnswerSink {
   /** Where to go on searching for the end of a head that is arriving in pieces. */
   #searchFrom = 0;
   #request: Buffer | undefined = undefined;
+  /** The request's forwarded head up to the session id, and its body (inline text, or a buffer). */
+  #head = '';
+  #inlineBody = '';
+  #body: Buffer | undefined = undefined;
+  #isHeadRequest = false;
+  /** The request is on its second node (after a refused connection). */
+  #isRetry = false;
+  /** The request was sent again on a new connection after a reused one broke. */
+  #isFreshRetry = false;
+  #method = '';
   #decision: RouteDecision | undefined = undefined;
   #node: ProxyNode | undefined = undefined;
   #upstream: NodeConnection | undefined = undefined;
@@ -128,38 +148,85 @@ export class ClientConnection implements AnswerSink {
       this.#handOver(buf, { routeError: error, startedAt: performance.now() });
       return;
     }
-    const now = performance.now();
-    const pool = decision.node.upstream.raw as RawPool<NodeConnection> | undefined;
-    // A session that must move, an https node, or every connection to the node busy (the
-    // full path's undici pool queues the request): the full path.
-    const upstream =
-      decision.mustMove || pool === undefined ? undefined : (pool.take(now) ?? NodeConnection.open(pool));
-    if (upstream === undefined) {
-      this.#handOver(buf, { decision, startedAt: now });
-      return;
-    }
-    this.#startedAt = now;
-    this.since = now;
-    this.phase = Phase.Waiting;
+    this.#startedAt = performance.now();
     this.#decision = decision;
     this.#closes = request.closes;
-    const node = (this.#node = decision.node);
-    node.inFlight++;
-    fast.counters.fastPathRequests++;
+    this.#isRetry = false;
+    this.#isFreshRetry = false;
+    this.#method = request.method;
+    this.#isHeadRequest = request.method === 'HEAD';
     this.#request = buf.length === request.size ? buf : buf.subarray(0, request.size);
     this.#buf = buf.length === request.size ? undefined : buf.subarray(request.size);
+    // Everything but the session id, which a move or a retry on another node changes.
     let head = request.head;
     if (request.addsZeroLength) head += '\r\ncontent-length: 0';
-    head += `${this.#forwarded}${request.host}\r\n${SESSION_HEADER}: ${decision.sessionId}\r\n\r\n`;
-    let body: Buffer | undefined;
-    if (request.bodyLength > INLINE_BODY_BYTES) body = buf.subarray(request.bodyStart, request.size);
-    else if (request.bodyLength > 0) head += buf.toString('latin1', request.bodyStart, request.size);
+    this.#head = `${head}${this.#forwarded}${request.host}\r\n${SESSION_HEADER}: `;
+    this.#inlineBody = '';
+    this.#body = undefined;
+    if (request.bodyLength > INLINE_BODY_BYTES) this.#body = buf.subarray(request.bodyStart, request.size);
+    else if (request.bodyLength > 0)
+      this.#inlineBody = buf.toString('latin1', request.bodyStart, request.size);
+    if (decision.mustMove) this.#move(decision.fromNodeId);
+    else this.#send();
+  }
+
+  /** Writes the request to a connection of its node: pooled, new, or (none to be had) the full path's. */
+  #send(isFresh = false): void {
+    const decision = this.#decision as RouteDecision;
+    const now = performance.now();
+    const pool = decision.node.upstream.raw as RawPool<NodeConnection> | undefined;
+    // An https node, or every connection to the node busy (the full path's pool queues it).
+    const upstream =
+      pool === undefined ? undefined : ((isFresh ? undefined : pool.take(now)) ?? NodeConnection.open(pool));
+    if (upstream === undefined) {
+      this.#handOverRequest(undefined);
+      return;
+    }
+    this.since = now;
+    this.phase = Phase.Waiting;
+    const node = (this.#node = decision.node);
+    node.inFlight++;
     this.#upstream = upstream;
-    upstream.send(this, head, body, request.method === 'HEAD');
+    upstream.send(
+      this,
+      `${this.#head}${decision.sessionId}\r\n\r\n${this.#inlineBody}`,
+      this.#body,
+      this.#isHeadRequest,
+    );
+  }
+
+  /**
+   * The session's node cannot take the request (down, or it refused the connection): the
+   * session moves, state and all (or a new one gets another node), then the request goes to
+   * its new node. The move is bounded by the upstream timeout; its failure is answered by the
+   * full path (504, 503).
+   */
+  #move(fromNodeId: string): void {
+    this.phase = Phase.Waiting;
+    this.since = performance.now();
+    const decision = this.#decision as RouteDecision;
+    this.#fast.moveOrPick(decision, fromNodeId).then(
+      (node) => {
+        // The client left meanwhile (or the connection moved on): nothing to send.
+        if (this.#decision !== decision || this.phase !== Phase.Waiting) return;
+        this.#fast.router.reroute(decision, node);
+        this.#send();
+      },
+      (error: unknown) => {
+        if (this.#decision !== decision || this.phase !== Phase.Waiting) return;
+        this.#handOverRequest({ routeError: error });
+      },
+    );
+  }
+
+  /** True while a move is under way (no node connection yet): bounded by the move itself. */
+  get isMoving(): boolean {
+    return this.phase === Phase.Waiting && this.#upstream === undefined;
   }
 
   onAnswerHead(response: FastResponse, body: Buffer | undefined): void {
     this.phase = Phase.Relaying;
+    this.#fast.counters.fastPathRequests++;
     // From here the upstream timeout bounds each silence of the node, as undici's bodyTimeout.
     this.since = performance.now();
     this.#status = response.status;
@@ -209,12 +276,41 @@ export class ClientConnection implements AnswerSink {
   }
 
   onAnswerFailure(error: Error, isReused: boolean): void {
+    const node = this.#node as ProxyNode;
+    node.inFlight--;
+    this.#node = undefined;
+    this.#upstream = undefined;
+    if (isReused && !this.#isFreshRetry && IDEMPOTENT.has(this.#method) && isConnectionLost(error)) {
+      // The keep-alive race (the node closed the pooled connection as we reused it), or the
+      // node died with it: once more on the same node over a new connection, as the full path
+      // does. A dead node refuses that one, and the request then moves on (below).
+      this.#isFreshRetry = true;
+      this.#fast.counters.retries++;
+      this.#send(true);
+      return;
+    }
+    if (isConnectRefused(error) && !this.#isRetry) {
+      // It never reached the node: replayed on the session's new node, POST included, as the
+      // full path does (one retry); the passive health check hears of the refusal.
+      const fast = this.#fast;
+      fast.counters.upstreamErrors++;
+      fast.counters.retries++;
+      fast.onNodeFailure?.(node, error);
+      this.#isRetry = true;
+      this.#move(node.id);
+      return;
+    }
+    this.#handOverRequest({ failure: { error, isReused }, attempts: this.#isRetry ? 2 : 1 });
+  }
+
+  /** Gives the current request (and what followed it) to the full path, routed as it is. */
+  #handOverRequest(inherited: Omit<Inherited, 'decision' | 'startedAt'> | undefined): void {
     const decision = this.#decision as RouteDecision;
-    (this.#node as ProxyNode).inFlight--;
     const request = this.#request as Buffer;
     const bytes = this.#buf === undefined ? request : Buffer.concat([request, this.#buf]);
+    const startedAt = this.#startedAt;
     this.#clear();
-    this.#handOver(bytes, { decision, failure: { error, isReused }, startedAt: this.#startedAt });
+    this.#handOver(bytes, { ...inherited, decision, startedAt });
   }
 
   onAnswerTruncated(): void {
@@ -268,15 +364,19 @@ export class ClientConnection implements AnswerSink {
 
   /** The answer is over: the node's counts and the admin's rate and latency. */
   #settle(): void {
-    const node = this.#node as ProxyNode;
-    node.inFlight--;
-    node.requests++;
-    this.#fast.onResponse?.(node, this.#status, this.#startedAt);
+    const node = this.#node;
+    // None while a move was under way: nothing was sent, nothing is counted in flight.
+    if (node !== undefined) {
+      node.inFlight--;
+      node.requests++;
+      this.#fast.onResponse?.(node, this.#status, this.#startedAt);
+    }
     this.#clear();
   }
 
   #clear(): void {
     this.#decision = undefined;
+    this.#body = undefined;
     this.#node = undefined;
     this.#upstream = undefined;
     this.#request = undefined;

@@ -21,6 +21,8 @@ export interface Inherited {
   failure?: { error: Error; isReused: boolean };
   /** `performance.now()` when the request arrived. */
   startedAt: number;
+  /** Attempts already made (a refused first node was retried on the fast path). */
+  attempts?: number;
 }
 
 export interface FastPathOptions {
@@ -32,6 +34,10 @@ export interface FastPathOptions {
   trusted: ReadonlySet<string>;
   /** The node answered: records the session if the node used it; returns the Set-Cookie value, if any. */
   onAnswer(decision: RouteDecision, sessionUsed: string | undefined): string | undefined;
+  /** The node a request goes to instead of `fromNodeId` (its session moved there): ProxyServer's. */
+  moveOrPick(decision: RouteDecision, fromNodeId: string): Promise<ProxyNode>;
+  /** Passive health: a node refused a connection. */
+  onNodeFailure: ((node: ProxyNode, error: Error) => void) | undefined;
 }
 
 /**
@@ -47,6 +53,8 @@ export class FastPath {
   readonly counters: ProxyCounters;
   limits: RequestLimits;
   readonly onAnswer: FastPathOptions['onAnswer'];
+  readonly moveOrPick: FastPathOptions['moveOrPick'];
+  readonly onNodeFailure: FastPathOptions['onNodeFailure'];
   /** Told of every answer when it ends (admin rate and latency), as ProxyServer.onResponse. */
   onResponse: ((node: ProxyNode, statusCode: number, startedAtMs: number) => void) | undefined;
   /** Said on every answer that keeps the connection, as Node's server does (clients close idle ones in time). */
@@ -65,6 +73,8 @@ export class FastPath {
     this.router = options.router;
     this.counters = options.counters;
     this.onAnswer = options.onAnswer;
+    this.moveOrPick = options.moveOrPick;
+    this.onNodeFailure = options.onNodeFailure;
     this.#trusted = options.trusted;
     this.#timeouts = config.timeouts;
     this.keepAliveLines = keepAliveLinesOf(config.timeouts.idle);
@@ -132,7 +142,8 @@ export class FastPath {
           break;
         case Phase.Waiting:
         case Phase.Relaying:
-          if (elapsed >= upstream) connection.timeOut(new UpstreamTimeoutError(upstream));
+          if (elapsed >= upstream && !connection.isMoving)
+            connection.timeOut(new UpstreamTimeoutError(upstream));
           break;
       }
     }
