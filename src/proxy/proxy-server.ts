@@ -323,8 +323,7 @@ export class ProxyServer {
    */
   #carryOn(req: IncomingMessage, res: ServerResponse, head: RequestHead, inherited: Inherited): void {
     const { decision, failure } = inherited;
-    if (decision === undefined || inherited.routeError !== undefined) {
-      // Routing failed, or the session's move did (no node, timed out).
+    if (decision === undefined) {
       this.#refuse(res, inherited.routeError);
       return;
     }
@@ -339,6 +338,17 @@ export class ProxyServer {
       request[kBody] = [];
       req.on('data', this.#captureChunk);
     }
+    if (inherited.freshRetried === true) proxied[kFreshRetry] = true;
+    if (inherited.routeError !== undefined) {
+      // The session's move failed (no node, timed out). After a refused attempt the failure
+      // counts against the node that refused, as in #retry.
+      if ((inherited.attempts ?? 1) > 1) {
+        proxied[kAttempts] = inherited.attempts;
+        decision.node.inFlight++;
+      }
+      this.#refuse(res, inherited.routeError);
+      return;
+    }
     if (decision.mustMove) {
       void this.#moveThenForward(request, proxied, decision);
       return;
@@ -346,7 +356,7 @@ export class ProxyServer {
     proxied[kAttempts] = inherited.attempts ?? 1;
     decision.node.inFlight++;
     if (failure === undefined) {
-      // A node the fast path does not reach (https).
+      // A node the fast path does not reach (https), or all its connections busy.
       setSessionHeader(head, decision.sessionId);
       proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
       return;
@@ -385,7 +395,12 @@ export class ProxyServer {
    */
   #moveOrPick(decision: RouteDecision, fromNodeId: string): Promise<ProxyNode> {
     if (decision.isNew || this.#options.moveSession === undefined) {
-      return Promise.resolve(this.#options.router.pickNode(fromNodeId));
+      // A rejection, never a throw: no node left is an answer (503), also to a `.then` caller.
+      try {
+        return Promise.resolve(this.#options.router.pickNode(fromNodeId));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
     }
     const timeoutMs = this.#upstream.timeoutMs;
     return boundedWait(this.#options.moveSession(decision.key, fromNodeId), timeoutMs, () => {

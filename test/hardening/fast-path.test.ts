@@ -285,4 +285,18 @@ describe('the fast path', () => {
     expect((await c.counters()).upstreamTimeouts).toBe(1);
     expect(c.node.appRequests).toHaveLength(1);
   });
+
+  it('the only node refuses a new session: 503 SLB_NO_HEALTHY_NODE, the proxy stays up', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    await c.node.close();
+    // Before a health check sees it: the refused connection is the first to tell, and there
+    // is no other node to move the new session to.
+    const answer = await clientRequest(c.proxyPort, {}, 5000);
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'SLB_NO_HEALTHY_NODE' });
+    const counters = await c.counters();
+    expect(counters.noHealthyNode).toBe(1);
+    expect(c.lb.registry.all.every((node) => node.inFlight === 0)).toBe(true);
+  });
 });

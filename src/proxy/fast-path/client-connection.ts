@@ -300,17 +300,19 @@ export class ClientConnection implements AnswerSink {
       this.#move(node.id);
       return;
     }
-    this.#handOverRequest({ failure: { error, isReused }, attempts: this.#isRetry ? 2 : 1 });
+    this.#handOverRequest({ failure: { error, isReused } });
   }
 
   /** Gives the current request (and what followed it) to the full path, routed as it is. */
-  #handOverRequest(inherited: Omit<Inherited, 'decision' | 'startedAt'> | undefined): void {
+  #handOverRequest(inherited: Pick<Inherited, 'failure' | 'routeError'> | undefined): void {
     const decision = this.#decision as RouteDecision;
+    // What was tried already, so the full path does not try more than it would have itself.
+    const tried = { attempts: this.#isRetry ? 2 : 1, freshRetried: this.#isFreshRetry };
     const request = this.#request as Buffer;
     const bytes = this.#buf === undefined ? request : Buffer.concat([request, this.#buf]);
     const startedAt = this.#startedAt;
     this.#clear();
-    this.#handOver(bytes, { ...inherited, decision, startedAt });
+    this.#handOver(bytes, { ...inherited, ...tried, decision, startedAt });
   }
 
   onAnswerTruncated(): void {

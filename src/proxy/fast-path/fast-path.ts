@@ -23,6 +23,8 @@ export interface Inherited {
   startedAt: number;
   /** Attempts already made (a refused first node was retried on the fast path). */
   attempts?: number;
+  /** Already sent again on a new connection after a reused one broke (never twice). */
+  freshRetried?: boolean;
 }
 
 export interface FastPathOptions {
