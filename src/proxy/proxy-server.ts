@@ -297,15 +297,7 @@ export class ProxyServer {
     }
     const proxied = res as ProxiedResponse;
     const request = req as ProxiedRequest;
-    proxied[kStartedAt] = performance.now();
-    proxied[kRoute] = decision;
-    request[kRoute] = decision;
-    request[kHead] = head;
-    res.on('close', this.#onResponseClose);
-    if (head.hasBody) {
-      request[kBody] = [];
-      req.on('data', this.#captureChunk);
-    }
+    this.#track(request, proxied, head, decision, performance.now());
     if (decision.mustMove) {
       void this.#moveThenForward(request, proxied, decision);
       return;
@@ -315,6 +307,25 @@ export class ProxyServer {
     setSessionHeader(head, decision.sessionId);
     proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
   };
+
+  /** A routed request's state, kept on its request and response; its body kept for a replay. */
+  #track(
+    req: ProxiedRequest,
+    res: ProxiedResponse,
+    head: RequestHead,
+    decision: RouteDecision,
+    startedAt: number,
+  ): void {
+    res[kStartedAt] = startedAt;
+    res[kRoute] = decision;
+    req[kRoute] = decision;
+    req[kHead] = head;
+    res.on('close', this.#onResponseClose);
+    if (head.hasBody) {
+      req[kBody] = [];
+      req.on('data', this.#captureChunk);
+    }
+  }
 
   /**
    * The first request of a connection the fast path handed over mid-request: routed there
@@ -329,15 +340,7 @@ export class ProxyServer {
     }
     const proxied = res as ProxiedResponse;
     const request = req as ProxiedRequest;
-    proxied[kStartedAt] = inherited.startedAt;
-    proxied[kRoute] = decision;
-    request[kRoute] = decision;
-    request[kHead] = head;
-    res.on('close', this.#onResponseClose);
-    if (head.hasBody) {
-      request[kBody] = [];
-      req.on('data', this.#captureChunk);
-    }
+    this.#track(request, proxied, head, decision, inherited.startedAt);
     if (inherited.freshRetried === true) proxied[kFreshRetry] = true;
     if (inherited.routeError !== undefined) {
       // The session's move failed (no node, timed out). After a refused attempt the failure

@@ -88,7 +88,7 @@ export function readFastRequest(
   let closes = false;
   let count = 0;
   // The forwarded head is `text` itself unless a line is dropped: then it is rebuilt from
-  // the kept stretches (`kept` up to `keptEnd`, then what follows the dropped line).
+  // the kept stretches (from `keptFrom` up to a dropped line, then on from its end).
   let head: string | undefined;
   let keptFrom = 0;
   while (lineEnd >= 0) {
