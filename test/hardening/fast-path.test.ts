@@ -1,8 +1,8 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../integration/harness.js';
 import { clientRequest, startFaultCluster, type FaultCluster } from './fault-cluster.js';
-import { okResponse } from './fault-node.js';
+import { okResponse, type FaultRequest } from './fault-node.js';
 import { parseResponse, RawConnection } from './raw-client.js';
 
 /*
@@ -298,5 +298,45 @@ describe('the fast path', () => {
     const counters = await c.counters();
     expect(counters.noHealthyNode).toBe(1);
     expect(c.lb.registry.all.every((node) => node.inFlight === 0)).toBe(true);
+  });
+
+  it('a GET resent once after the keep-alive race is not resent again by the full path: 2 attempts, then 502', async () => {
+    cluster = await startFaultCluster({}, 2);
+    const c = cluster;
+    // Nodes that use the session, so the proxy keeps it and sets its cookie.
+    const used = (socket: Socket, request: FaultRequest): void => {
+      socket.write(
+        'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-stickylb-session-used: 1\r\n' +
+          `content-length: ${request.path.length}\r\n\r\n${request.path}`,
+      );
+    };
+    for (const node of c.nodes) node.behaviour = used;
+    const client = new RawConnection(c.proxyPort);
+    const first = await next((await client.write(get('/first')), client));
+    const cookie = String(first?.headers['set-cookie']).split(';')[0];
+    const [x, y] = c.nodes[0]?.appRequests.length ? [c.nodes[0], c.nodes[1]] : [c.nodes[1], c.nodes[0]];
+    if (x === undefined || y === undefined) throw new Error('two nodes expected');
+    // A second session lands on the other node (least sessions): a pooled connection to it.
+    const other = new RawConnection(c.proxyPort);
+    await other.write(get('/warm'));
+    expect((await next(other))?.status).toBe(200);
+    expect(y.appRequests.map((request) => request.path)).toEqual(['/warm']);
+    // x resets its pooled connection and refuses new ones; y resets its pooled one once.
+    x.stopListening();
+    x.behaviour = (socket) => socket.destroy();
+    let resets = 0;
+    y.behaviour = (socket, request) => (resets++ === 0 ? socket.destroy() : used(socket, request));
+    const before = await c.counters();
+    await client.write(get('/again', `Cookie: ${cookie}\r\n`));
+    const answer = await next(client);
+    // Reset on x's pooled connection, resent on a new one (refused), moved to y, reset on y's
+    // pooled connection: two attempts and one resend are all the full path would allow.
+    expect(answer?.status).toBe(502);
+    expect(y.appRequests.filter((request) => request.path === '/again')).toHaveLength(1);
+    const after = await c.counters();
+    expect(after.retries - before.retries).toBe(2);
+    expect(c.lb.registry.all.every((node) => node.inFlight === 0)).toBe(true);
+    client.destroy();
+    other.destroy();
   });
 });

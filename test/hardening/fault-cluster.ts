@@ -7,10 +7,12 @@ import { StickyLb } from '../../src/stickylb.js';
 import { waitFor } from '../integration/harness.js';
 import { FaultNode } from './fault-node.js';
 
-/** An in-process stickylb (one worker) in front of one FaultNode. */
+/** An in-process stickylb (one worker) in front of FaultNodes (one unless asked for more). */
 export interface FaultCluster {
   lb: StickyLb;
+  /** The first node (most tests have only one). */
   node: FaultNode;
+  nodes: FaultNode[];
   proxyPort: number;
   proxyUrl: string;
   adminUrl: string;
@@ -19,8 +21,12 @@ export interface FaultCluster {
   close(): Promise<void>;
 }
 
-export async function startFaultCluster(proxy: ConfigInput['proxy'] = {}): Promise<FaultCluster> {
-  const node = await FaultNode.start();
+export async function startFaultCluster(
+  proxy: ConfigInput['proxy'] = {},
+  nodeCount = 1,
+): Promise<FaultCluster> {
+  const nodes = await Promise.all(Array.from({ length: nodeCount }, () => FaultNode.start()));
+  const node = nodes[0] as FaultNode;
   const input: ConfigInput = {
     proxy: { workers: 1, ...proxy, listen: { host: '127.0.0.1', port: 0 } },
     admin: { listen: { host: '127.0.0.1', port: 0 } },
@@ -28,7 +34,7 @@ export async function startFaultCluster(proxy: ConfigInput['proxy'] = {}): Promi
     replication: { listen: { host: '127.0.0.1', port: 0 }, secret: randomBytes(24).toString('base64url') },
     health: { interval: '500ms', timeout: '400ms' },
     log: { level: 'silent' },
-    nodes: [{ id: 'node-1', url: node.url }],
+    nodes: nodes.map((each, index) => ({ id: `node-${index + 1}`, url: each.url })),
   };
   const lb = new StickyLb(parseConfig(input), createSilentLogger());
   await lb.listen();
@@ -38,6 +44,7 @@ export async function startFaultCluster(proxy: ConfigInput['proxy'] = {}): Promi
   return {
     lb,
     node,
+    nodes,
     proxyPort,
     proxyUrl: `http://127.0.0.1:${proxyPort}`,
     adminUrl,
@@ -49,7 +56,7 @@ export async function startFaultCluster(proxy: ConfigInput['proxy'] = {}): Promi
     },
     async close() {
       await lb.close(200);
-      await node.close();
+      await Promise.all(nodes.map((each) => each.close()));
     },
   };
 }

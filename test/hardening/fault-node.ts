@@ -41,9 +41,13 @@ export class FaultNode {
   readonly #server: Server;
   readonly #sockets = new Map<number, Socket>();
   #connections = 0;
+  #isListening = true;
+  /** Settles when the server has closed: not listening, every connection gone. */
+  readonly #closed: Promise<unknown>;
 
   private constructor(server: Server) {
     this.#server = server;
+    this.#closed = once(server, 'close');
   }
 
   static async start(): Promise<FaultNode> {
@@ -77,8 +81,15 @@ export class FaultNode {
   }
 
   async close(): Promise<void> {
+    if (this.#isListening) this.stopListening();
     for (const socket of this.#sockets.values()) socket.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#closed;
+  }
+
+  /** New connections are refused from now on; the open ones stay (a node whose listener died). */
+  stopListening(): void {
+    this.#isListening = false;
+    this.#server.close();
   }
 
   #accept(socket: Socket): void {
