@@ -222,7 +222,7 @@ export function connectionListedNames(value: string, listed?: string[]): string[
 }
 
 /** Characters of a Host value: reg-name or IP literal and port (RFC 3986 §3.2.2), nothing that ends an authority. */
-const HOST_VALUE = /^[A-Za-z0-9._~%!$&'()*+,;=:[\]-]*$/;
+export const HOST_VALUE = /^[A-Za-z0-9._~%!$&'()*+,;=:[\]-]*$/;
 const TOO_MANY_HEADERS = new HeadersTooLargeError();
 
 /**

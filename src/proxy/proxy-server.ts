@@ -30,7 +30,13 @@ import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
 import { FastPath, type Inherited } from './fast-path/fast-path.js';
 import { detachUpstream, UpstreamForwarder, type UpstreamExchange } from './upstream-forwarder.js';
 import { UpgradeRelay } from './upgrade-relay.js';
-import { isConnectRefused, isNodeFailure, toClientError } from './upstream-errors.js';
+import {
+  isConnectionLost,
+  isConnectRefused,
+  isIdempotent,
+  isNodeFailure,
+  toClientError,
+} from './upstream-errors.js';
 
 const kRoute = Symbol('stickylb.route');
 const kProxyReq = Symbol('stickylb.proxyReq');
@@ -63,8 +69,6 @@ type ProxiedRequest = IncomingMessage & {
   [kBodyBytes]?: number;
 };
 
-/** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Attempts per request: the first node and one failover target. */
 const MAX_ATTEMPTS = 2;
 
@@ -557,7 +561,7 @@ export class ProxyServer {
     if ((req as ProxiedRequest)[kBody] === null) return 'no';
     if (isConnectRefused(error)) return 'yes';
     if (!isNodeFailure(error)) return 'no';
-    return IDEMPOTENT.has(req.method ?? '') ? 'yes' : 'if-session-unchanged';
+    return isIdempotent(req.method) ? 'yes' : 'if-session-unchanged';
   }
 
   readonly #onClientError = (error: NodeJS.ErrnoException, socket: Duplex): void => {
@@ -633,14 +637,13 @@ function bodyRead(req: IncomingMessage): Promise<void> {
 }
 
 function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
   const proxied = res as ProxiedResponse;
   return (
-    (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') &&
+    isConnectionLost(error) &&
     (proxied[kProxyReq]?.reusedSocket ?? proxied[kReused]) === true &&
     proxied[kFreshRetry] !== true &&
     !res.headersSent &&
     (req as ProxiedRequest)[kBody] !== null &&
-    IDEMPOTENT.has(req.method ?? '')
+    isIdempotent(req.method)
   );
 }

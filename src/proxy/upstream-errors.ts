@@ -18,6 +18,19 @@ export function isNodeFailure(error: unknown): boolean {
   return code !== undefined && NODE_FAILURE_CODES.has(code);
 }
 
+/** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+export function isIdempotent(method: string | undefined): boolean {
+  return IDEMPOTENT.has(method ?? '');
+}
+
+/** The connection broke under the request (reset, or closed before any answer). */
+export function isConnectionLost(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
+}
+
 /** Whether the request surely never reached the node (safe to replay, whatever the method). */
 export function isConnectRefused(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { SESSION_HEADER } from '../../protocol.js';
 import type { ProxyNode, RawPool } from '../../nodes/index.js';
 import { isInternalPath } from '../internal-path.js';
-import { isConnectRefused } from '../upstream-errors.js';
+import { isConnectionLost, isConnectRefused, isIdempotent } from '../upstream-errors.js';
 import type { RouteDecision } from '../router.js';
 import type { FastPath, Inherited } from './fast-path.js';
 import { NodeConnection, type AnswerSink } from './node-connection.js';
@@ -20,15 +20,6 @@ export const enum Phase {
   Relaying,
   /** Handed to the full path, or closed. */
   Gone,
-}
-
-/** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2), as the full path. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
-/** A connection that broke under the request (reset, or closed before any answer). */
-function isConnectionLost(error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 /** A body up to this size is sent in the same write as its head (one syscall, latin1 is byte-exact). */
@@ -167,13 +158,12 @@ export class ClientConnection implements AnswerSink {
     else if (request.bodyLength > 0)
       this.#inlineBody = buf.toString('latin1', request.bodyStart, request.size);
     if (decision.mustMove) this.#move(decision.fromNodeId);
-    else this.#send();
+    else this.#send(false, this.#startedAt);
   }
 
   /** Writes the request to a connection of its node: pooled, new, or (none to be had) the full path's. */
-  #send(isFresh = false): void {
+  #send(isFresh = false, now = performance.now()): void {
     const decision = this.#decision as RouteDecision;
-    const now = performance.now();
     const pool = decision.node.upstream.raw as RawPool<NodeConnection> | undefined;
     // An https node, or every connection to the node busy (the full path's pool queues it).
     const upstream =
@@ -280,7 +270,7 @@ export class ClientConnection implements AnswerSink {
     node.inFlight--;
     this.#node = undefined;
     this.#upstream = undefined;
-    if (isReused && !this.#isFreshRetry && IDEMPOTENT.has(this.#method) && isConnectionLost(error)) {
+    if (isReused && !this.#isFreshRetry && isIdempotent(this.#method) && isConnectionLost(error)) {
       // The keep-alive race (the node closed the pooled connection as we reused it), or the
       // node died with it: once more on the same node over a new connection, as the full path
       // does. A dead node refuses that one, and the request then moves on (below).

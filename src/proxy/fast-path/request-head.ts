@@ -1,4 +1,4 @@
-import { isInternalHeaderName } from '../header-hygiene.js';
+import { HOST_VALUE, isInternalHeaderName } from '../header-hygiene.js';
 
 /*
  * The fast path's request reader. It accepts only a strict, common subset of HTTP/1.1 and
@@ -50,8 +50,6 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 const REQUEST_LINE = /^(GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS) (\/[!-~]*) HTTP\/1\.1$/;
 /** A header line: token name, colon, value of visible ASCII, space and tab. */
 const HEADER_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t -~]*$/;
-/** Characters of a Host value: reg-name or IP literal and port (as checkRequestHead). */
-const HOST_VALUE = /^[A-Za-z0-9._~%!$&'()*+,;=:[\]-]+$/;
 const DIGITS = /^\d{1,15}$/;
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -110,7 +108,7 @@ export function readFastRequest(
         if (isNamed(line, colon, 'host')) {
           if (host !== undefined) return SLOW;
           host = line.slice(colon + 1).trim();
-          if (!HOST_VALUE.test(host)) return SLOW;
+          if (host === '' || !HOST_VALUE.test(host)) return SLOW;
         }
         break;
       case 6:
