@@ -215,16 +215,8 @@ export class StickyLb implements AdminControl {
     this.proxy.onResponse = (node, statusCode, startedAtMs) =>
       this.traffic.record(node.id, statusCode, startedAtMs);
     this.#replicaCounts = new ReplicaCounter({
-      count: async () => {
-        // Redis keeps an index per owner: one ZCOUNT each, however many replicas.
-        if (this.#distributed !== undefined) return this.#distributed.store.countsByOwner();
-        const counts = new Map<string, number>();
-        for (const node of this.registry.all)
-          counts.set(node.id, (await this.replicas.keysOf(node.id)).length);
-        return counts;
-      },
-      records: () => this.replicas.stats().records,
-      ...(config.replication.store === 'redis' ? { maxRecords: Number.POSITIVE_INFINITY } : {}),
+      // Redis keeps an index per owner (one ZCOUNT each), the memory store running counts.
+      count: () => this.replicas.countsByOwner(),
     });
     this.failover.on('move:end', () => this.#replicaCounts.invalidate());
     this.registry.on('changed', () => this.traffic.retain(new Set(this.registry.all.map((node) => node.id))));
@@ -522,9 +514,8 @@ export class StickyLb implements AdminControl {
   #nodeDetail(
     nodeId: string,
   ): Pick<AdminState['nodes'][number], 'replicas' | 'requestsPerSec' | 'latencyMs' | 'responses'> {
-    const counts = this.#replicaCounts.counts;
     return {
-      replicas: counts === undefined ? null : (counts.get(nodeId) ?? 0),
+      replicas: this.#replicaCounts.counts.get(nodeId) ?? 0,
       ...this.traffic.summary(nodeId),
     };
   }

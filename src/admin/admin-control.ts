@@ -36,11 +36,8 @@ export interface AdminNodeState extends TrafficSummary {
   state: 'up' | 'down' | 'draining';
   /** Live sessions whose primary is this node (affinity table). */
   sessions: number;
-  /**
-   * Replicas this node owns in the replica store: counted every few seconds, not live; null
-   * above MAX_COUNTED_REPLICAS replicas in all (counting would stall the proxy).
-   */
-  replicas: number | null;
+  /** Replicas this node owns in the replica store: counted every few seconds, not live. */
+  replicas: number;
   weight: number;
   healthy: boolean;
   draining: boolean;

@@ -65,11 +65,8 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   gauge('stickylb_node_sessions', 'Live sessions whose primary is the node', ['node'], () =>
     perNode((node) => node.sessions),
   );
-  // Absent above MAX_COUNTED_REPLICAS replicas (not counted then).
   gauge('stickylb_node_replicas', 'Replicas the node owns in the replica store', ['node'], () =>
-    state().nodes.flatMap((node): Samples =>
-      node.replicas === null ? [] : [[{ node: node.id }, node.replicas]],
-    ),
+    perNode((node) => node.replicas),
   );
   gauge('stickylb_node_in_flight', 'Requests in flight to the node', ['node'], () =>
     perNode((node) => node.inFlight),

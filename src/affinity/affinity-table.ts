@@ -162,9 +162,9 @@ export class AffinityTable implements AffinityView {
     this.onMovedChange?.(key, nodeId);
   }
 
-  /** Sessions held by a node, least recently used first. */
-  *sessionsOf(nodeId: string): IterableIterator<string> {
-    for (const entry of this.store.entries()) if (entry.value.nodeId === nodeId) yield entry.id;
+  /** Sessions held by a node, least recently used first (most recently used first with `newestFirst`). */
+  sessionsOf(nodeId: string, newestFirst = false): string[] {
+    return this.store.idsWhere((entry) => entry.value.nodeId === nodeId, newestFirst);
   }
 
   delete(key: string): boolean {

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AffinityTable } from '../affinity/index.js';
 import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
-import { planChunks } from './move-plan.js';
+import { filterInSlices, planChunks } from './move-plan.js';
 import { emptyReport, mergeReport, type MoveReason, type MoveReport } from './move-report.js';
 import type { SessionInstaller } from './session-installer.js';
 
@@ -136,11 +137,9 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     for (const source of [...nodes].sort((a, b) => b.sessions / b.weight - a.sessions / a.weight)) {
       const excess = Math.floor(source.sessions - fairShare(source) * (1 + spread));
       if (excess <= 0) continue;
-      const keys: string[] = [];
-      for (const key of this.#affinity.sessionsOf(source.id)) {
-        if (keys.length >= Math.ceil(source.sessions - fairShare(source))) break;
-        keys.push(key);
-      }
+      const keys = this.#affinity
+        .sessionsOf(source.id)
+        .slice(0, Math.ceil(source.sessions - fairShare(source)));
       const part = await this.#moveKeys(
         keys,
         source.id,
@@ -183,20 +182,26 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   async #moveAll(nodeId: string, reason: MoveReason): Promise<MoveReport> {
     // The affinity table knows the sessions it has seen; the replica store also knows those
     // replicated since a proxy restart that no request has touched yet.
-    const known = [...this.#affinity.sessionsOf(nodeId)];
     // A dead node's sessions go most recently used first, the likeliest to be asked for next:
     // their requests then find them moved. Evacuate keeps least recently used first: the node
     // still serves every session not yet taken into a move, and a request for one taken waits.
-    if (reason === 'down') known.reverse();
-    const keys = new Set(known);
+    const known = this.#affinity.sessionsOf(nodeId, reason === 'down');
+    // A turn between the two passes over the sessions (each tens of ms at 1M sessions).
+    await yieldToEventLoop();
+    let stored: string[] = [];
     try {
-      for (const key of await this.#replicas.keysOf(nodeId)) keys.add(key);
+      stored = await this.#replicas.keysOf(nodeId);
     } catch (error) {
       // Redis outage: the known sessions are tried (and fail loudly) below; the caller retries later.
       this.#logger.error({ node: nodeId, err: error }, `${reason}: cannot list the sessions of ${nodeId}`);
     }
-    const report = await this.#moveKeys([...keys], nodeId, reason);
-    if (keys.size > 0) this.emit('move:end', report);
+    // Then those only the replica store knows (replicated since a proxy restart, no request
+    // seen since). A replica the table has on another node is that node's to move: it is in
+    // `known` there, and a move from a node that no longer owns it takes it from its owner.
+    const unseen = await filterInSlices(stored, (key) => this.#affinity.nodeOf(key) === undefined);
+    const keys = unseen.length === 0 ? known : known.concat(unseen);
+    const report = await this.#moveKeys(keys, nodeId, reason);
+    if (keys.length > 0) this.emit('move:end', report);
     return report;
   }
 

@@ -1,4 +1,8 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { ProxyNode } from '../nodes/index.js';
+
+/** Keys checked between two yields to the event loop (a few ms at most). */
+const KEYS_PER_SLICE = 8192;
 
 /** Sessions bound for one target node, installed with one request. */
 export interface MoveChunk {
@@ -49,4 +53,26 @@ export function planChunks(
     }
   }
   return chunks;
+}
+
+/**
+ * The keys `keep` accepts, in order, checked in slices with a yield to the event loop between
+ * them: at 1M sessions a check of every replica a dead node owned held the control plane's
+ * event loop for a few hundred ms in one go (bench/scale), while requests waiting on moves
+ * need it. `keep` sees the state of its own slice; moves check each key again anyway.
+ */
+export async function filterInSlices(
+  keys: readonly string[],
+  keep: (key: string) => boolean,
+): Promise<string[]> {
+  const kept: string[] = [];
+  for (let start = 0; start < keys.length; start += KEYS_PER_SLICE) {
+    if (start > 0) await yieldToEventLoop();
+    const end = Math.min(keys.length, start + KEYS_PER_SLICE);
+    for (let i = start; i < end; i++) {
+      const key = keys[i] as string;
+      if (keep(key)) kept.push(key);
+    }
+  }
+  return kept;
 }

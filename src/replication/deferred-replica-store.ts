@@ -55,6 +55,10 @@ export class DeferredReplicaStore implements ReplicaStore {
     return this.#with((store) => store.keysOf(owner));
   }
 
+  countsByOwner(): Promise<Map<string, number>> {
+    return this.#with((store) => store.countsByOwner());
+  }
+
   stats(): ReplicaStoreStats {
     return this.#store?.stats() ?? emptyReplicaStats();
   }

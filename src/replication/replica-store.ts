@@ -120,6 +120,8 @@ export interface ReplicaStore {
   transfer(key: string, from: string, to: string): Promise<ReplicaRecord | undefined>;
   /** Keys owned by a node, in no particular order (evacuate, recovery after a proxy restart). */
   keysOf(owner: string): Promise<string[]>;
+  /** Live replicas per owner node; owners with none are absent (the dashboard's `nodes[].replicas`). */
+  countsByOwner(): Promise<Map<string, number>>;
   /**
    * Random id of this store's lifetime. When a node sees it change (the proxy restarted and
    * a memory store lost everything) it writes all its sessions again (`Replicator.seed`).

@@ -213,6 +213,15 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   }
 
   /**
+   * Ids of the live sessions `select` accepts, least recently used first (most recently used
+   * first with `newestFirst`), in one synchronous pass without touching them; `select` must
+   * not change the store. Faster than filtering `entries()` for a large store.
+   */
+  idsWhere(select: (entry: SessionEntry<V>) => boolean, newestFirst = false): string[] {
+    return this.list.idsWhere(this.time() - this.idleTimeoutMs, select, newestFirst);
+  }
+
+  /**
    * Counters now. `idle` includes sessions expired but not yet swept. `expiredPerSec` and
    * `evictedPerSec` cover the last closed window of ≥ 1 s (windows close on sweep ticks and
    * on this call). `bytesPerSession` is an estimate from ≤ 64 recent sessions, refreshed at

@@ -1,7 +1,7 @@
 import { Agent } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testRegistry } from '../helpers/affinity.js';
-import { planChunks } from '../../src/failover/move-plan.js';
+import { filterInSlices, planChunks } from '../../src/failover/move-plan.js';
 import type { NodeRegistry } from '../../src/nodes/index.js';
 import { type ProxyNode } from '../../src/nodes/index.js';
 
@@ -56,5 +56,37 @@ describe('planChunks', () => {
       2,
     );
     expect(chunks).toEqual([]);
+  });
+});
+
+describe('filterInSlices', () => {
+  it.each([
+    { case: 'some kept', keys: ['a', 'b', 'c', 'd'], kept: ['b', 'd'] },
+    { case: 'none kept', keys: ['a', 'c'], kept: [] },
+    { case: 'no keys', keys: [], kept: [] },
+  ])('keeps the keys the test accepts, in order: $case', async ({ keys: given, kept }) => {
+    expect(await filterInSlices(given, (key) => key === 'b' || key === 'd')).toEqual(kept);
+  });
+
+  it('lets the event loop run between slices of a long list, and checks every key once', async () => {
+    const given = keys(50_000);
+    const checked: string[] = [];
+    // Counts event-loop turns while the filter runs: one per turn, through the check phase.
+    let turns = 0;
+    let isFiltering = true;
+    const count = (): void => {
+      turns++;
+      if (isFiltering) setImmediate(count);
+    };
+    setImmediate(count);
+    const kept = await filterInSlices(given, (key) => {
+      checked.push(key);
+      return key.endsWith('7');
+    });
+    isFiltering = false;
+    expect(checked).toEqual(given);
+    expect(kept).toEqual(given.filter((key) => key.endsWith('7')));
+    // 50 000 keys in slices of 8192: a turn after each of its first 6 slices.
+    expect(turns).toBeGreaterThanOrEqual(6);
   });
 });

@@ -23,6 +23,38 @@ describe('MemoryReplicaStore', () => {
     }
   });
 
+  it('keeps its counts per owner as replicas expire, make room, are swept and removed', async () => {
+    let now = Date.now();
+    const store = new MemoryReplicaStore({
+      idleTimeoutMs: 1000,
+      maxSessions: 3,
+      sweepIntervalMs: 10,
+      now: () => now,
+    });
+    const record = (key: string) => ({ key, version: 1, data: {}, lastAccessAt: now });
+    try {
+      await store.write('node-1', [record('a'), record('b')]);
+      now += 600;
+      await store.write('node-2', [record('c')]);
+      now += 400;
+      // Full, and 'a' and 'b' have expired: the least recently used one makes room.
+      await store.write('node-2', [record('d')]);
+      expect(await store.countsByOwner()).toEqual(
+        new Map([
+          ['node-1', 1],
+          ['node-2', 2],
+        ]),
+      );
+      // The sweep takes 'b': node-1 owns nothing, and is no longer listed.
+      store.start();
+      await vi.waitFor(async () => expect(await store.countsByOwner()).toEqual(new Map([['node-2', 2]])));
+      await store.remove('node-2', ['c', 'd']);
+      expect(await store.countsByOwner()).toEqual(new Map());
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses writes with a version that is not a positive integer, applying none of the batch', async () => {
     const store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
     const good = { key: 'a', version: 1, data: {}, lastAccessAt: Date.now() };

@@ -169,6 +169,14 @@ export function replicaStoreContract(name: string, create: CreateReplicaStore): 
       expect((await store.keysOf('node-1')).sort()).toEqual(['b']);
       expect((await store.keysOf('node-2')).sort()).toEqual(['a', 'd']);
       expect(await store.keysOf('node-9')).toEqual([]);
+      // A rewrite of a session its writer owns, and a refused write of one another node owns, count nothing.
+      await store.write('node-2', [record('d', 2), record('b', 5)]);
+      expect(await store.countsByOwner()).toEqual(
+        new Map([
+          ['node-1', 1],
+          ['node-2', 2],
+        ]),
+      );
     });
 
     it('keeps versions up to 2^53 - 1 and any JSON data exactly', async () => {
@@ -263,6 +271,12 @@ export function replicaStoreContract(name: string, create: CreateReplicaStore): 
       expect(await store.write('node-2', [record('gone', 1)])).toEqual(['ok']);
       expect(await store.keysOf('node-2')).toEqual(['gone']);
       expect(await store.keysOf('node-1')).not.toContain('gone');
+      expect(await store.countsByOwner()).toEqual(
+        new Map([
+          ['node-1', 1],
+          ['node-2', 1],
+        ]),
+      );
     });
 
     it('rejects calls once closed', async () => {

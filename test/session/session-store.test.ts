@@ -273,6 +273,33 @@ describe('SessionStore', () => {
       expect(ids(store)).toEqual(['c', 'b']);
     });
 
+    it.each([
+      { order: 'least recently used first', newestFirst: false, expected: ['e', 'c'] },
+      { order: 'most recently used first', newestFirst: true, expected: ['c', 'e'] },
+    ])(
+      'lists the ids of live entries a test accepts, $order, skipping expired ones',
+      async ({ newestFirst, expected }) => {
+        const store = createStore<{ node: string }>();
+        store.create('a', { node: 'n1' });
+        await advance(1);
+        for (const [id, node] of [
+          ['b', 'n2'],
+          ['c', 'n1'],
+          ['d', 'n2'],
+          ['e', 'n1'],
+        ] as const)
+          store.create(id, { node });
+        store.touch('c');
+        // 'a' expires; the rest are live.
+        await advance(IDLE_MS - 1);
+        expect(store.idsWhere((entry) => entry.value.node === 'n1', newestFirst)).toEqual(expected);
+        expect(store.idsWhere(() => true, newestFirst)).toEqual(
+          newestFirst ? ['c', 'e', 'd', 'b'] : ['b', 'd', 'e', 'c'],
+        );
+        expect(store.idsWhere(() => false, newestFirst)).toEqual([]);
+      },
+    );
+
     it('visits each entry once when the loop touches the entry it is given', () => {
       const store = createStore();
       for (const id of ['a', 'b', 'c']) store.create(id, { count: 0 });
