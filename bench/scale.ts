@@ -9,9 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { AffinityTable } from '../src/affinity/index.js';
-import { NodeRegistry } from '../src/nodes/index.js';
+import { createBalancingPolicy } from '../src/balancing/index.js';
+import { FailoverManager, SessionInstaller } from '../src/failover/index.js';
+import { createSilentLogger } from '../src/log.js';
+import { NodeRegistry, type ProxyNode } from '../src/nodes/index.js';
 import { MemoryReplicaStore } from '../src/replication/index.js';
+import { loadSecret } from '../src/secret-file.js';
 import { findGc } from './store.js';
 import {
   BenchProcess,
@@ -184,13 +189,137 @@ async function measureConnections(counts: number[]): Promise<ConnectionRow[]> {
   return rows;
 }
 
+interface FailoverRow {
+  sessions: number;
+  onDeadNode: number;
+  moved: number;
+  failed: number;
+  /** From marking the node down to the first session re-pinned on a live node. */
+  firstMovedMs: number;
+  /** From marking the node down to the last. */
+  allMovedMs: number;
+  /** The control plane's longest event-loop stall meanwhile (monitorEventLoopDelay, 1 ms resolution). */
+  longestStallMs: number;
+}
+
+/**
+ * A proactive failover at scale, in the control plane's own code: `count` sessions over
+ * three nodes (affinity table + memory replica store, as `measureSessions`), node-1 marked
+ * down, and its third moved, state and all, to node-2 and node-3, two real `stickylb
+ * backend` processes (their install route, their session store). What it measures is the
+ * control plane: how long the move takes and how long its event loop stalls meanwhile
+ * (requests waiting on a move, health events and the admin API need that loop).
+ */
+async function measureFailover(count: number): Promise<FailoverRow> {
+  const dir = makeTempDir('stickylb-scale-failover-');
+  const secretFile = join(dir, 'replication-secret');
+  const secret = loadSecret({ secretFile });
+  const [replicationPort, port2, port3] = await Promise.all([freePort(), freePort(), freePort()]);
+  const config = join(dir, 'config.yaml');
+  writeFileSync(
+    config,
+    [
+      // No proxy runs: the nodes' replication calls fail (logged), their install route works.
+      `replication: { listen: { host: 127.0.0.1, port: ${replicationPort} }, secretFile: ${secretFile} }`,
+      `session: { maxSessions: ${count}, secretFile: ${join(dir, 's')} }`,
+      'log: { level: error }',
+      'nodes:',
+      '  - { id: node-1, url: "http://127.0.0.1:1" }',
+      `  - { id: node-2, url: "http://127.0.0.1:${port2}" }`,
+      `  - { id: node-3, url: "http://127.0.0.1:${port3}" }`,
+    ].join('\n'),
+  );
+  const nodes = ['node-2', 'node-3'].map(
+    (id) => new BenchProcess(id, process.execPath, [CLI, 'backend', '--id', id, '--config', config]),
+  );
+  const agent = new Agent({ keepAlive: true });
+  try {
+    await Promise.all([
+      waitForHttp('node-2', `http://127.0.0.1:${port2}/health`, nodes[0]),
+      waitForHttp('node-3', `http://127.0.0.1:${port3}/health`, nodes[1]),
+    ]);
+    const registry = new NodeRegistry(
+      [
+        { id: 'node-1', url: 'http://127.0.0.1:1', weight: 1 },
+        { id: 'node-2', url: `http://127.0.0.1:${port2}`, weight: 1 },
+        { id: 'node-3', url: `http://127.0.0.1:${port3}`, weight: 1 },
+      ],
+      { routeOf: (id) => id, agent },
+    );
+    const affinity = new AffinityTable({
+      registry,
+      idleTimeoutMs: 30 * 60_000,
+      maxSessions: 2 * count,
+      sweepIntervalMs: 1000,
+      activeWindowMs: 60_000,
+    });
+    const replicas = new MemoryReplicaStore({ idleTimeoutMs: 30 * 60_000, maxSessions: 2 * count });
+    const now = Date.now();
+    let onDeadNode = 0;
+    for (let i = 0; i < count; i += 1000) {
+      const owner = `node-${((i / 1000) % 3) + 1}`;
+      const batch = Array.from({ length: Math.min(1000, count - i) }, () => ({
+        key: randomBytes(16).toString('base64url'),
+        version: 1,
+        data: { values: { count: 1 }, children: {} },
+        lastAccessAt: now,
+      }));
+      for (const write of batch) affinity.record(write.key, owner, true, 1);
+      await replicas.write(owner, batch);
+      if (owner === 'node-1') onDeadNode += batch.length;
+    }
+    const policy = createBalancingPolicy('least-sessions');
+    let firstMovedAt = 0;
+    const failover = new FailoverManager({
+      registry,
+      affinity,
+      replicas,
+      installer: new SessionInstaller({ agent, secret }),
+      pickNode: (excluding) => policy.pickNode(registry.candidates.filter((node) => node.id !== excluding)),
+      onTargetFailure: (node: ProxyNode, error: Error) => {
+        throw new Error(`install on ${node.id} failed: ${error.message}`);
+      },
+      logger: createSilentLogger(),
+      onMoved: () => {
+        firstMovedAt ||= performance.now();
+      },
+    });
+    gc();
+    const stalls = monitorEventLoopDelay({ resolution: 1 });
+    stalls.enable();
+    // The histogram records the gaps between its own ticks: it must be ticking before the move starts.
+    await sleep(50);
+    const started = performance.now();
+    registry.setHealthy('node-1', false);
+    const report = await failover.moveAll('node-1', 'down');
+    const allMovedMs = performance.now() - started;
+    stalls.disable();
+    affinity.stop();
+    await replicas.close();
+    return {
+      sessions: count,
+      onDeadNode,
+      moved: report.moved,
+      failed: report.failed + report.lost,
+      firstMovedMs: round(firstMovedAt - started, 1),
+      allMovedMs: round(allMovedMs, 0),
+      longestStallMs: round(stalls.max / 1e6, 1),
+    };
+  } finally {
+    agent.destroy();
+    await Promise.all(nodes.map((node) => node.stop()));
+  }
+}
+
 export async function runScaleBench(options: { resultsDir?: string | false } = {}): Promise<unknown> {
   const machine = describeMachine();
   const sessions: SessionRow[] = [];
   for (const count of [10_000, 100_000, 1_000_000]) sessions.push(await measureSessions(count));
+  const failovers: FailoverRow[] = [];
+  for (const count of [100_000, 1_000_000]) failovers.push(await measureFailover(count));
   const connections = await measureConnections([1000, 10_000]);
   finishMachine(machine);
-  const result = { machine, sessions, connections };
+  const result = { machine, sessions, failovers, connections };
   const markdown = [
     '# Scale figures (bench/scale)',
     '',
@@ -204,6 +333,20 @@ export async function runScaleBench(options: { resultsDir?: string | false } = {
     ...sessions.map(
       (r) =>
         `| ${r.sessions.toLocaleString('en')} | ${r.bytesPerSession} | ${r.recordMicros} | ${r.replicaWriteMicros} | ${r.emptySweepMs} ms |`,
+    ),
+    '',
+    '## Failover at scale: a node holding a third of the sessions goes down',
+    '',
+    "The control plane's own failover code (`FailoverManager`, affinity table, memory replica store, least-sessions)",
+    "moves the dead node's sessions, state and all, to two real `stickylb backend` processes (install route, session",
+    'store). "Longest stall" is the control plane\'s longest event-loop delay meanwhile (`monitorEventLoopDelay`),',
+    'the time a request waiting on a move, a health event or the admin API could have had to wait.',
+    '',
+    '| sessions | on the dead node | moved / failed | first session re-pinned | all moved | longest stall |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...failovers.map(
+      (r) =>
+        `| ${r.sessions.toLocaleString('en')} | ${r.onDeadNode.toLocaleString('en')} | ${r.moved.toLocaleString('en')} / ${r.failed} | ${r.firstMovedMs} ms | ${r.allMovedMs} ms | ${r.longestStallMs} ms |`,
     ),
     '',
     '## Proxy memory with idle keep-alive client connections (`workers: 1`, loopback)',
