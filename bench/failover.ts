@@ -19,6 +19,7 @@ import {
 } from './common.js';
 import { runFailoverOnce, type FailoverRun } from './failover-kill.js';
 import { hasProxyWorkers } from './sticky-cluster.js';
+import { measureLoopbackRtt, type LoopbackRtt } from './loopback-rtt.js';
 import { measureWriteLatency, type LatencySample, type WriteLatencyResult } from './write-latency.js';
 
 export interface FailoverBenchOptions {
@@ -68,6 +69,8 @@ export interface FailoverBenchResult {
     };
   };
   writeLatency: { rounds: LatencySample[]; results: WriteLatencyResult[] };
+  /** One loopback round trip between two processes, measured after the write rounds. */
+  loopbackRtt: LoopbackRtt;
   targets: {
     failoverWaitP99Under50Ms: boolean;
     failoverP99Under50Ms: boolean;
@@ -115,12 +118,14 @@ export async function runFailoverBench(options: FailoverBenchOptions = {}): Prom
     },
   };
   const writeLatency = await measureWriteLatency(settings);
+  const loopbackRtt = await measureLoopbackRtt();
   finishMachine(machine);
   const result: FailoverBenchResult = {
     machine,
     settings,
     failover,
     writeLatency,
+    loopbackRtt,
     targets: {
       failoverWaitP99Under50Ms: failover.median.waitP99Ms < 50,
       failoverP99Under50Ms: failover.median.failoverP99Ms < 50,
@@ -141,7 +146,7 @@ function workersNote(): string {
 }
 
 function renderMarkdown(result: FailoverBenchResult): string {
-  const { machine, settings, failover, writeLatency } = result;
+  const { machine, settings, failover, writeLatency, loopbackRtt } = result;
   const m = failover.median;
   const runRows = failover.runs
     .map((r, index) => {
@@ -207,5 +212,20 @@ replication CPU, so this ratio understates sync's cost against no replication at
 ${latencyRows}
 
 Target sync ÷ async p50 ≤ 1.3×: ${mark(result.targets.syncWriteP50AtMost13xAsync)}.
+
+The floor under that ratio: a sync write adds at least one loopback round trip between two
+processes (node → replica store → node), which took p50 ${loopbackRtt.p50Us} µs / p99 ${loopbackRtt.p99Us} µs here, measured
+right after these rounds (${loopbackRtt.roundTrips.toLocaleString('en')} sequential 64-byte ping-pongs between two Node processes,
+\`bench/loopback-rtt.ts\`). With nothing else added, sync ÷ async p50 would be ${floorRows(writeLatency.results, loopbackRtt)}.
 `;
+}
+
+/** Per connection count: (async p50 + one round trip) ÷ async p50, the ratio sync mode cannot go below. */
+function floorRows(results: readonly WriteLatencyResult[], rtt: LoopbackRtt): string {
+  return results
+    .map(
+      (r) =>
+        `${round((r.async.p50Ms + rtt.p50Us / 1000) / r.async.p50Ms)}× at ${r.connections} connection${r.connections === 1 ? '' : 's'}`,
+    )
+    .join(', ');
 }
