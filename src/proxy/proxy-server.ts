@@ -6,15 +6,14 @@ import type { Config } from '../config/index.js';
 import {
   BadRequestError,
   HeadersTooLargeError,
-  NoHealthyNodeError,
   NotFoundError,
   RequestTimeoutError,
-  StickyError,
-  UpstreamTimeoutError,
+  type StickyError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER } from '../protocol.js';
+import { FastPath, type Inherited } from './fast-path/fast-path.js';
 import {
   checkReadHead,
   normalizeAddress,
@@ -22,58 +21,28 @@ import {
   setSessionHeader,
   type RequestHead,
 } from './header-hygiene.js';
-import { boundedWait } from './bounded-wait.js';
 import { isInternalPath } from './internal-path.js';
+import {
+  kAttempts,
+  kBody,
+  kBodyBytes,
+  kFreshRetry,
+  kHead,
+  kProxyReq,
+  kReused,
+  kRoute,
+  kStartedAt,
+  type ProxiedRequest,
+  type ProxiedResponse,
+} from './proxied-exchange.js';
+import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
+import { Recovery } from './recovery.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendError, sendSocketError } from './send-error.js';
-import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
-import { FastPath, type Inherited } from './fast-path/fast-path.js';
-import { detachUpstream, UpstreamForwarder, type UpstreamExchange } from './upstream-forwarder.js';
 import { UpgradeRelay } from './upgrade-relay.js';
-import {
-  isConnectionLost,
-  isConnectRefused,
-  isIdempotent,
-  isNodeFailure,
-  toClientError,
-} from './upstream-errors.js';
-
-const kRoute = Symbol('stickylb.route');
-const kProxyReq = Symbol('stickylb.proxyReq');
-const kAttempts = Symbol('stickylb.attempts');
-const kBody = Symbol('stickylb.body');
-const kBodyBytes = Symbol('stickylb.bodyBytes');
-const kStartedAt = Symbol('stickylb.startedAt');
-const kHead = Symbol('stickylb.head');
-const kFreshRetry = Symbol('stickylb.freshRetry');
-const kReused = Symbol('stickylb.reused');
-
-/** Per-request state rides on the response object itself: no closure per request. */
-type ProxiedResponse = ServerResponse & {
-  [kRoute]?: RouteDecision;
-  [kProxyReq]?: UpstreamExchange;
-  [kAttempts]?: number;
-  /** `performance.now()` when the request arrived (admin latency). */
-  [kStartedAt]?: number;
-  /** Already replayed once over a new connection after a stale kept-alive one. */
-  [kFreshRetry]?: boolean;
-  /** The fast path's attempt failed on a reused connection (the keep-alive race). */
-  [kReused]?: boolean;
-};
-/** A request whose body is kept (up to maxBodyBytes) so a refused attempt can be replayed; null: too big. */
-type ProxiedRequest = IncomingMessage & {
-  [kRoute]?: RouteDecision;
-  /** The forwarded headers (plain requests only; upgrades use `headers`). */
-  [kHead]?: RequestHead;
-  [kBody]?: Buffer[] | null;
-  [kBodyBytes]?: number;
-};
-
-/** Attempts per request: the first node and one failover target. */
-const MAX_ATTEMPTS = 2;
+import { UpstreamForwarder } from './upstream-forwarder.js';
 
 const NOT_FOUND = new NotFoundError();
-const RETRY_AFTER = { 'retry-after': '1' };
 
 export interface ProxyServerOptions {
   config: Config['proxy'];
@@ -96,11 +65,12 @@ export interface ProxyServerOptions {
 export type ResponseHook = (node: ProxyNode, statusCode: number, startedAtMs: number) => void;
 
 /**
- * The client-facing HTTP server: routes each request with the Router, forwards it with the
- * UpstreamForwarder over each node's keep-alive pool (WebSocket upgrades: UpgradeRelay), adds the
- * session cookie to the node's answer, and turns every failure into a JSON error. Handlers
- * are bound once; per-request state lives on the response object, so the hot path
- * allocates no closures.
+ * The client-facing HTTP server: plain requests start on the FastPath; what it hands over, and
+ * everything outside its subset, is routed here with the Router, forwarded with the
+ * UpstreamForwarder over each node's keep-alive pool (WebSocket upgrades: UpgradeRelay), and
+ * answered with the session cookie added; a node that cannot answer is Recovery's (move,
+ * retry, replay, or a JSON error). Handlers are bound once; per-request state lives on the
+ * request and response objects (proxied-exchange.ts), so the hot path allocates no closures.
  */
 export class ProxyServer {
   readonly server: Server;
@@ -109,6 +79,7 @@ export class ProxyServer {
   #onResponse: ResponseHook | undefined = undefined;
   readonly #upgrades: UpgradeRelay;
   readonly #forwarder: UpstreamForwarder;
+  readonly #recovery: Recovery;
   readonly #options: ProxyServerOptions;
   readonly #trusted: Set<string>;
   /** Mutable so a reload can change it under the shared timeout handler. */
@@ -140,6 +111,16 @@ export class ProxyServer {
     this.server.maxConnections = config.maxConnections;
     // One more than allowed, so a request over the limit is seen (Node drops headers past it silently).
     this.server.maxHeadersCount = config.maxHeaderCount + 1;
+    this.#recovery = new Recovery({
+      router: options.router,
+      counters: this.counters,
+      logger: options.logger,
+      upstream: this.#upstream,
+      forwarder: () => this.#forwarder,
+      onNodeFailure: options.onNodeFailure,
+      moveSession: options.moveSession,
+      mayReplay: options.mayReplay,
+    });
     this.#upgrades = new UpgradeRelay({
       router: options.router,
       affinity: options.affinity,
@@ -149,7 +130,7 @@ export class ProxyServer {
       trusted: this.#trusted,
       maxHeaderCount: () => (this.server.maxHeadersCount ?? 2001) - 1,
       upstream: this.#upstream,
-      moveOrPick: (decision, fromNodeId) => this.#moveOrPick(decision, fromNodeId),
+      moveOrPick: (decision, fromNodeId) => this.#recovery.moveOrPick(decision, fromNodeId),
       onNodeFailure: options.onNodeFailure,
     });
     this.#fast = new FastPath({
@@ -159,7 +140,7 @@ export class ProxyServer {
       config,
       trusted: this.#trusted,
       onAnswer: (decision, sessionUsed) => this.#answered(decision, sessionUsed),
-      moveOrPick: (decision, fromNodeId) => this.#moveOrPick(decision, fromNodeId),
+      moveOrPick: (decision, fromNodeId) => this.#recovery.moveOrPick(decision, fromNodeId),
       onNodeFailure: options.onNodeFailure,
     });
     this.server.on('upgrade', this.#upgrades.relay);
@@ -171,7 +152,7 @@ export class ProxyServer {
     this.#forwarder = new UpstreamForwarder(
       {
         onResponseHead: this.#onResponseHead,
-        onError: this.#onProxyError,
+        onError: this.#recovery.onUpstreamError,
         // A body cut short (the node died, or sent less than its Content-Length): the client's
         // connection is cut too, so it sees a truncated response, never a hang or a fake end.
         onTruncated: () => counters.truncatedResponses++,
@@ -296,14 +277,14 @@ export class ProxyServer {
     try {
       decision = this.#options.router.route(req.url ?? '/', head.cookie, clientIp);
     } catch (error) {
-      this.#refuse(res, error);
+      this.#recovery.refuse(res, error);
       return;
     }
     const proxied = res as ProxiedResponse;
     const request = req as ProxiedRequest;
     this.#track(request, proxied, head, decision, performance.now());
     if (decision.mustMove) {
-      void this.#moveThenForward(request, proxied, decision);
+      void this.#recovery.moveThenForward(request, proxied, decision);
       return;
     }
     proxied[kAttempts] = 1;
@@ -339,7 +320,7 @@ export class ProxyServer {
   #carryOn(req: IncomingMessage, res: ServerResponse, head: RequestHead, inherited: Inherited): void {
     const { decision, failure } = inherited;
     if (decision === undefined) {
-      this.#refuse(res, inherited.routeError);
+      this.#recovery.refuse(res, inherited.routeError);
       return;
     }
     const proxied = res as ProxiedResponse;
@@ -353,11 +334,11 @@ export class ProxyServer {
         proxied[kAttempts] = inherited.attempts;
         decision.node.inFlight++;
       }
-      this.#refuse(res, inherited.routeError);
+      this.#recovery.refuse(res, inherited.routeError);
       return;
     }
     if (decision.mustMove) {
-      void this.#moveThenForward(request, proxied, decision);
+      void this.#recovery.moveThenForward(request, proxied, decision);
       return;
     }
     proxied[kAttempts] = inherited.attempts ?? 1;
@@ -369,76 +350,7 @@ export class ProxyServer {
       return;
     }
     proxied[kReused] = failure.isReused;
-    this.#onProxyError(failure.error, req, res);
-  }
-
-  /** Rare path: the session's node is down; move the session, then forward to its new node. */
-  async #moveThenForward(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
-    // The body waits in the request (then TCP) while the session moves, and afterwards streams
-    // to the new node as on the plain path, captured for a replay on the way: nothing is read
-    // before there is somewhere to send it, so nothing is lost and a body over
-    // `maxBodyBytes` is forwarded too (it just cannot be replayed).
-    if (req[kBody] !== undefined) req.pause();
-    let node: ProxyNode;
-    try {
-      node = await this.#moveOrPick(decision, decision.fromNodeId);
-    } catch (error) {
-      this.#refuse(res, error);
-      return;
-    }
-    if (res.destroyed) return;
-    this.#options.router.reroute(decision, node);
-    res[kAttempts] = 1;
-    node.inFlight++;
-    const head = req[kHead] as RequestHead;
-    setSessionHeader(head, decision.sessionId);
-    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head);
-  }
-
-  /**
-   * The node a request goes to instead of `fromNodeId`: its session's new node, or any node for
-   * a new session. A move (maybe asked of the control plane over IPC) gets the upstream timeout,
-   * then a 504: its answer may never come.
-   */
-  #moveOrPick(decision: RouteDecision, fromNodeId: string): Promise<ProxyNode> {
-    if (decision.isNew || this.#options.moveSession === undefined) {
-      // A rejection, never a throw: no node left is an answer (503), also to a `.then` caller.
-      try {
-        return Promise.resolve(this.#options.router.pickNode(fromNodeId));
-      } catch (error) {
-        return Promise.reject(error as Error);
-      }
-    }
-    const timeoutMs = this.#upstream.timeoutMs;
-    return boundedWait(this.#options.moveSession(decision.key, fromNodeId), timeoutMs, () => {
-      throw new UpstreamTimeoutError(timeoutMs, 'session move did not finish');
-    });
-  }
-
-  /** Replays a request on the session's new node after its node refused (or, if idempotent, failed) it. */
-  async #retry(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
-    res[kAttempts] = (res[kAttempts] ?? 1) + 1;
-    const from = decision.node;
-    let node: ProxyNode;
-    try {
-      node = await this.#moveOrPick(decision, from.id);
-      // A body still arriving must be read whole before it can be replayed.
-      if (req[kBody] !== undefined) await bodyRead(req);
-    } catch (error) {
-      this.#refuse(res, error);
-      return;
-    }
-    const body = req[kBody];
-    if (res.destroyed || body === null) {
-      if (!res.destroyed) sendError(res, toClientError(new Error('request body too large to replay')));
-      return;
-    }
-    from.inFlight--;
-    node.inFlight++;
-    this.#options.router.reroute(decision, node);
-    const head = req[kHead] as RequestHead;
-    setSessionHeader(head, decision.sessionId);
-    res[kProxyReq] = this.#forwarder.forward(req, res, node.upstream, head, body);
+    this.#recovery.onUpstreamError(failure.error, req, res);
   }
 
   /** The node's answer arrived: record the session if the node used it; the cookie to set, if any. */
@@ -459,109 +371,6 @@ export class ProxyServer {
     if (decision.setCookie && (isUsed || !decision.isNew))
       return this.#options.cookie.serialize(decision.sessionId);
     return undefined;
-  }
-
-  /** The one place a failed upstream request of a plain HTTP request is mapped: retry, replay or answer. */
-  readonly #onProxyError = (error: Error, req: IncomingMessage, res: ServerResponse): void => {
-    const decision = (req as ProxiedRequest)[kRoute];
-    if (decision !== undefined && isStaleReuse(req, res, error)) {
-      void this.#retryFresh(req as ProxiedRequest, res as ProxiedResponse, decision);
-      return;
-    }
-    if (error instanceof UpstreamTimeoutError) this.counters.upstreamTimeouts++;
-    else this.counters.upstreamErrors++;
-    if (decision !== undefined && isNodeFailure(error)) this.#options.onNodeFailure?.(decision.node, error);
-    // A framing error mid-body: the rest of that answer must not follow ours (or a retry's).
-    detachUpstream(res);
-    if (decision !== undefined) {
-      const retry = this.#retryability(req, res, error);
-      if (retry === 'yes') {
-        this.counters.retries++;
-        void this.#retry(req as ProxiedRequest, res as ProxiedResponse, decision);
-        return;
-      }
-      if (retry === 'if-session-unchanged' && this.#options.mayReplay !== undefined) {
-        void this.#retryIfUnchanged(req as ProxiedRequest, res as ProxiedResponse, decision, error);
-        return;
-      }
-    }
-    this.#answerFailure(error, decision, res);
-  };
-
-  /**
-   * A non-idempotent request died with its node (reset, or a pooled socket the dead node had
-   * closed). Replayed only when the replica store proves the session unchanged since the last
-   * answer the proxy saw: then the node never applied it, and the replay applies it once.
-   */
-  async #retryIfUnchanged(
-    req: ProxiedRequest,
-    res: ProxiedResponse,
-    decision: RouteDecision,
-    error: Error,
-  ): Promise<void> {
-    let isSafe = false;
-    const mayReplay = this.#options.mayReplay;
-    try {
-      // No answer within the upstream timeout: not proven safe, so not replayed.
-      isSafe =
-        mayReplay !== undefined &&
-        (await boundedWait(mayReplay(decision.key), this.#upstream.timeoutMs, () => false));
-    } catch {
-      isSafe = false;
-    }
-    if (res.destroyed) return;
-    if (!isSafe) {
-      this.#answerFailure(error, decision, res);
-      return;
-    }
-    this.counters.retries++;
-    await this.#retry(req, res, decision);
-  }
-
-  /**
-   * The keep-alive race: the node closed an idle pooled socket just as we reused it. Not a
-   * node failure (no passive-health report, no failover): replayed once on the same node
-   * over a new, unpooled connection.
-   */
-  async #retryFresh(req: ProxiedRequest, res: ProxiedResponse, decision: RouteDecision): Promise<void> {
-    res[kFreshRetry] = true;
-    this.counters.retries++;
-    try {
-      if (req[kBody] !== undefined) await bodyRead(req);
-    } catch {
-      return;
-    }
-    const body = req[kBody];
-    if (res.destroyed || body === null) return;
-    const head = req[kHead] as RequestHead;
-    setSessionHeader(head, decision.sessionId);
-    res[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head, body ?? [], true);
-  }
-
-  #answerFailure(error: Error, decision: RouteDecision | undefined, res: ServerResponse): void {
-    const clientError = toClientError(error);
-    this.#options.logger.warn(
-      { node: decision?.node.id, code: (error as NodeJS.ErrnoException).code, error: error.message },
-      `upstream request failed: ${clientError.code}`,
-    );
-    sendError(res, clientError, clientError instanceof NoHealthyNodeError ? RETRY_AFTER : undefined);
-  }
-
-  /**
-   * A refused connection never reached the node: replay it, POST included. A request that
-   * may have reached a failing node is replayed if its method is idempotent, and otherwise
-   * only once the replica store proves it left no trace.
-   */
-  #retryability(
-    req: IncomingMessage,
-    res: ServerResponse,
-    error: Error,
-  ): 'yes' | 'no' | 'if-session-unchanged' {
-    if (res.headersSent || ((res as ProxiedResponse)[kAttempts] ?? 1) >= MAX_ATTEMPTS) return 'no';
-    if ((req as ProxiedRequest)[kBody] === null) return 'no';
-    if (isConnectRefused(error)) return 'yes';
-    if (!isNodeFailure(error)) return 'no';
-    return isIdempotent(req.method) ? 'yes' : 'if-session-unchanged';
   }
 
   readonly #onClientError = (error: NodeJS.ErrnoException, socket: Duplex): void => {
@@ -590,16 +399,6 @@ export class ProxyServer {
     }
     sendError(res, error);
   }
-
-  #refuse(res: ServerResponse, error: unknown): void {
-    if (error instanceof UpstreamTimeoutError) this.counters.upstreamTimeouts++;
-    if (error instanceof NoHealthyNodeError) {
-      this.counters.noHealthyNode++;
-      sendError(res, error, RETRY_AFTER);
-      return;
-    }
-    sendError(res, error instanceof StickyError ? error : toClientError(error));
-  }
 }
 
 /**
@@ -608,42 +407,4 @@ export class ProxyServer {
  */
 export function timeoutCheckIntervalOf(timeouts: { headers: number; request: number }): number {
   return Math.max(10, Math.min(1000, Math.floor(Math.min(timeouts.headers, timeouts.request) / 4)));
-}
-
-/** An idempotent request reset on a reused pooled socket before any answer, not yet replayed fresh. */
-/**
- * Resolves once the client's body has been read to its end: every chunk emitted, so in the
- * replay buffer. Not `req.complete`, which turns true when the parser has the last byte: the
- * chunks can still sit unread in a paused request (an attempt refused before undici read any
- * of the body), and a replay then would send an empty body. Rejects if the client leaves first.
- */
-function bodyRead(req: IncomingMessage): Promise<void> {
-  if (req.readableEnded) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onEnd = (): void => {
-      req.off('close', onClose);
-      resolve();
-    };
-    const onClose = (): void => {
-      req.off('end', onEnd);
-      if (req.readableEnded) resolve();
-      else reject(new Error('the client left before its body ended'));
-    };
-    req.once('end', onEnd);
-    req.once('close', onClose);
-    // Its attempt is over: nothing else will ask for the rest of the body.
-    req.resume();
-  });
-}
-
-function isStaleReuse(req: IncomingMessage, res: ServerResponse, error: Error): boolean {
-  const proxied = res as ProxiedResponse;
-  return (
-    isConnectionLost(error) &&
-    (proxied[kProxyReq]?.reusedSocket ?? proxied[kReused]) === true &&
-    proxied[kFreshRetry] !== true &&
-    !res.headersSent &&
-    (req as ProxiedRequest)[kBody] !== null &&
-    isIdempotent(req.method)
-  );
 }
