@@ -5,7 +5,7 @@ import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
-import { filterInSlices, planChunks } from './move-plan.js';
+import { concatUnique, filterInSlices, planChunks } from './move-plan.js';
 import { emptyReport, mergeReport, type MoveReason, type MoveReport } from './move-report.js';
 import type { SessionInstaller } from './session-installer.js';
 
@@ -181,13 +181,9 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
 
   async #moveAll(nodeId: string, reason: MoveReason): Promise<MoveReport> {
     // The affinity table knows the sessions it has seen; the replica store also knows those
-    // replicated since a proxy restart that no request has touched yet.
-    // A dead node's sessions go most recently used first, the likeliest to be asked for next:
-    // their requests then find them moved. Evacuate keeps least recently used first: the node
-    // still serves every session not yet taken into a move, and a request for one taken waits.
-    const known = this.#affinity.sessionsOf(nodeId, reason === 'down');
-    // A turn between the two passes over the sessions (each tens of ms at 1M sessions).
-    await yieldToEventLoop();
+    // replicated since a proxy restart that no request has touched yet. The replica store's
+    // are listed first and the table's last, so that list is current when the move starts (a
+    // session recorded on the node meanwhile is in it).
     let stored: string[] = [];
     try {
       stored = await this.#replicas.keysOf(nodeId);
@@ -195,11 +191,21 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       // Redis outage: the known sessions are tried (and fail loudly) below; the caller retries later.
       this.#logger.error({ node: nodeId, err: error }, `${reason}: cannot list the sessions of ${nodeId}`);
     }
-    // Then those only the replica store knows (replicated since a proxy restart, no request
-    // seen since). A replica the table has on another node is that node's to move: it is in
-    // `known` there, and a move from a node that no longer owns it takes it from its owner.
-    const unseen = await filterInSlices(stored, (key) => this.#affinity.nodeOf(key) === undefined);
-    const keys = unseen.length === 0 ? known : known.concat(unseen);
+    // A turn between the two passes over all sessions (each tens of ms at 1M sessions).
+    await yieldToEventLoop();
+    // Replicas the table does not have here: unseen since a proxy restart, or pinned to a node
+    // that cannot serve them (a move that failed to reach its target). One the table has on a
+    // serving node is there already.
+    const elsewhere = await filterInSlices(stored, (key) => {
+      const holder = this.#affinity.nodeOf(key);
+      return holder === undefined || (holder !== nodeId && this.#registry.get(holder)?.isServing !== true);
+    });
+    // A dead node's sessions go most recently used first, the likeliest to be asked for next:
+    // their requests then find them moved. Evacuate keeps least recently used first: the node
+    // still serves every session not yet taken into a move, and a request for one taken waits.
+    const known = this.#affinity.sessionsOf(nodeId, reason === 'down');
+    // Each key once: one pinned here while the replicas were checked is in both lists.
+    const keys = await concatUnique(known, elsewhere);
     const report = await this.#moveKeys(keys, nodeId, reason);
     if (keys.length > 0) this.emit('move:end', report);
     return report;

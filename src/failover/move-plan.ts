@@ -76,3 +76,20 @@ export async function filterInSlices(
   }
   return kept;
 }
+
+/**
+ * `first` and `second` (each without duplicates of its own) as one list without duplicates,
+ * in their order. A Set of the shorter list, then the longer one checked against it in slices
+ * (see `filterInSlices`): a key in both is kept where it is in `second` when that list is the
+ * shorter, else where it is in `first`.
+ */
+export async function concatUnique(first: readonly string[], second: readonly string[]): Promise<string[]> {
+  if (second.length === 0) return [...first];
+  if (first.length === 0) return [...second];
+  if (second.length <= first.length) {
+    const inSecond = new Set(second);
+    return (await filterInSlices(first, (key) => !inSecond.has(key))).concat(second);
+  }
+  const inFirst = new Set(first);
+  return first.concat(await filterInSlices(second, (key) => !inFirst.has(key)));
+}

@@ -78,8 +78,14 @@ afterEach(async () => {
   cleanup = [];
 });
 
-/** Node `a` (down) holding `count` replicated sessions, one target `b` behind a real install server. */
-async function setUp(count: number): Promise<{
+/**
+ * Node `a` (down) holding `count` replicated sessions, one target `b` behind a real install
+ * server; `alsoDown` are more nodes, down, that nothing listens for.
+ */
+async function setUp(
+  count: number,
+  alsoDown: readonly string[] = [],
+): Promise<{
   failover: FailoverManager;
   affinity: AffinityTable;
   target: InstallTarget;
@@ -97,6 +103,7 @@ async function setUp(count: number): Promise<{
     [
       { id: 'a', url: 'http://127.0.0.1:1', weight: 1 },
       { id: 'b', url: target.url, weight: 1 },
+      ...alsoDown.map((id) => ({ id, url: 'http://127.0.0.1:1', weight: 1 })),
     ],
     { routeOf: (id) => `r-${id}`, agent },
   );
@@ -109,7 +116,7 @@ async function setUp(count: number): Promise<{
     'a',
     keys.map((key, i) => ({ key, version: 1, data: { count: i }, lastAccessAt: Date.now() })),
   );
-  registry.setHealthy('a', false);
+  for (const id of ['a', ...alsoDown]) registry.setHealthy(id, false);
   const failover = new FailoverManager({
     registry,
     affinity,
@@ -171,6 +178,33 @@ describe('FailoverManager', () => {
     expect(target.installs.flat().filter((key) => key === queued)).toHaveLength(1);
     expect(new Set(target.installs.flat()).size).toBe(60);
     for (const key of keys) expect(affinity.nodeOf(key)).toBe('b');
+  });
+
+  it('moves a replica the dead node owns though the table pins it to a node that cannot serve', async () => {
+    // A move that could not reach its target leaves such a pin: the replica's owner is `a`.
+    const { failover, affinity, target, keys } = await setUp(3, ['c']);
+    const [stray] = keys as [string];
+    affinity.assign(stray, 'c', 'a');
+
+    const report = await failover.moveAll('a', 'down');
+
+    expect(report.moved).toBe(3);
+    expect(affinity.nodeOf(stray)).toBe('b');
+    expect(target.installs.flat()).toContain(stray);
+  });
+
+  it('moves a session pinned to the node after the move began listing its replicas', async () => {
+    const { failover, affinity, target } = await setUp(2);
+    const all = failover.moveAll('a', 'evacuate');
+    // The replicas are listed; the table's sessions are listed a turn later.
+    affinity.record('late', 'a');
+
+    const report = await all;
+
+    // No replica of it to install: it moves without state, as any such session does.
+    expect(report).toMatchObject({ moved: 2, lost: 1, failed: 0 });
+    expect(affinity.nodeOf('late')).toBe('b');
+    expect(target.installs.flat()).toHaveLength(2);
   });
 
   it('moves the most recently used sessions of a dead node first', async () => {

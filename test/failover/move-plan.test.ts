@@ -1,7 +1,7 @@
 import { Agent } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testRegistry } from '../helpers/affinity.js';
-import { filterInSlices, planChunks } from '../../src/failover/move-plan.js';
+import { concatUnique, filterInSlices, planChunks } from '../../src/failover/move-plan.js';
 import type { NodeRegistry } from '../../src/nodes/index.js';
 import { type ProxyNode } from '../../src/nodes/index.js';
 
@@ -88,5 +88,26 @@ describe('filterInSlices', () => {
     expect(kept).toEqual(given.filter((key) => key.endsWith('7')));
     // 50 000 keys in slices of 8192: a turn after each of its first 6 slices.
     expect(turns).toBeGreaterThanOrEqual(6);
+  });
+});
+
+describe('concatUnique', () => {
+  it.each([
+    { case: 'no overlap', first: ['a', 'b'], second: ['c'], all: ['a', 'b', 'c'] },
+    { case: 'a shorter second list', first: ['a', 'b', 'c'], second: ['b'], all: ['a', 'c', 'b'] },
+    { case: 'a longer second list', first: ['b'], second: ['a', 'b', 'c'], all: ['b', 'a', 'c'] },
+    { case: 'an empty second list', first: ['a', 'b'], second: [], all: ['a', 'b'] },
+    { case: 'an empty first list', first: [], second: ['x', 'y'], all: ['x', 'y'] },
+  ])('lists every key once, in order: $case', async ({ first, second, all }) => {
+    expect(await concatUnique(first, second)).toEqual(all);
+  });
+
+  it('merges lists longer than a slice', async () => {
+    const first = keys(20_000);
+    const second = keys(30_000).reverse();
+    const all = await concatUnique(first, second);
+    expect(all).toHaveLength(30_000);
+    expect(new Set(all).size).toBe(30_000);
+    expect(all.slice(0, 20_000)).toEqual(first);
   });
 });
