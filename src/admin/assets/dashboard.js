@@ -380,8 +380,7 @@ function renderTable(state) {
     setText(cells.state, node.state);
     cells.state.className = `state state-${node.state}`;
     setText(cells.sessions, fmt.format(node.sessions));
-    // null: too many replicas to count per node without stalling the proxy.
-    setText(cells.replicas, node.replicas === null ? '–' : fmt.format(node.replicas));
+    setText(cells.replicas, fmt.format(node.replicas));
     setText(cells.inFlight, fmt.format(node.inFlight));
     setText(cells.requestsPerSec, fmt1.format(node.requestsPerSec ?? 0));
     setText(cells.p50, node.latencyMs ? fmt2.format(node.latencyMs.p50) : '–');
