@@ -4,10 +4,9 @@
  * sets the floor under bench/failover's sync ÷ async ratio at one connection, whatever the
  * replication code does, so the bench measures it in the same run.
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { percentile, round } from './common.js';
+import { BenchProcess, percentile, round, waitFor } from './common.js';
 
 /** An echo server in its own process; it prints its port, then echoes until killed. */
 const ECHO_SERVER = `
@@ -24,38 +23,60 @@ export interface LoopbackRtt {
   p99Us: number;
 }
 
+const PING_BYTES = 64;
+
 /** `roundTrips` sequential 64-byte ping-pongs with a child process (bounded by `timeoutMs`). */
 export async function measureLoopbackRtt(roundTrips = 20_000, timeoutMs = 30_000): Promise<LoopbackRtt> {
-  const child = spawn(process.execPath, ['-e', ECHO_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  // A BenchProcess, so the bench's exit hook stops it even if the bench is interrupted.
+  const echo = new BenchProcess('echo server', process.execPath, ['-e', ECHO_SERVER]);
   try {
-    const [line] = (await once(child.stdout, 'data')) as [Buffer];
-    const socket = connect(Number(line.toString().trim()), '127.0.0.1');
-    socket.setNoDelay(true);
-    await once(socket, 'connect');
-    const ping = Buffer.alloc(64);
+    await waitFor('the echo server to print its port', () => /^\d+\n/.test(echo.output), 10_000, echo);
+    const port = Number.parseInt(echo.output, 10);
+    const client = connect(port, '127.0.0.1');
+    client.setNoDelay(true);
+    await once(client, 'connect');
+    const ping = Buffer.alloc(PING_BYTES);
     const samplesUs: number[] = [];
     let sentAt = 0n;
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      child.once('exit', () => reject(new Error('echo server exited')));
-      socket.on('data', () => {
-        samplesUs.push(Number(process.hrtime.bigint() - sentAt) / 1000);
-        if (samplesUs.length >= roundTrips) return resolve();
+    let received = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`loopback ping-pong took over ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const fail = (error: Error): void => {
+          clearTimeout(timer);
+          reject(error);
+        };
+        client.once('error', fail);
+        void echo.exited.then(() => fail(new Error('echo server exited')));
+        client.on('data', (chunk: Buffer) => {
+          // An echo may arrive in pieces: a round trip ends with its last byte.
+          received += chunk.length;
+          if (received < PING_BYTES) return;
+          received -= PING_BYTES;
+          samplesUs.push(Number(process.hrtime.bigint() - sentAt) / 1000);
+          if (samplesUs.length >= roundTrips) {
+            clearTimeout(timer);
+            resolve();
+            return;
+          }
+          sentAt = process.hrtime.bigint();
+          client.write(ping);
+        });
         sentAt = process.hrtime.bigint();
-        socket.write(ping);
+        client.write(ping);
       });
-      sentAt = process.hrtime.bigint();
-      socket.write(ping);
-    });
-    socket.destroy();
+    } finally {
+      client.destroy();
+    }
     return {
       roundTrips: samplesUs.length,
       p50Us: round(percentile(samplesUs, 50), 1),
       p99Us: round(percentile(samplesUs, 99), 1),
     };
   } finally {
-    clearTimeout(timer);
-    child.kill('SIGKILL');
+    await echo.stop();
   }
 }
