@@ -59,6 +59,8 @@ export class MemoryReplicaStore implements ReplicaStore {
     });
     const release = (entry: SessionEntry<ReplicaSlot>): void => this.#countOwner(entry.value.owner, -1);
     this.#sessions.on('expired', release);
+    // Not while the store's active window is its idle timeout (every live replica is active),
+    // but the count must not depend on that.
     this.#sessions.on('evicted', release);
     this.#sessions.on('deleted', release);
   }
@@ -157,8 +159,8 @@ export class MemoryReplicaStore implements ReplicaStore {
 
   async keysOf(owner: string): Promise<string[]> {
     this.#assertOpen();
-    // One pass over all replicas (about 25 ms per million here): failover and recovery are
-    // rare, and an index per owner would cost memory on every replica for them.
+    // One pass over all replicas (25-75 ms per million here): failover and recovery are rare,
+    // and an index per owner would cost memory on every replica for them.
     return this.#sessions.idsWhere((entry) => entry.value.owner === owner);
   }
 
