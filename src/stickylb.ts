@@ -514,8 +514,9 @@ export class StickyLb implements AdminControl {
   #nodeDetail(
     nodeId: string,
   ): Pick<AdminState['nodes'][number], 'replicas' | 'requestsPerSec' | 'latencyMs' | 'responses'> {
+    const counts = this.#replicaCounts.counts;
     return {
-      replicas: this.#replicaCounts.counts.get(nodeId) ?? 0,
+      replicas: counts === undefined ? null : (counts.get(nodeId) ?? 0),
       ...this.traffic.summary(nodeId),
     };
   }

@@ -36,8 +36,11 @@ export interface AdminNodeState extends TrafficSummary {
   state: 'up' | 'down' | 'draining';
   /** Live sessions whose primary is this node (affinity table). */
   sessions: number;
-  /** Replicas this node owns in the replica store: counted every few seconds, not live. */
-  replicas: number;
+  /**
+   * Replicas this node owns in the replica store: counted every few seconds, not live; null
+   * until a count has succeeded (the replica store not reachable yet).
+   */
+  replicas: number | null;
   weight: number;
   healthy: boolean;
   draining: boolean;

@@ -65,8 +65,11 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
   gauge('stickylb_node_sessions', 'Live sessions whose primary is the node', ['node'], () =>
     perNode((node) => node.sessions),
   );
+  // Absent until the replica store has been counted once.
   gauge('stickylb_node_replicas', 'Replicas the node owns in the replica store', ['node'], () =>
-    perNode((node) => node.replicas),
+    state().nodes.flatMap((node): Samples =>
+      node.replicas === null ? [] : [[{ node: node.id }, node.replicas]],
+    ),
   );
   gauge('stickylb_node_in_flight', 'Requests in flight to the node', ['node'], () =>
     perNode((node) => node.inFlight),

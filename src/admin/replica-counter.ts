@@ -10,7 +10,8 @@ const COST_FACTOR = 50;
  */
 export class ReplicaCounter {
   readonly #count: () => Promise<Map<string, number>>;
-  #counts = new Map<string, number>();
+  /** Undefined until a count succeeds. */
+  #counts: Map<string, number> | undefined;
   #countedAt = -Infinity;
   #costMs = 0;
   #running: Promise<void> | undefined;
@@ -21,8 +22,11 @@ export class ReplicaCounter {
     this.#count = options.count;
   }
 
-  /** The latest count (empty before the first finishes); starts a new count if this one is stale. */
-  get counts(): ReadonlyMap<string, number> {
+  /**
+   * The latest count, or undefined while none has succeeded (the store is not reachable yet);
+   * starts a new count if this one is stale.
+   */
+  get counts(): ReadonlyMap<string, number> | undefined {
     if (this.#isStale()) void this.refresh();
     return this.#counts;
   }
@@ -41,11 +45,14 @@ export class ReplicaCounter {
       const started = performance.now();
       try {
         this.#counts = await this.#count();
-      } catch {
-        // The store is closing: keep the last count.
-      } finally {
         this.#costMs = performance.now() - started;
         this.#countedAt = this.#isDirty ? -Infinity : performance.now();
+      } catch {
+        // The store is unreachable or closing: keep the last count and try again after
+        // MIN_AGE_MS (a failure's cost, a timeout, must not stretch the wait 50-fold).
+        this.#costMs = 0;
+        this.#countedAt = performance.now();
+      } finally {
         this.#running = undefined;
       }
     })();

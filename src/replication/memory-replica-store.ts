@@ -57,6 +57,9 @@ export class MemoryReplicaStore implements ReplicaStore {
       ...(options.sweepIntervalMs !== undefined ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
       ...(options.now !== undefined ? { now: options.now } : {}),
     });
+    // Counted on the store's own events, so a replica expiring between a check and a write is
+    // counted out and back in like any other.
+    this.#sessions.on('created', (entry) => this.#countOwner(entry.value.owner, 1));
     const release = (entry: SessionEntry<ReplicaSlot>): void => this.#countOwner(entry.value.owner, -1);
     this.#sessions.on('expired', release);
     // Not while the store's active window is its idle timeout (every live replica is active),
@@ -103,7 +106,6 @@ export class MemoryReplicaStore implements ReplicaStore {
           }
           throw error;
         }
-        if (existing === undefined) this.#countOwner(writer, 1);
         counts.writes++;
         outcomes[i] = 'ok';
       }

@@ -380,7 +380,8 @@ function renderTable(state) {
     setText(cells.state, node.state);
     cells.state.className = `state state-${node.state}`;
     setText(cells.sessions, fmt.format(node.sessions));
-    setText(cells.replicas, fmt.format(node.replicas));
+    // null: not counted yet (the replica store not reachable yet).
+    setText(cells.replicas, node.replicas === null ? '–' : fmt.format(node.replicas));
     setText(cells.inFlight, fmt.format(node.inFlight));
     setText(cells.requestsPerSec, fmt1.format(node.requestsPerSec ?? 0));
     setText(cells.p50, node.latencyMs ? fmt2.format(node.latencyMs.p50) : '–');
