@@ -26,6 +26,8 @@ const DEFAULT_CHUNK_SIZE = 32;
  * in an install of its own (`moveSession`).
  */
 const DEFAULT_CHUNKS_IN_FLIGHT = 8;
+/** Up to this many keys are checked in one synchronous pass (a few ms at most). */
+const FEW_KEYS = 8192;
 /** Attempts per batch when a target fails while receiving it. */
 const MAX_ATTEMPTS = 3;
 
@@ -204,8 +206,15 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     // their requests then find them moved. Evacuate keeps least recently used first: the node
     // still serves every session not yet taken into a move, and a request for one taken waits.
     const known = this.#affinity.sessionsOf(nodeId, reason === 'down');
-    // Each key once: one pinned here while the replicas were checked is in both lists.
-    const keys = await concatUnique(known, elsewhere);
+    // Each key once: one pinned here while the replicas were checked is in both lists. A few
+    // (the usual case) are checked against the table in this same turn, exactly; many (a
+    // table half warm after a proxy restart) in slices. A replica pinned here when checked
+    // whose table entry expired or was deleted before the listing is in neither list: it was
+    // idle for the whole idle timeout or ended, and a request for it still moves it.
+    const keys =
+      elsewhere.length <= FEW_KEYS
+        ? known.concat(elsewhere.filter((key) => this.#affinity.nodeOf(key) !== nodeId))
+        : await concatUnique(known, elsewhere);
     // And a turn between that pass and the planning pass over every key (~60 ms at 334 000).
     await yieldToEventLoop();
     const report = await this.#moveKeys(keys, nodeId, reason);

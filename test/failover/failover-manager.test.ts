@@ -181,7 +181,8 @@ describe('FailoverManager', () => {
   });
 
   it('moves a replica the dead node owns though the table pins it to a node that cannot serve', async () => {
-    // A move that could not reach its target leaves such a pin: the replica's owner is `a`.
+    // The table and the replica store disagree: the table pins it to `c`, which cannot serve,
+    // the replica store has it owned by `a`. Whoever moves it must be `a`'s failover.
     const { failover, affinity, target, keys } = await setUp(3, ['c']);
     const [stray] = keys as [string];
     affinity.assign(stray, 'c', 'a');
