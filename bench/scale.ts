@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { AffinityTable } from '../src/affinity/index.js';
 import { createBalancingPolicy } from '../src/balancing/index.js';
-import { FailoverManager, SessionInstaller } from '../src/failover/index.js';
+import { FailoverManager, SessionInstaller, type MoveReport } from '../src/failover/index.js';
 import { createSilentLogger } from '../src/log.js';
 import { NodeRegistry, type ProxyNode } from '../src/nodes/index.js';
 import { MemoryReplicaStore } from '../src/replication/index.js';
@@ -323,12 +323,17 @@ async function measureFailover(count: number): Promise<FailoverRow> {
     gc();
     const stalls = new StallWatch();
     const started = performance.now();
-    registry.setHealthy('node-1', false);
-    const report = await failover.moveAll('node-1', 'down');
+    let report: MoveReport;
+    try {
+      registry.setHealthy('node-1', false);
+      report = await failover.moveAll('node-1', 'down');
+    } finally {
+      stalls.stop();
+      affinity.stop();
+      await replicas.close();
+    }
     const allMovedMs = performance.now() - started;
-    stalls.stop();
-    affinity.stop();
-    await replicas.close();
+    if (firstMovedAt === 0) throw new Error('no session was re-pinned');
     return {
       sessions: count,
       onDeadNode,
