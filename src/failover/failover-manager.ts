@@ -28,6 +28,8 @@ const DEFAULT_CHUNK_SIZE = 32;
 const DEFAULT_CHUNKS_IN_FLIGHT = 8;
 /** Up to this many keys are checked in one synchronous pass (a few ms at most). */
 const FEW_KEYS = 8192;
+/** Above this many sessions in the table, a node going down yields between its passes over them (~2 ms each below it). */
+const LARGE_TABLE = 50_000;
 /** Attempts per batch when a target fails while receiving it. */
 const MAX_ATTEMPTS = 3;
 
@@ -193,8 +195,11 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       // Redis outage: the known sessions are tried (and fail loudly) below; the caller retries later.
       this.#logger.error({ node: nodeId, err: error }, `${reason}: cannot list the sessions of ${nodeId}`);
     }
-    // A turn between the two passes over all sessions (each tens of ms at 1M sessions).
-    await yieldToEventLoop();
+    // With many sessions, a turn between the two passes over all of them (each tens of ms at
+    // 1M). With few, none: each turn lets the moves that requests ask for start first, one
+    // session per install, all on the same least-loaded node (traced in bench/failover).
+    const isLarge = this.#affinity.size > LARGE_TABLE;
+    if (isLarge) await yieldToEventLoop();
     // Replicas the table does not have here: unseen since a proxy restart, or pinned to a node
     // that cannot serve them (a move that failed to reach its target). One the table has on a
     // serving node is there already.
@@ -215,8 +220,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       elsewhere.length <= FEW_KEYS
         ? known.concat(elsewhere.filter((key) => this.#affinity.nodeOf(key) !== nodeId))
         : await concatUnique(known, elsewhere);
-    // And a turn between that pass and the planning pass over every key (~60 ms at 334 000).
-    await yieldToEventLoop();
+    // And between that pass and the planning pass over every key (~60 ms at 334 000).
+    if (isLarge) await yieldToEventLoop();
     const report = await this.#moveKeys(keys, nodeId, reason);
     if (keys.length > 0) this.emit('move:end', report);
     return report;
