@@ -200,9 +200,9 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     // session per install, all on the same least-loaded node (traced in bench/failover).
     const isLarge = this.#affinity.size > LARGE_TABLE;
     if (isLarge) await yieldToEventLoop();
-    // Replicas the table does not have here: unseen since a proxy restart, or pinned to a node
-    // that cannot serve them (a move that failed to reach its target). One the table has on a
-    // serving node is there already.
+    // Replicas the table does not have here: unseen since a proxy restart, or pinned by the
+    // table to a node that cannot serve them (the table and the store disagree). One the table
+    // has on a serving node is there already.
     const elsewhere = await filterInSlices(stored, (key) => {
       const holder = this.#affinity.nodeOf(key);
       return holder === undefined || (holder !== nodeId && this.#registry.get(holder)?.isServing !== true);
