@@ -132,8 +132,7 @@ export class SharedAffinity {
    * how many did. Costs one round trip per RESYNC_PAGE sessions, once per outage.
    */
   async resync(): Promise<number> {
-    const keys: string[] = [];
-    for (const entry of this.#affinity.store.entries()) keys.push(entry.id);
+    const keys = this.#affinity.store.idsWhere(() => true);
     let repinned = 0;
     for (let start = 0; start < keys.length; start += RESYNC_PAGE) {
       const page = keys.slice(start, start + RESYNC_PAGE);

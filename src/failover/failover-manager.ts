@@ -5,7 +5,7 @@ import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
-import { concatUnique, filterInSlices, planChunks } from './move-plan.js';
+import { concatUnique, filterInSlices, KEYS_PER_SLICE, planChunks } from './move-plan.js';
 import { emptyReport, mergeReport, type MoveReason, type MoveReport } from './move-report.js';
 import type { SessionInstaller } from './session-installer.js';
 
@@ -26,8 +26,6 @@ const DEFAULT_CHUNK_SIZE = 32;
  * in an install of its own (`moveSession`).
  */
 const DEFAULT_CHUNKS_IN_FLIGHT = 8;
-/** Up to this many keys are checked in one synchronous pass (a few ms at most). */
-const FEW_KEYS = 8192;
 /** Above this many sessions in the table, a node going down yields between its passes over them (~2 ms each below it). */
 const LARGE_TABLE = 50_000;
 /** Attempts per batch when a target fails while receiving it. */
@@ -217,7 +215,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     // whose table entry expired or was deleted before the listing is in neither list: it was
     // idle for the whole idle timeout or ended, and a request for it still moves it.
     const keys =
-      elsewhere.length <= FEW_KEYS
+      elsewhere.length <= KEYS_PER_SLICE
         ? known.concat(elsewhere.filter((key) => this.#affinity.nodeOf(key) !== nodeId))
         : await concatUnique(known, elsewhere);
     // And between that pass and the planning pass over every key (~60 ms at 334 000).

@@ -1,8 +1,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { ProxyNode } from '../nodes/index.js';
 
-/** Keys checked between two yields to the event loop (a few ms at most). */
-const KEYS_PER_SLICE = 8192;
+/** Keys checked in one synchronous pass, between two yields to the event loop (a few ms at most). */
+export const KEYS_PER_SLICE = 8192;
 
 /** Sessions bound for one target node, installed with one request. */
 export interface MoveChunk {
