@@ -3,21 +3,21 @@ import type { BalancingPolicyName } from '../config/index.js';
 import type { BalancedNode, BalancingPolicy } from './types.js';
 
 /**
- * The node with the lowest `load` per unit of weight. A tie goes to the first tied node after
+ * The node with the lowest load per unit of weight: its sessions (those moving to it
+ * included), or its requests in flight. A tie goes to the first tied node after
  * the last pick, so tied nodes take turns: on a fresh start, or while the counts the proxy
  * keeps lag behind, new sessions spread instead of all landing on node one.
  */
 export abstract class LeastLoadedPolicy implements BalancingPolicy {
   abstract readonly name: BalancingPolicyName;
-  readonly #load: 'sessions' | 'inFlight';
+  readonly #bySessions: boolean;
   #cursor = 0;
 
   constructor(load: 'sessions' | 'inFlight') {
-    this.#load = load;
+    this.#bySessions = load === 'sessions';
   }
 
   pickNode<Node extends BalancedNode>(candidates: readonly Node[]): Node {
-    const load = this.#load;
     const count = candidates.length;
     // Start after the last pick. If the candidate array changed since, that index names some
     // other node, which is as good a start as any; it only has to be in range.
@@ -29,12 +29,16 @@ export abstract class LeastLoadedPolicy implements BalancingPolicy {
       const index = start + offset < count ? start + offset : start + offset - count;
       const node = candidates[index];
       // a/w < b/v ⇔ a·v < b·w for positive weights: exact on integers, no division.
-      if (node !== undefined && node[load] * best.weight < best[load] * node.weight) {
+      if (node !== undefined && this.#loadOf(node) * best.weight < this.#loadOf(best) * node.weight) {
         best = node;
         bestIndex = index;
       }
     }
     this.#cursor = bestIndex + 1;
     return best;
+  }
+
+  #loadOf(node: BalancedNode): number {
+    return this.#bySessions ? node.sessions + node.incoming : node.inFlight;
   }
 }

@@ -4,7 +4,7 @@ import type { BalancedNode, BalancingPolicy } from './types.js';
 /**
  * The power of two choices (Mitzenmacher, 2001): sample two distinct candidates, each drawn with
  * probability proportional to its weight, and take the one with fewer sessions per unit of
- * weight (the first drawn on a tie). It never picks the one most loaded node, and unlike
+ * weight, sessions moving to it included (the first drawn on a tie). It never picks the one most loaded node, and unlike
  * `least-sessions` it does not send every new session to the same node while the counts it
  * reads are stale, which matters when several proxy workers balance at once.
  */
@@ -31,7 +31,8 @@ export class RandomTwoChoicesPolicy implements BalancingPolicy {
     if (first === undefined) throw new NoHealthyNodeError();
     const second = candidates[this.#drawIndex(candidates, totalWeight - first.weight, firstIndex)];
     if (second === undefined) return first;
-    return second.sessions * first.weight < first.sessions * second.weight ? second : first;
+    const secondLoad = second.sessions + second.incoming;
+    return secondLoad * first.weight < (first.sessions + first.incoming) * second.weight ? second : first;
   }
 
   /** Draws an index with probability weight / totalWeight, never `skipIndex`. */

@@ -10,6 +10,12 @@ export interface BalancedNode {
   readonly weight: number;
   /** Live sessions whose primary is this node. */
   readonly sessions: number;
+  /**
+   * Sessions being moved to this node whose move has not finished (their state is still
+   * being copied). Policies that balance sessions count them too: the moves of a failover
+   * run at the same time, and each must see where the others are going.
+   */
+  readonly incoming: number;
   /** Requests in flight to this node. */
   readonly inFlight: number;
 }

@@ -5,7 +5,7 @@ import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../replication/index.js';
-import { concatUnique, filterInSlices, KEYS_PER_SLICE, planChunks } from './move-plan.js';
+import { concatUnique, filterInSlices, KEYS_PER_SLICE, planChunks, type MoveChunk } from './move-plan.js';
 import { emptyReport, mergeReport, type MoveReason, type MoveReport } from './move-report.js';
 import type { SessionInstaller } from './session-installer.js';
 
@@ -245,11 +245,20 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     this.totals.failed += unplanned;
     let next = 0;
     const runChunks = async (): Promise<void> => {
-      for (let chunk = chunks[next++]; chunk !== undefined; chunk = chunks[next++]) {
+      while (next < chunks.length) {
+        const chunk = chunks[next++] as MoveChunk;
         mergeReport(report, await this.#moveBatch(chunk.keys, fromNodeId, reason, accepts, chunk.target));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.#chunksInFlight, chunks.length) }, runChunks));
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.#chunksInFlight, chunks.length) }, runChunks));
+    } finally {
+      // A batch threw: the chunks not started never will be, and their targets' counts go.
+      for (; next < chunks.length; next++) {
+        const chunk = chunks[next] as MoveChunk;
+        chunk.target.incoming -= chunk.keys.length;
+      }
+    }
     // Evacuate, rebalance: the source is up and still holds what moved.
     if (reason !== 'down' && reason !== 'request' && this.#registry.get(fromNodeId)?.isHealthy) {
       await this.#evictMovedAway(fromNodeId);
@@ -290,6 +299,9 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     plannedTarget?: ProxyNode,
   ): Promise<MoveReport> {
     const report = emptyReport(fromNodeId, reason);
+    // The plan's count of these keys as incoming (planChunks): taken again below, in this
+    // same synchronous run, for the keys this batch moves to the planned target.
+    if (plannedTarget !== undefined) plannedTarget.incoming -= keys.length;
     // Skip keys being moved right now, and keys the affinity table already has elsewhere.
     const mine = keys.filter((key) => {
       if (this.#moving.has(key)) return false;
@@ -332,6 +344,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
       // Group by target: one install request per target node.
       const groups = new Map<ProxyNode, string[]>();
       if (plannedTarget !== undefined && plannedTarget.isServing && accepts(plannedTarget)) {
+        plannedTarget.incoming += mine.length;
         groups.set(plannedTarget, mine);
       } else {
         for (const key of mine) {
@@ -342,13 +355,13 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
             report.failed++;
             continue;
           }
-          // Counted at once so the balancing policy spreads the rest of the batch.
-          target.sessions++;
+          // Counted at once so the balancing policy spreads the rest of the batch, and other
+          // moves under way see it (released by #moveGroup once the key is re-pinned).
+          target.incoming++;
           const group = groups.get(target);
           if (group) group.push(key);
           else groups.set(target, [key]);
         }
-        for (const [target, group] of groups) target.sessions -= group.length; // counted for real on assign
       }
       await Promise.all(
         [...groups].map(async ([target, group]) => {
@@ -378,72 +391,83 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   ): Promise<void> {
     let owner = fromNodeId;
     let target = firstTarget;
-    for (let attempt = 1; ; attempt++) {
-      const records: ReplicaRecord[] = [];
-      /** Keys another move already took (the replica has another live owner): follow it, do not move. */
-      const alreadyMoved = new Map<string, string>();
-      try {
-        await Promise.all(
-          keys.map(async (key) => {
-            let record = await this.#replicas.transfer(key, owner, target.id);
-            if (record === undefined) {
-              const current = await this.#replicas.read(key);
-              if (current !== undefined && current.owner !== owner) {
-                if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
-                // Owned by a node that is gone too (down, or removed from the config): take it from there.
-                else record = await this.#replicas.transfer(key, current.owner, target.id);
-              }
-            }
-            if (record !== undefined) records.push(record);
-          }),
-        );
-        // Another proxy (distributed mode) won these transfers: follow it once its move is done.
-        await Promise.all([...alreadyMoved].map(([key, holder]) => this.#adopt(key, holder)));
-      } catch (error) {
-        if (!(error instanceof ReplicaStoreError)) throw error;
-        // Transfers that did succeed stay with the target in the store; a request or the
-        // retry after the outage finds them there (owner lookup) and installs them.
-        report.failed += keys.length;
-        report.storeError = error.message;
-        return;
-      }
-      try {
-        if (records.length > 0) await this.#installer.install(target.url, records);
-      } catch (error) {
-        this.#onTargetFailure(target, error as Error);
-        if (attempt >= MAX_ATTEMPTS) {
-          report.failed += keys.length;
-          return;
-        }
-        // The records now belong to the failed target: take them from it for the next one.
-        owner = target.id;
+    // The caller counted the keys in `firstTarget.incoming`; the count follows them (see the
+    // retry below) and goes once they are re-pinned or given up.
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const records: ReplicaRecord[] = [];
+        /** Keys another move already took (the replica has another live owner): follow it, do not move. */
+        const alreadyMoved = new Map<string, string>();
         try {
-          target = this.#pickTarget(fromNodeId, accepts, target.id);
-        } catch {
+          await Promise.all(
+            keys.map(async (key) => {
+              let record = await this.#replicas.transfer(key, owner, target.id);
+              if (record === undefined) {
+                const current = await this.#replicas.read(key);
+                if (current !== undefined && current.owner !== owner) {
+                  if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
+                  // Owned by a node that is gone too (down, or removed from the config): take it from there.
+                  else record = await this.#replicas.transfer(key, current.owner, target.id);
+                }
+              }
+              if (record !== undefined) records.push(record);
+            }),
+          );
+          // Another proxy (distributed mode) won these transfers: follow it once its move is done.
+          await Promise.all([...alreadyMoved].map(([key, holder]) => this.#adopt(key, holder)));
+        } catch (error) {
+          if (!(error instanceof ReplicaStoreError)) throw error;
+          // Transfers that did succeed stay with the target in the store; a request or the
+          // retry after the outage finds them there (owner lookup) and installs them.
           report.failed += keys.length;
+          report.storeError = error.message;
           return;
         }
-        continue;
-      }
-      const withState = new Set(records.map((record) => record.key));
-      const moves: Array<[string, string]> = [];
-      let count = 0;
-      for (const key of keys) {
-        const holder = alreadyMoved.get(key);
-        if (holder !== undefined) {
-          this.#affinity.assign(key, holder, '');
+        try {
+          if (records.length > 0) await this.#installer.install(target.url, records);
+        } catch (error) {
+          this.#onTargetFailure(target, error as Error);
+          if (attempt >= MAX_ATTEMPTS) {
+            report.failed += keys.length;
+            return;
+          }
+          // The records now belong to the failed target: take them from it for the next one.
+          owner = target.id;
+          let next: ProxyNode;
+          try {
+            next = this.#pickTarget(fromNodeId, accepts, target.id);
+          } catch {
+            report.failed += keys.length;
+            return;
+          }
+          // The keys' count as incoming follows them to the next target.
+          target.incoming -= keys.length;
+          next.incoming += keys.length;
+          target = next;
           continue;
         }
-        this.#affinity.assign(key, target.id, '');
-        moves.push([key, target.id]);
-        if (withState.has(key)) report.moved++;
-        else report.lost++;
-        count++;
-        this.#rememberMovedAway(fromNodeId, key);
+        const withState = new Set(records.map((record) => record.key));
+        const moves: Array<[string, string]> = [];
+        let count = 0;
+        for (const key of keys) {
+          const holder = alreadyMoved.get(key);
+          if (holder !== undefined) {
+            this.#affinity.assign(key, holder, '');
+            continue;
+          }
+          this.#affinity.assign(key, target.id, '');
+          moves.push([key, target.id]);
+          if (withState.has(key)) report.moved++;
+          else report.lost++;
+          count++;
+          this.#rememberMovedAway(fromNodeId, key);
+        }
+        if (count > 0) report.targets[target.id] = (report.targets[target.id] ?? 0) + count;
+        if (moves.length > 0) this.#onMoved?.(moves);
+        return;
       }
-      if (count > 0) report.targets[target.id] = (report.targets[target.id] ?? 0) + count;
-      if (moves.length > 0) this.#onMoved?.(moves);
-      return;
+    } finally {
+      target.incoming -= keys.length;
     }
   }
 

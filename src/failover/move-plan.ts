@@ -13,11 +13,12 @@ export interface MoveChunk {
 /**
  * Plans a move of many sessions: a target for each by `pickTarget` (the balancing policy),
  * each target's sessions cut into chunks of at most `chunkSize`. Targets are picked for the
- * whole move at once, every pick counted on its node so the policy spreads the rest (the
- * counts are restored before returning: the affinity table counts each session for real when
- * it is re-pinned); chunks planned one at a time would each see the counts without the others.
- * Chunks alternate between targets, so every target's installs start together. A session for
- * which `pickTarget` throws (no node can take it) is left out.
+ * whole move at once, every pick counted in its node's `incoming` so the policy spreads the
+ * rest (chunks planned one at a time would each see the counts without the others). The
+ * counts stay: the caller releases a chunk's when it has moved it (or will not), so moves
+ * starting meanwhile (a request's own) see where this one is sending sessions. Chunks
+ * alternate between targets, so every target's installs start together. A session for which
+ * `pickTarget` throws (no node can take it) is left out, and not counted.
  */
 export function planChunks(
   keys: readonly string[],
@@ -32,14 +33,13 @@ export function planChunks(
     } catch {
       continue;
     }
-    target.sessions++;
+    target.incoming++;
     const group = groups.get(target);
     if (group) group.push(key);
     else groups.set(target, [key]);
   }
   const perTarget: MoveChunk[][] = [];
   for (const [target, group] of groups) {
-    target.sessions -= group.length;
     const chunks: MoveChunk[] = [];
     for (let i = 0; i < group.length; i += chunkSize)
       chunks.push({ target, keys: group.slice(i, i + chunkSize) });

@@ -23,6 +23,11 @@ export class ProxyNode implements BalancedNode {
   isDraining = false;
   /** Live sessions whose primary is this node (kept by the affinity table). */
   sessions = 0;
+  /**
+   * Sessions on their way here: moves that picked this node and have not re-pinned them yet
+   * (kept by the failover manager). Balancing counts them with `sessions`.
+   */
+  incoming = 0;
   /** Requests in flight to this node right now. */
   inFlight = 0;
   /** Requests answered, by status class, since start. */

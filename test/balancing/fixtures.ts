@@ -3,12 +3,13 @@ export interface TestNode {
   id: string;
   weight: number;
   sessions: number;
+  incoming: number;
   inFlight: number;
 }
 
 /** `node('a', { weight: 2, sessions: 5 })`; unset counts are 0, unset weight is 1. */
 export function node(id: string, fields: Partial<Omit<TestNode, 'id'>> = {}): TestNode {
-  return { id, weight: 1, sessions: 0, inFlight: 0, ...fields };
+  return { id, weight: 1, sessions: 0, incoming: 0, inFlight: 0, ...fields };
 }
 
 /** Nodes named a, b, c… with these weights and no load; a tuple, so it destructures. */

@@ -30,6 +30,16 @@ describe('least-sessions', () => {
       expected: 'b',
     },
     {
+      label: 'sessions moving in count: 3 + 4 incoming > 5',
+      nodes: [node('a', { sessions: 3, incoming: 4 }), node('b', { sessions: 5 })],
+      expected: 'b',
+    },
+    {
+      label: 'sessions moving in count per weight: (2 + 4)/3 < 3/1',
+      nodes: [node('a', { sessions: 3 }), node('b', { weight: 3, sessions: 2, incoming: 4 })],
+      expected: 'b',
+    },
+    {
       label: 'sessions, not requests in flight',
       nodes: [node('a', { sessions: 1 }), node('b', { inFlight: 90 })],
       expected: 'b',

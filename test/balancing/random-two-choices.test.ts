@@ -51,6 +51,12 @@ describe('random-two-choices', () => {
       expected: 'b',
     },
     {
+      label: 'sessions moving in count (2 + 3 incoming > 4)',
+      nodes: [node('a', { sessions: 2, incoming: 3 }), node('b', { sessions: 4 })],
+      random: [0, 0],
+      expected: 'b',
+    },
+    {
       label: 'sessions, not requests in flight',
       nodes: [node('a', { sessions: 1 }), node('b', { inFlight: 30 })],
       random: [0, 0],

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testAffinity } from '../helpers/affinity.js';
 import type { AffinityTable } from '../../src/affinity/index.js';
+import { createBalancingPolicy } from '../../src/balancing/index.js';
+import type { BalancingPolicyName } from '../../src/config/index.js';
 import { FailoverManager, INSTALL_PATH, SessionInstaller } from '../../src/failover/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import { NodeRegistry, type ProxyNode } from '../../src/nodes/index.js';
@@ -79,30 +81,35 @@ afterEach(async () => {
 });
 
 /**
- * Node `a` (down) holding `count` replicated sessions, one target `b` behind a real install
- * server; `alsoDown` are more nodes, down, that nothing listens for.
+ * Node `a` (down) holding `count` replicated sessions, targets (`b` unless `targets` names
+ * others) each behind a real install server; `alsoDown` are more nodes, down, that nothing
+ * listens for. Targets are picked by the first candidate, or by `policy`.
  */
 async function setUp(
   count: number,
-  alsoDown: readonly string[] = [],
+  { alsoDown = [], targets: targetIds = ['b'], policy }: SetUpOptions = {},
 ): Promise<{
   failover: FailoverManager;
   affinity: AffinityTable;
+  registry: NodeRegistry;
   target: InstallTarget;
+  targets: Map<string, InstallTarget>;
   keys: string[];
 }> {
-  const target = new InstallTarget();
-  target.server.listen(0, '127.0.0.1');
-  await once(target.server, 'listening');
+  const targets = new Map<string, InstallTarget>();
+  for (const id of targetIds) {
+    const target = new InstallTarget();
+    target.server.listen(0, '127.0.0.1');
+    await once(target.server, 'listening');
+    cleanup.push(() => target.close());
+    targets.set(id, target);
+  }
   const agent = new Agent({ keepAlive: true });
-  cleanup.push(
-    () => target.close(),
-    () => agent.destroy(),
-  );
+  cleanup.push(() => agent.destroy());
   const registry = new NodeRegistry(
     [
       { id: 'a', url: 'http://127.0.0.1:1', weight: 1 },
-      { id: 'b', url: target.url, weight: 1 },
+      ...[...targets].map(([id, target]) => ({ id, url: target.url, weight: 1 })),
       ...alsoDown.map((id) => ({ id, url: 'http://127.0.0.1:1', weight: 1 })),
     ],
     { routeOf: (id) => `r-${id}`, agent },
@@ -117,15 +124,17 @@ async function setUp(
     keys.map((key, i) => ({ key, version: 1, data: { count: i }, lastAccessAt: Date.now() })),
   );
   for (const id of ['a', ...alsoDown]) registry.setHealthy(id, false);
+  const balancing = policy === undefined ? undefined : createBalancingPolicy(policy);
   const failover = new FailoverManager({
     registry,
     affinity,
     replicas,
     installer: new SessionInstaller({ agent, secret: 'test-secret' }),
     pickNode: (excluding) => {
-      const node = registry.candidates.find((candidate) => candidate.id !== excluding);
+      const candidates = registry.candidates.filter((candidate) => candidate.id !== excluding);
+      const node = balancing === undefined ? candidates[0] : balancing.pickNode(candidates);
       if (node === undefined) throw new Error('no node');
-      return node as ProxyNode;
+      return node;
     },
     onTargetFailure: () => undefined,
     logger: createSilentLogger(),
@@ -133,7 +142,25 @@ async function setUp(
     chunkSize: 10,
     chunksInFlight: 2,
   });
-  return { failover, affinity, target, keys };
+  return {
+    failover,
+    affinity,
+    registry,
+    target: targets.values().next().value as InstallTarget,
+    targets,
+    keys,
+  };
+}
+
+interface SetUpOptions {
+  alsoDown?: readonly string[];
+  targets?: readonly string[];
+  policy?: BalancingPolicyName;
+}
+
+/** Resolves once `condition` holds, checked every few ms (the test's own timeout bounds it). */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 /** Settles with 'pending' if `promise` has not settled by the time the event loop has turned. */
@@ -183,7 +210,7 @@ describe('FailoverManager', () => {
   it('moves a replica the dead node owns though the table pins it to a node that cannot serve', async () => {
     // The table and the replica store disagree: the table pins it to `c`, which cannot serve,
     // the replica store has it owned by `a`. Whoever moves it must be `a`'s failover.
-    const { failover, affinity, target, keys } = await setUp(3, ['c']);
+    const { failover, affinity, target, keys } = await setUp(3, { alsoDown: ['c'] });
     const [stray] = keys as [string];
     affinity.assign(stray, 'c', 'a');
 
@@ -246,5 +273,62 @@ describe('FailoverManager', () => {
     target.release();
     expect((await all).moved).toBe(40);
     expect(keys.every((k) => affinity.nodeOf(k) === 'b')).toBe(true);
+  });
+
+  it('spreads moves running at once by the balancing policy, counting the sessions still on their way', async () => {
+    const { failover, affinity, registry, targets, keys } = await setUp(21, {
+      targets: ['b', 'c'],
+      policy: 'least-sessions',
+    });
+    const [held, ...rest] = keys as [string, ...string[]];
+    affinity.assign(held, 'c', 'a');
+    for (const target of targets.values()) target.hold = () => true;
+    // Twenty requests of the dead node's sessions arrive before its failover: each moves its
+    // own session, and all twenty installs are under way together.
+    const moves = rest.map((key) => failover.moveSession(key, 'a'));
+    await waitUntil(() => [...targets.values()].reduce((n, t) => n + t.installs.length, 0) === 20);
+
+    // b held 0, c held 1: b takes the first, then they alternate. Before the moving sessions
+    // counted, b looked least loaded until the first install finished, and took all twenty.
+    const b = targets.get('b') as InstallTarget;
+    const c = targets.get('c') as InstallTarget;
+    expect([b.installs.length, c.installs.length]).toEqual([10, 10]);
+    expect(registry.get('b')).toMatchObject({ sessions: 0, incoming: 10 });
+    expect(registry.get('c')).toMatchObject({ sessions: 1, incoming: 10 });
+
+    for (const target of targets.values()) {
+      target.hold = () => false;
+      target.release();
+    }
+    await Promise.all(moves);
+    expect(registry.get('b')).toMatchObject({ sessions: 10, incoming: 0 });
+    expect(registry.get('c')).toMatchObject({ sessions: 11, incoming: 0 });
+  });
+
+  it('counts a planned move as incoming until each chunk is installed, and releases it when a target fails', async () => {
+    const { failover, registry, targets } = await setUp(40, {
+      targets: ['b', 'c'],
+      policy: 'least-sessions',
+    });
+    const b = targets.get('b') as InstallTarget;
+    const c = targets.get('c') as InstallTarget;
+    b.hold = () => true;
+    c.hold = () => true;
+    const all = failover.moveAll('a', 'down');
+    await Promise.all([b.installsReceived(1), c.installsReceived(1)]);
+    // The whole plan is counted, the chunks still queued too.
+    expect((registry.get('b')?.incoming ?? 0) + (registry.get('c')?.incoming ?? 0)).toBe(40);
+
+    // b fails from now on (the installs under way cut, nothing listening): its chunks go to
+    // c, and the count follows them.
+    b.server.closeAllConnections();
+    b.server.close();
+    c.hold = () => false;
+    c.release();
+    const report = await all;
+
+    expect(report).toMatchObject({ moved: 40, failed: 0 });
+    expect(registry.get('c')).toMatchObject({ sessions: 40, incoming: 0 });
+    expect(registry.get('b')).toMatchObject({ sessions: 0, incoming: 0 });
   });
 });

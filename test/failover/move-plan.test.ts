@@ -8,12 +8,14 @@ import { type ProxyNode } from '../../src/nodes/index.js';
 const agent = new Agent();
 afterEach(() => agent.destroy());
 
-/** Nodes b and c holding `sessions` each; least-sessions picks (ties: the first). */
+/** Nodes b and c holding `sessions` each; least-sessions picks, moving-in counted (ties: the first). */
 function nodes(sessions: Record<string, number>): { registry: NodeRegistry; pick: () => ProxyNode } {
   const registry = testRegistry(Object.keys(sessions), agent);
   for (const node of registry.all) node.sessions = sessions[node.id] as number;
   const pick = (): ProxyNode =>
-    [...registry.candidates].sort((x, y) => x.sessions - y.sessions)[0] as ProxyNode;
+    [...registry.candidates].sort(
+      (x, y) => x.sessions + x.incoming - (y.sessions + y.incoming),
+    )[0] as ProxyNode;
   return { registry, pick };
 }
 
@@ -36,8 +38,9 @@ describe('planChunks', () => {
       }
       expect(planned).toEqual(expected);
       expect(chunks.flatMap((chunk) => chunk.keys).sort()).toEqual(keys(count).sort());
-      // Counts are back as they were: the affinity table counts each session when it is re-pinned.
+      // Sessions are counted when re-pinned (by the affinity table); until then, as incoming.
       expect(Object.fromEntries(registry.all.map((node) => [node.id, node.sessions]))).toEqual(sessions);
+      expect(Object.fromEntries(registry.all.map((node) => [node.id, node.incoming]))).toEqual(expected);
     },
   );
 
