@@ -353,6 +353,7 @@ export class StickyLb implements AdminControl {
         url: node.url,
         state: node.state,
         sessions: node.sessions,
+        incoming: node.incoming,
         weight: node.weight,
         healthy: node.isHealthy,
         draining: node.isDraining,

@@ -36,6 +36,8 @@ export interface AdminNodeState extends TrafficSummary {
   state: 'up' | 'down' | 'draining';
   /** Live sessions whose primary is this node (affinity table). */
   sessions: number;
+  /** Sessions on their way here: a failover, evacuate or rebalance is installing them (not yet in `sessions`). */
+  incoming: number;
   /**
    * Replicas this node owns in the replica store: counted every few seconds, not live; null
    * until a count has succeeded (the replica store not reachable yet).

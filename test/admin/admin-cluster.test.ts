@@ -39,6 +39,8 @@ describe('admin API on a real cluster', () => {
     for (const node of after.nodes) {
       expect(node.sessions).toBeGreaterThan(0);
       expect(node.replicas).toBe(node.sessions);
+      // No move under way: nothing on its way to any node.
+      expect(node.incoming).toBe(0);
     }
     expect(after.events.map((event: { type: string }) => event.type)).toEqual(
       expect.arrayContaining(['test-sessions:start', 'test-sessions:end']),

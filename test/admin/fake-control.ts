@@ -41,6 +41,7 @@ export class FakeControl implements AdminControl {
         url: `http://127.0.0.1/${node.id}`,
         state: !node.isHealthy ? 'down' : node.isDraining ? 'draining' : 'up',
         sessions: node.sessions,
+        incoming: 0,
         replicas: node.sessions,
         weight: 1,
         healthy: node.isHealthy,

@@ -379,7 +379,9 @@ function renderTable(state) {
     tr.className = node.state === 'down' ? 'is-down' : '';
     setText(cells.state, node.state);
     cells.state.className = `state state-${node.state}`;
-    setText(cells.sessions, fmt.format(node.sessions));
+    // Sessions a move is installing here show as "+N" until they are counted as the node's.
+    const incoming = node.incoming > 0 ? ` +${fmt.format(node.incoming)}` : '';
+    setText(cells.sessions, fmt.format(node.sessions) + incoming);
     // null: not counted yet (the replica store not reachable yet).
     setText(cells.replicas, node.replicas === null ? '–' : fmt.format(node.replicas));
     setText(cells.inFlight, fmt.format(node.inFlight));
