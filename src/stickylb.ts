@@ -141,6 +141,7 @@ export class StickyLb implements AdminControl {
                   isHealthy: node.isHealthy,
                   isDraining: node.isDraining,
                   sessions: node.sessions,
+                  incoming: node.incoming,
                 })),
               movedEntries: () => this.affinity.movedEntries(),
               recordUsed: (key, nodeId, version) => this.affinity.record(key, nodeId, false, version),
@@ -270,10 +271,11 @@ export class StickyLb implements AdminControl {
     } else {
       const port = await this.workers.start();
       this.proxyAddress = { address: proxy.listen.host, family: 'IPv4', port };
-      // Session counts reach the workers' balancers at most 100 ms late (state changes at once).
+      // Session counts (moving ones included) reach the workers' balancers at most 100 ms late
+      // (state changes at once).
       let lastSignature = '';
       this.#countsTimer = setInterval(() => {
-        const signature = this.registry.all.map((node) => node.sessions).join(',');
+        const signature = this.registry.all.map((node) => `${node.sessions}+${node.incoming}`).join(',');
         if (signature !== lastSignature) this.workers?.broadcastNodes();
         lastSignature = signature;
       }, 100);

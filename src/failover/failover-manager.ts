@@ -146,7 +146,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         keys,
         source.id,
         'rebalance',
-        (candidate) => candidate.sessions < fairShare(candidate),
+        // Sessions this rebalance is already sending a target count towards its share.
+        (candidate) => candidate.sessions + candidate.incoming < fairShare(candidate),
       );
       mergeReport(report, part);
     }
@@ -253,7 +254,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     try {
       await Promise.all(Array.from({ length: Math.min(this.#chunksInFlight, chunks.length) }, runChunks));
     } finally {
-      // A batch threw: the chunks not started never will be, and their targets' counts go.
+      // A batch threw: the chunks not started never will be (a request still moves any of
+      // their sessions on demand), and their targets' counts go.
       for (; next < chunks.length; next++) {
         const chunk = chunks[next] as MoveChunk;
         chunk.target.incoming -= chunk.keys.length;

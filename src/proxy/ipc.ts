@@ -16,6 +16,8 @@ export interface NodeSnapshot {
   isHealthy: boolean;
   isDraining: boolean;
   sessions: number;
+  /** Sessions a move is installing on the node (ProxyNode.incoming). */
+  incoming: number;
 }
 
 export type PrimaryMessage =

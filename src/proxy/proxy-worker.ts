@@ -33,6 +33,7 @@ function applyNodes(registry: NodeRegistry, nodes: readonly NodeSnapshot[]): voi
     registry.setHealthy(snapshot.id, snapshot.isHealthy);
     registry.setDraining(snapshot.id, snapshot.isDraining);
     node.sessions = snapshot.sessions;
+    node.incoming = snapshot.incoming;
   }
 }
 

@@ -35,8 +35,8 @@ describe('least-sessions', () => {
       expected: 'b',
     },
     {
-      label: 'sessions moving in count per weight: (2 + 4)/3 < 3/1',
-      nodes: [node('a', { sessions: 3 }), node('b', { weight: 3, sessions: 2, incoming: 4 })],
+      label: 'sessions moving in count per weight: (1 + 3)/1 > 9/3',
+      nodes: [node('a', { sessions: 1, incoming: 3 }), node('b', { weight: 3, sessions: 9 })],
       expected: 'b',
     },
     {

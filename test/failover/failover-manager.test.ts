@@ -81,13 +81,14 @@ afterEach(async () => {
 });
 
 /**
- * Node `a` (down) holding `count` replicated sessions, targets (`b` unless `targets` names
- * others) each behind a real install server; `alsoDown` are more nodes, down, that nothing
- * listens for. Targets are picked by the first candidate, or by `policy`.
+ * Node `a` (down, or up with `sourceUp`) holding `count` replicated sessions, targets (`b`
+ * unless `targets` names others) each behind a real install server; `alsoDown` are more
+ * nodes, down, and `alsoUp` more nodes, up, holding that many sessions each; nothing listens
+ * for either. Targets are picked by the first candidate, or by `policy`.
  */
 async function setUp(
   count: number,
-  { alsoDown = [], targets: targetIds = ['b'], policy }: SetUpOptions = {},
+  { alsoDown = [], alsoUp = {}, sourceUp = false, targets: targetIds = ['b'], policy }: SetUpOptions = {},
 ): Promise<{
   failover: FailoverManager;
   affinity: AffinityTable;
@@ -110,7 +111,7 @@ async function setUp(
     [
       { id: 'a', url: 'http://127.0.0.1:1', weight: 1 },
       ...[...targets].map(([id, target]) => ({ id, url: target.url, weight: 1 })),
-      ...alsoDown.map((id) => ({ id, url: 'http://127.0.0.1:1', weight: 1 })),
+      ...[...alsoDown, ...Object.keys(alsoUp)].map((id) => ({ id, url: 'http://127.0.0.1:1', weight: 1 })),
     ],
     { routeOf: (id) => `r-${id}`, agent },
   );
@@ -119,11 +120,14 @@ async function setUp(
   cleanup.push(() => replicas.close());
   const keys = Array.from({ length: count }, (_, i) => `session-${String(i).padStart(4, '0')}`);
   for (const key of keys) affinity.record(key, 'a');
+  for (const [id, sessions] of Object.entries(alsoUp)) {
+    for (let i = 0; i < sessions; i++) affinity.record(`${id}-session-${i}`, id);
+  }
   await replicas.write(
     'a',
     keys.map((key, i) => ({ key, version: 1, data: { count: i }, lastAccessAt: Date.now() })),
   );
-  for (const id of ['a', ...alsoDown]) registry.setHealthy(id, false);
+  for (const id of [...(sourceUp ? [] : ['a']), ...alsoDown]) registry.setHealthy(id, false);
   const balancing = policy === undefined ? undefined : createBalancingPolicy(policy);
   const failover = new FailoverManager({
     registry,
@@ -154,6 +158,8 @@ async function setUp(
 
 interface SetUpOptions {
   alsoDown?: readonly string[];
+  alsoUp?: Record<string, number>;
+  sourceUp?: boolean;
   targets?: readonly string[];
   policy?: BalancingPolicyName;
 }
@@ -330,5 +336,27 @@ describe('FailoverManager', () => {
     expect(report).toMatchObject({ moved: 40, failed: 0 });
     expect(registry.get('c')).toMatchObject({ sessions: 40, incoming: 0 });
     expect(registry.get('b')).toMatchObject({ sessions: 0, incoming: 0 });
+  });
+
+  it('rebalances each target up to its fair share, counting what the rebalance already sends it', async () => {
+    // 120 sessions on three targets and a: a fair share is 30. Round-robin offers d (at its
+    // share) in turn; each refusal falls back to the first target still under its share.
+    const { failover, registry } = await setUp(90, {
+      targets: ['b', 'c'],
+      alsoUp: { d: 30 },
+      sourceUp: true,
+      policy: 'round-robin',
+    });
+
+    const report = await failover.rebalance(0.2);
+
+    expect(report.targets).toEqual({ b: 30, c: 30 });
+    expect(report).toMatchObject({ moved: 60, failed: 0 });
+    expect(registry.all.map((node) => [node.id, node.sessions, node.incoming])).toEqual([
+      ['a', 30, 0],
+      ['b', 30, 0],
+      ['c', 30, 0],
+      ['d', 30, 0],
+    ]);
   });
 });
