@@ -395,6 +395,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     let target = firstTarget;
     // The caller counted the keys in `firstTarget.incoming`; the count follows them (see the
     // retry below) and goes once they are re-pinned or given up.
+    let counted = keys.length;
     try {
       for (let attempt = 1; ; attempt++) {
         const records: ReplicaRecord[] = [];
@@ -415,7 +416,10 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
               if (record !== undefined) records.push(record);
             }),
           );
-          // Another proxy (distributed mode) won these transfers: follow it once its move is done.
+          // Another proxy (distributed mode) won these transfers: they are not on their way
+          // here. Follow that proxy once its move is done.
+          target.incoming -= alreadyMoved.size;
+          counted -= alreadyMoved.size;
           await Promise.all([...alreadyMoved].map(([key, holder]) => this.#adopt(key, holder)));
         } catch (error) {
           if (!(error instanceof ReplicaStoreError)) throw error;
@@ -443,8 +447,9 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
             return;
           }
           // The keys' count as incoming follows them to the next target.
-          target.incoming -= keys.length;
+          target.incoming -= counted;
           next.incoming += keys.length;
+          counted = keys.length;
           target = next;
           continue;
         }
@@ -469,7 +474,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         return;
       }
     } finally {
-      target.incoming -= keys.length;
+      target.incoming -= counted;
     }
   }
 

@@ -88,11 +88,19 @@ afterEach(async () => {
  */
 async function setUp(
   count: number,
-  { alsoDown = [], alsoUp = {}, sourceUp = false, targets: targetIds = ['b'], policy }: SetUpOptions = {},
+  {
+    alsoDown = [],
+    alsoUp = {},
+    sourceUp = false,
+    targets: targetIds = ['b'],
+    policy,
+    awaitPeerMove,
+  }: SetUpOptions = {},
 ): Promise<{
   failover: FailoverManager;
   affinity: AffinityTable;
   registry: NodeRegistry;
+  replicas: MemoryReplicaStore;
   target: InstallTarget;
   targets: Map<string, InstallTarget>;
   keys: string[];
@@ -142,6 +150,7 @@ async function setUp(
     },
     onTargetFailure: () => undefined,
     logger: createSilentLogger(),
+    ...(awaitPeerMove !== undefined ? { awaitPeerMove } : {}),
     // Small, so a move of a few dozen sessions has chunks in flight and chunks queued.
     chunkSize: 10,
     chunksInFlight: 2,
@@ -150,6 +159,7 @@ async function setUp(
     failover,
     affinity,
     registry,
+    replicas,
     target: targets.values().next().value as InstallTarget,
     targets,
     keys,
@@ -162,6 +172,8 @@ interface SetUpOptions {
   sourceUp?: boolean;
   targets?: readonly string[];
   policy?: BalancingPolicyName;
+  /** Distributed mode: waits for another proxy's move of `key` to `holder`. */
+  awaitPeerMove?: (key: string, holder: string) => Promise<boolean>;
 }
 
 /** Resolves once `condition` holds, checked every few ms (the test's own timeout bounds it). */
@@ -358,5 +370,30 @@ describe('FailoverManager', () => {
       ['c', 30, 0],
       ['d', 30, 0],
     ]);
+  });
+
+  it('does not count a session another proxy moved as on its way to this proxy’s target', async () => {
+    let peerMoveDone: (done: boolean) => void = () => undefined;
+    let isWaitingForPeer = false;
+    const { failover, registry, replicas, keys } = await setUp(1, {
+      targets: ['b'],
+      alsoUp: { c: 0 },
+      awaitPeerMove: () => {
+        isWaitingForPeer = true;
+        return new Promise((resolve) => (peerMoveDone = resolve));
+      },
+    });
+    const [key] = keys as [string];
+    // Another proxy won the transfer to c and is still installing it there.
+    await replicas.transfer(key, 'a', 'c');
+
+    const move = failover.moveSession(key, 'a');
+    await waitUntil(() => isWaitingForPeer);
+    expect(registry.get('b')?.incoming).toBe(0);
+    expect(await stateOf(move)).toBe('pending');
+
+    peerMoveDone(true);
+    await move;
+    expect(registry.all.map((node) => node.incoming)).toEqual([0, 0, 0]);
   });
 });
