@@ -396,4 +396,28 @@ describe('FailoverManager', () => {
     await move;
     expect(registry.all.map((node) => node.incoming)).toEqual([0, 0, 0]);
   });
+
+  it('releases every count when a target fails mid-move and another proxy holds one of the sessions', async () => {
+    const { failover, registry, replicas, targets, keys } = await setUp(3, {
+      targets: ['b', 'd'],
+      alsoUp: { c: 0 },
+      awaitPeerMove: async () => true,
+    });
+    const [peerHeld] = keys as [string];
+    await replicas.transfer(peerHeld, 'a', 'c');
+    // b takes nothing: its installs are refused, and the group goes on to d.
+    const b = targets.get('b') as InstallTarget;
+    b.server.close();
+
+    const report = await failover.moveAll('a', 'down');
+
+    expect(report).toMatchObject({ moved: 2, failed: 0 });
+    expect(registry.get('d')?.sessions).toBe(2);
+    expect(registry.all.map((node) => [node.id, node.incoming])).toEqual([
+      ['a', 0],
+      ['b', 0],
+      ['d', 0],
+      ['c', 0],
+    ]);
+  });
 });
