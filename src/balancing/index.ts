@@ -5,7 +5,7 @@ import { RandomTwoChoicesPolicy } from './random-two-choices.js';
 import { RoundRobinPolicy } from './round-robin.js';
 import type { BalancingPolicy } from './types.js';
 
-export type { BalancedNode, BalancingPolicy } from './types.js';
+export { sessionLoad, type BalancedNode, type BalancingPolicy } from './types.js';
 
 /**
  * Creates the policy named in `balancing.policy`. Policies keep state (rotation, current

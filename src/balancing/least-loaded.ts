@@ -1,6 +1,6 @@
 import { NoHealthyNodeError } from '../errors.js';
 import type { BalancingPolicyName } from '../config/index.js';
-import type { BalancedNode, BalancingPolicy } from './types.js';
+import { sessionLoad, type BalancedNode, type BalancingPolicy } from './types.js';
 
 /**
  * The node with the lowest load per unit of weight: its sessions (those moving to it
@@ -39,6 +39,6 @@ export abstract class LeastLoadedPolicy implements BalancingPolicy {
   }
 
   #loadOf(node: BalancedNode): number {
-    return this.#bySessions ? node.sessions + node.incoming : node.inFlight;
+    return this.#bySessions ? sessionLoad(node) : node.inFlight;
   }
 }

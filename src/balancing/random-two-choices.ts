@@ -1,12 +1,13 @@
 import { NoHealthyNodeError } from '../errors.js';
-import type { BalancedNode, BalancingPolicy } from './types.js';
+import { sessionLoad, type BalancedNode, type BalancingPolicy } from './types.js';
 
 /**
  * The power of two choices (Mitzenmacher, 2001): sample two distinct candidates, each drawn with
  * probability proportional to its weight, and take the one with fewer sessions per unit of
- * weight, sessions moving to it included (the first drawn on a tie). It never picks the one most loaded node, and unlike
- * `least-sessions` it does not send every new session to the same node while the counts it
- * reads are stale, which matters when several proxy workers balance at once.
+ * weight, sessions moving to it included (the first drawn on a tie). It never picks the one
+ * most loaded node, and unlike `least-sessions` it does not send every new session to the
+ * same node while the counts it reads are stale, which matters when several proxy workers
+ * balance at once.
  */
 export class RandomTwoChoicesPolicy implements BalancingPolicy {
   readonly name = 'random-two-choices';
@@ -31,8 +32,7 @@ export class RandomTwoChoicesPolicy implements BalancingPolicy {
     if (first === undefined) throw new NoHealthyNodeError();
     const second = candidates[this.#drawIndex(candidates, totalWeight - first.weight, firstIndex)];
     if (second === undefined) return first;
-    const secondLoad = second.sessions + second.incoming;
-    return secondLoad * first.weight < (first.sessions + first.incoming) * second.weight ? second : first;
+    return sessionLoad(second) * first.weight < sessionLoad(first) * second.weight ? second : first;
   }
 
   /** Draws an index with probability weight / totalWeight, never `skipIndex`. */

@@ -20,6 +20,11 @@ export interface BalancedNode {
   readonly inFlight: number;
 }
 
+/** The sessions a node holds or is about to hold: what session balancing compares (÷ weight). */
+export function sessionLoad(node: BalancedNode): number {
+  return node.sessions + node.incoming;
+}
+
 /** Chooses the node a new session is pinned to. Instances keep state: one per proxy worker. */
 export interface BalancingPolicy {
   readonly name: BalancingPolicyName;

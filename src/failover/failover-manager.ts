@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AffinityTable } from '../affinity/index.js';
+import { sessionLoad } from '../balancing/index.js';
 import { NoHealthyNodeError, ReplicaStoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
@@ -147,7 +148,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         source.id,
         'rebalance',
         // Sessions this rebalance is already sending a target count towards its share.
-        (candidate) => candidate.sessions + candidate.incoming < fairShare(candidate),
+        (candidate) => sessionLoad(candidate) < fairShare(candidate),
       );
       mergeReport(report, part);
     }

@@ -1,6 +1,7 @@
 import { Agent } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testRegistry } from '../helpers/affinity.js';
+import { sessionLoad } from '../../src/balancing/index.js';
 import { concatUnique, filterInSlices, planChunks } from '../../src/failover/move-plan.js';
 import type { NodeRegistry } from '../../src/nodes/index.js';
 import { type ProxyNode } from '../../src/nodes/index.js';
@@ -13,9 +14,7 @@ function nodes(sessions: Record<string, number>): { registry: NodeRegistry; pick
   const registry = testRegistry(Object.keys(sessions), agent);
   for (const node of registry.all) node.sessions = sessions[node.id] as number;
   const pick = (): ProxyNode =>
-    [...registry.candidates].sort(
-      (x, y) => x.sessions + x.incoming - (y.sessions + y.incoming),
-    )[0] as ProxyNode;
+    [...registry.candidates].sort((x, y) => sessionLoad(x) - sessionLoad(y))[0] as ProxyNode;
   return { registry, pick };
 }
 
