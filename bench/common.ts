@@ -348,7 +348,7 @@ export function descendantsOf(root: number): number[] {
  * CPU time (ms, user + system, all threads) of each process and its live descendants
  * (nginx's workers are children of its master). Clock-tick resolution: 10 ms.
  */
-export function cpuTimesMs(pids: Record<string, number>): Record<string, number> {
+export function cpuTimesMs(pids: Record<string, number>, withChildren = true): Record<string, number> {
   const table = readProcessTable();
   const children = childrenByParent(table);
   const result: Record<string, number> = {};
@@ -358,7 +358,7 @@ export function cpuTimesMs(pids: Record<string, number>): Record<string, number>
     while (stack.length > 0) {
       const pid = stack.pop() as number;
       total += table.get(pid)?.cpuMs ?? 0;
-      stack.push(...(children.get(pid) ?? []));
+      if (withChildren) stack.push(...(children.get(pid) ?? []));
     }
     result[name] = total;
   }

@@ -3,7 +3,7 @@
  * workload of bench/proxy, summarised by function (self and inclusive time) and by whose
  * code it is (stickylb, http-proxy, Node's http/net internals, GC).
  *
- *   npm run build && node dist/bench/profile.js [stickylb1|bare] [seconds]
+ *   npm run build && node dist/bench/profile.js [stickylb1|bare|replica] [seconds]
  *
  * PROFILE_OUT=FILE keeps a copy of the raw profile.
  *
@@ -11,6 +11,11 @@
  * extra proxy bench/proxy measures); bare is bench/bare-proxy. The summary is printed as
  * Markdown; the raw .cpuprofile stays in the printed folder (open it in Chrome DevTools or
  * speedscope for the flame graph).
+ *
+ * replica profiles the other side of a write: the cluster's own proxy process (control plane,
+ * hosting the `memory` replica store the nodes write to) while `POST /api/counter` runs through
+ * a `workers: 1` proxy in front of the same nodes, so every sampled millisecond of it is
+ * replication (and health checks); µs/req is per replicated write.
  */
 import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -157,11 +162,15 @@ async function main(): Promise<void> {
   const which = process.argv[2] ?? 'stickylb1';
   const seconds = Number(process.argv[3] ?? 10);
   const dir = makeTempDir('stickylb-profile-');
-  const cluster = await StickyCluster.start({ label: 'bench/profile' });
+  const profileFlags = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const isReplica = which === 'replica';
+  const cluster = await StickyCluster.start({
+    label: 'bench/profile',
+    ...(isReplica ? { proxyFlags: profileFlags } : {}),
+  });
   let target: BenchProcess | undefined;
   try {
     let url: string;
-    const profileFlags = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
     if (which === 'bare') {
       const port = await freePort();
       target = new BenchProcess('bare http-proxy', process.execPath, [
@@ -179,14 +188,20 @@ async function main(): Promise<void> {
     }
     const name = which === 'bare' ? 'bare' : 'stickylb1';
     const sessions = await createSessions({ name, url, process: target }, 50, {});
-    const load = { url: `${url}/api/counter`, method: 'GET' as const, sessions, connections: 50 };
+    const method = isReplica ? ('POST' as const) : ('GET' as const);
+    const load = { url: `${url}/api/counter`, method, sessions, connections: 50 };
+    const profiled = isReplica ? cluster.proxy : target;
     await runLoad({ ...load, durationSec: 2 });
-    const before = cpuTimesMs({ proxy: target.pid });
+    // The process alone: with `replica` the proxy's workers write profiles of their own.
+    const before = cpuTimesMs({ proxy: profiled.pid }, false);
     const sample = await runLoad({ ...load, durationSec: seconds });
-    const after = cpuTimesMs({ proxy: target.pid });
+    const after = cpuTimesMs({ proxy: profiled.pid }, false);
     const cpuUs = (((after.proxy ?? 0) - (before.proxy ?? 0)) * 1000) / sample.requests;
-    await target.stop();
-    const file = readdirSync(dir).find((entry) => entry.endsWith('.cpuprofile'));
+    const pid = profiled.pid;
+    await (isReplica ? cluster.close() : target.stop());
+    const file = readdirSync(dir).find(
+      (entry) => entry.endsWith('.cpuprofile') && entry.includes(`.${pid}.`),
+    );
     if (file === undefined) throw new Error(`no profile written in ${dir}:\n${target.output}`);
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
     if (process.env.PROFILE_OUT) copyFileSync(join(dir, file), process.env.PROFILE_OUT);
@@ -194,7 +209,7 @@ async function main(): Promise<void> {
     console.log(
       `${which}: ${Math.round(sample.requestsPerSec)} req/s, proxy CPU ${cpuUs.toFixed(1)} µs/req (/proc, under the profiler), ${sample.errors} errors, ${sample.non2xx} non-2xx; profile ${join(dir, file)}\n`,
     );
-    console.log(renderProfile(`${which} GET, ${seconds} s`, summary, cpuUs));
+    console.log(renderProfile(`${which} ${method}, ${seconds} s`, summary, cpuUs));
   } finally {
     await Promise.all([cluster.close(), target?.stop()]);
   }

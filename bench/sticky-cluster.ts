@@ -20,6 +20,8 @@ export interface StickyClusterOptions {
   idleTimeout?: string;
   /** Set: `replication.store: redis` on this Redis (nodes write to it directly); unset: `memory`. */
   redisUrl?: string;
+  /** Node flags of the proxy process (e.g. `--cpu-prof`; its workers inherit them). */
+  proxyFlags?: string[];
 }
 
 /** `BENCH_PROXY_WORKERS` sets `proxy.workers` of every cluster (default: the config's default). */
@@ -108,10 +110,8 @@ export class StickyCluster {
     const proxy = new BenchProcess(
       `${label} proxy`,
       process.execPath,
-      [CLI, 'proxy', '--config', configFile],
-      {
-        cwd: dir,
-      },
+      [...(options.proxyFlags ?? []), CLI, 'proxy', '--config', configFile],
+      { cwd: dir },
     );
     const cluster = new StickyCluster(
       proxy,

@@ -119,6 +119,50 @@ describe('dashboard', () => {
     await p.screenshot({ path: join(RESULTS_DIR, 'dashboard-failover.png') });
   });
 
+  it('shows sessions a move is installing on a node as +N beside its count, until they land', async () => {
+    // A stopped node stays up for 30 failed checks (15 s): long enough to watch the install
+    // to it wait, which ends at the installer's 5 s timeout at the latest.
+    cluster = await startCluster({ nodeCount: 3, config: { health: { ...HEALTH, fall: 30 } } });
+    const c = cluster;
+    await seed(c, 60);
+    const p = await openDashboard(c);
+    const before = await waitForCounts(p, c);
+    const source = 'node-1';
+    const moving = before.nodes.find((node: any) => node.id === source).sessions as number;
+    expect(moving).toBeGreaterThan(0);
+    const stopped = c.nodes.find((node) => node.id === 'node-3');
+    stopped?.child.kill('SIGSTOP');
+    try {
+      // Evacuate sends node-1's sessions to node-2 and to node-3, where the install now waits.
+      const evacuated = fetch(`${c.adminUrl}/api/nodes/${source}/evacuate`, { method: 'POST' });
+      const held = await waitFor(async () => {
+        const node = (await adminState(c)).nodes.find((n: any) => n.id === 'node-3');
+        return node.incoming > 0 ? node : undefined;
+      }, UI_TIMEOUT_MS);
+      const shown = await waitFor(async () => {
+        const text = await cell(p, 'node-3', 'sessions');
+        return text.includes('+') ? text : undefined;
+      }, 4000);
+      expect(shown).toBe(`${held.sessions} +${held.incoming}`);
+      stopped?.child.kill('SIGCONT');
+      const answer = await (await evacuated).json();
+      expect(answer).toMatchObject({ report: { moved: moving, lost: 0, failed: 0 } });
+    } finally {
+      stopped?.child.kill('SIGCONT');
+    }
+    // Landed: no +N left anywhere, and every count is the admin API's.
+    const after = await waitFor(async () => {
+      const state = await adminState(c);
+      if (state.nodes.some((node: any) => node.incoming !== 0)) return undefined;
+      for (const node of state.nodes) {
+        if ((await cell(p, node.id, 'sessions')) !== String(node.sessions)) return undefined;
+      }
+      return state;
+    }, UI_TIMEOUT_MS);
+    expect(after.nodes.find((node: any) => node.id === source).sessions).toBe(0);
+    expect(after.sessions.total).toBe(60);
+  });
+
   it('drains a node from the page: new sessions stop going to it', async () => {
     cluster = await startCluster({ nodeCount: 3, config: { health: HEALTH } });
     await seed(cluster, 60);
