@@ -65,5 +65,13 @@ export function loadConfig(file: string): Config {
       },
     );
   }
-  return parseConfig(raw, file);
+  const config = parseConfig(raw, file);
+  // Nodes started from this file read the replica store's port from it: port 0 (any free
+  // port, fine for a proxy embedded in a program) would have the proxy listen where no node looks.
+  if (config.replication.store === 'memory' && config.replication.listen.port === 0) {
+    throw new ConfigError(file, [
+      'replication.listen.port: must be a fixed port (≥ 1) with replication.store memory: the nodes connect to it',
+    ]);
+  }
+  return config;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 
 /*
  * One schema gives both the validator and the TypeScript type (`Config`). Every object is
@@ -7,8 +7,16 @@ import { parseDuration } from './duration.js';
  * default is how a production config lies to its operator. Defaults live here and only here.
  */
 
+/**
+ * The longest timer Node runs as asked: past 2^31 - 1 ms (~24.8 days) `setTimeout` warns and
+ * fires after 1 ms, so a longer interval or timeout would run its loop every millisecond.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Durations only ever compared with timestamps (idle expiry), never a timer: up to a year. */
+const MAX_AGE_MS = 365 * 24 * 3_600_000;
+
 /** A duration in ms, written as integer ms or `"500ms"`, `"2s"`, `"30m"`. */
-function duration(min = 0) {
+function duration(min = 0, max = MAX_TIMER_MS) {
   return z.unknown().transform((input, ctx): number => {
     const ms = parseDuration(input);
     if (ms === undefined) {
@@ -17,6 +25,12 @@ function duration(min = 0) {
     }
     if (ms < min) {
       ctx.addIssue({ code: 'custom', message: `must be ≥ ${min}ms` });
+      return z.NEVER;
+    }
+    if (ms > max) {
+      const limit =
+        max === MAX_TIMER_MS ? `${max}ms (~24.8 days, Node's longest timer)` : formatDuration(max);
+      ctx.addIssue({ code: 'custom', message: `must be ≤ ${limit}` });
       return z.NEVER;
     }
     return ms;
@@ -131,13 +145,13 @@ export const configSchema = z
           .string()
           .regex(/^[A-Za-z0-9_.-]+$/, { error: 'must be a URL parameter name' })
           .default('sessionId'),
-        idleTimeout: duration(1000).default(30 * 60_000),
+        idleTimeout: duration(1000, MAX_AGE_MS).default(30 * 60_000),
         /** Add `Secure` to the cookie (set it when clients reach the proxy over TLS). */
         cookieSecure: z.boolean({ error: 'must be true or false' }).default(false),
         maxSessions: integer(1).default(1_000_000),
         sweepInterval: duration(10).default(1000),
         /** A session accessed within this window counts as active (not evictable). */
-        activeWindow: duration(0).default(60_000),
+        activeWindow: duration(0, MAX_AGE_MS).default(60_000),
         /** Key that signs session ids. Unset: generated once and kept in `secretFile`. */
         secret: secret.optional(),
         secretFile: z.string().default('.stickylb/secret'),

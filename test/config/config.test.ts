@@ -103,12 +103,33 @@ describe('parseConfig', () => {
       'replication.secret: must be at least 16 characters',
     ],
     [
+      'a timer duration past what Node can time',
+      { ...minimal, health: { interval: '30d' } },
+      'health.interval: must be ≤ 2147483647ms',
+    ],
+    [
+      'a touch interval past what Node can time',
+      { ...minimal, replication: { touchInterval: '25d' } },
+      'replication.touchInterval: must be ≤ 2147483647ms',
+    ],
+    [
+      'an idle timeout over a year',
+      { ...minimal, session: { idleTimeout: '400d' } },
+      'session.idleTimeout: must be ≤ 365d',
+    ],
+    [
       'a port out of range',
       { ...minimal, proxy: { listen: { port: 70000 } } },
       'proxy.listen.port: must be ≤ 65535',
     ],
   ])('names the key path of %s', (_case, input, expected) => {
     expect(problemsOf(input).some((line) => line.startsWith(expected))).toBe(true);
+  });
+
+  it('accepts an idle timeout of weeks (compared with timestamps, never a timer)', () => {
+    expect(parseConfig({ ...minimal, session: { idleTimeout: '30d' } }).session.idleTimeout).toBe(
+      30 * 86_400_000,
+    );
   });
 
   it('lists every problem, one line each', () => {
@@ -127,6 +148,14 @@ describe('loadConfig', () => {
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ ...minimal, session: { idleTimeout: '2m' } }));
     expect(loadConfig(file).session.idleTimeout).toBe(120_000);
+  });
+
+  it('refuses replica store port 0 in a file the nodes read, but not with Redis (unused there)', () => {
+    const file = join(dir, 'port0.json');
+    writeFileSync(file, JSON.stringify({ ...minimal, replication: { listen: { port: 0 } } }));
+    expect(() => loadConfig(file)).toThrow(/replication\.listen\.port: must be a fixed port/);
+    writeFileSync(file, JSON.stringify({ ...minimal, replication: { store: 'redis', listen: { port: 0 } } }));
+    expect(loadConfig(file).replication.listen.port).toBe(0);
   });
 
   it('names the file and the problem when the YAML does not parse', () => {
