@@ -28,6 +28,18 @@ async function next(client: RawConnection): Promise<ReturnType<typeof parseRespo
   return response;
 }
 
+/** Waits until the node has been asked nothing new for five polls in a row: the proxy served what it will. */
+async function servedAll(c: FaultCluster): Promise<void> {
+  let last = -1;
+  let steady = 0;
+  await waitFor(() => {
+    const served = c.node.appRequests.length;
+    steady = served === last ? steady + 1 : 0;
+    last = served;
+    return steady >= 5;
+  }, 20_000);
+}
+
 describe('the fast path', () => {
   it('serves plain keep-alive requests itself, each on the same pooled node connection', async () => {
     cluster = await startFaultCluster();
@@ -225,6 +237,86 @@ describe('the fast path', () => {
     expect(await next(client)).toMatchObject({ status: 200, body: 'small' });
     expect(new Set(c.node.appRequests.map((request) => request.connectionId)).size).toBe(1);
     expect((await c.counters()).upstreamTimeouts).toBe(0);
+    client.destroy();
+  });
+
+  it('relays a large answer byte for byte to a client that reads late, while other answers go through', async () => {
+    // Node connections read into one shared buffer: every byte a slow client's socket still
+    // holds must be a copy, or later reads (this answer's and others') would overwrite it.
+    cluster = await startFaultCluster({ timeouts: { upstream: '5s' } });
+    const c = cluster;
+    const big = Array.from({ length: 3_000_000 }, (_, i) =>
+      String.fromCharCode(97 + ((i * 7 + (i >> 12)) % 26)),
+    ).join('');
+    c.node.behaviour = (socket, request) =>
+      socket.write(okResponse(request.path === '/big' ? big : request.path));
+    const slow = connect(c.proxyPort, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    slow.on('data', (chunk: Buffer) => chunks.push(chunk));
+    slow.pause();
+    slow.write(get('/big'));
+    // While it is not read, other answers pass through the same read buffer.
+    const other = new RawConnection(c.proxyPort);
+    for (let i = 0; i < 20; i++) {
+      await other.write(get(`/other-${i}`));
+      expect((await next(other))?.body).toBe(`/other-${i}`);
+    }
+    slow.resume();
+    const answer = await waitFor(() => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const response = parseResponse(text);
+      return response?.body.length === big.length ? response : undefined;
+    }, 10_000);
+    expect(answer?.status).toBe(200);
+    expect(answer?.body === big).toBe(true);
+    slow.destroy();
+    other.destroy();
+  });
+
+  it('a client that pipelines and does not read gets no more answers queued than its socket takes; all arrive once it reads', async () => {
+    cluster = await startFaultCluster();
+    const c = cluster;
+    const body = 'x'.repeat(32 * 1024);
+    c.node.behaviour = (socket) => socket.write(okResponse(body));
+    const accepted: Socket[] = [];
+    c.lb.proxy.server.on('connection', (socket: Socket) => accepted.push(socket));
+    const client = connect(c.proxyPort, '127.0.0.1');
+    client.on('error', () => undefined);
+    let received = '';
+    client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    client.pause();
+    const count = 600;
+    client.write(get('/x').repeat(count));
+    // Not read: the proxy serves what the sockets' kernel buffers take, then waits for 'drain'.
+    await servedAll(c);
+    expect(c.node.appRequests.length).toBeLessThan(count);
+    // One answer over the write buffer's high-water mark, never the pile of every answer asked for.
+    expect(accepted[0]?.writableLength).toBeLessThan(256 * 1024);
+    client.resume();
+    await waitFor(
+      () => received.split('HTTP/1.1 200').length - 1 === count && received.endsWith(body),
+      20_000,
+    );
+    expect(c.node.appRequests).toHaveLength(count);
+    client.destroy();
+  });
+
+  it('a half-closed client that never reads its answers is cut after the upstream timeout', async () => {
+    cluster = await startFaultCluster({ timeouts: { upstream: '1s' } });
+    const c = cluster;
+    const body = 'x'.repeat(32 * 1024);
+    c.node.behaviour = (socket) => socket.write(okResponse(body));
+    const accepted: Socket[] = [];
+    c.lb.proxy.server.on('connection', (socket: Socket) => accepted.push(socket));
+    const client = connect(c.proxyPort, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.pause();
+    client.write(get('/x').repeat(300));
+    await servedAll(c);
+    // Answers left unread, then the client's FIN: the connection is closing, its bytes still queued.
+    client.end();
+    await waitFor(() => accepted[0]?.destroyed === true, 15_000);
+    expect((await c.counters()).clientAborts).toBeGreaterThanOrEqual(1);
     client.destroy();
   });
 

@@ -18,7 +18,9 @@ export const enum Phase {
   Waiting,
   /** Relaying the node's answer. */
   Relaying,
-  /** Handed to the full path, or closed. */
+  /** The answer is written, but the client has not taken it yet: its next request waits. */
+  Draining,
+  /** Handed to the full path, or closing (its last bytes still going out), or closed. */
   Gone,
 }
 
@@ -249,10 +251,22 @@ export class ClientConnection implements AnswerSink {
   onAnswerEnd(): void {
     this.#settle();
     if (this.#endsConnection || this.isClosing) {
-      this.phase = Phase.Gone;
-      closeSoon(this.socket);
+      this.#close();
       return;
     }
+    if (this.socket.writableNeedDrain) {
+      // The client asks faster than it takes the answers: serving its next (pipelined)
+      // request now would pile answers up in memory without bound, so it waits for 'drain',
+      // as in Node's server; the upstream timeout bounds the wait (FastPath.sweep).
+      this.phase = Phase.Draining;
+      this.since = performance.now();
+      return;
+    }
+    this.#next();
+  }
+
+  /** Ready for the next request: serves one already buffered (pipelined). */
+  #next(): void {
     this.phase = Phase.Idle;
     this.since = performance.now();
     if (this.#isPaused) {
@@ -263,6 +277,13 @@ export class ClientConnection implements AnswerSink {
       this.phase = Phase.Reading;
       this.#serve();
     }
+  }
+
+  /** Ends the connection once its last bytes are out; FastPath.sweep cuts it if the client never takes them. */
+  #close(): void {
+    this.phase = Phase.Gone;
+    this.since = performance.now();
+    closeSoon(this.socket);
   }
 
   onAnswerFailure(error: Error, isReused: boolean): void {
@@ -347,7 +368,19 @@ export class ClientConnection implements AnswerSink {
     this.#upstream?.pause();
   }
 
+  /** The client stopped taking its answers for the upstream timeout: cut. */
+  cutSlowReader(): void {
+    this.#fast.counters.clientAborts++;
+    this.phase = Phase.Gone;
+    this.socket.destroy();
+  }
+
   readonly #onDrain = (): void => {
+    if (this.phase === Phase.Draining) {
+      if (this.isClosing) this.#close();
+      else this.#next();
+      return;
+    }
     if (!this.#isStalled) return;
     this.#isStalled = false;
     this.since = performance.now();
@@ -379,8 +412,7 @@ export class ClientConnection implements AnswerSink {
   /** The client half-closed: as Node's server does, what is in flight is aborted and the connection ends. */
   readonly #onEnd = (): void => {
     this.#abort();
-    this.phase = Phase.Gone;
-    closeSoon(this.socket);
+    this.#close();
   };
 
   readonly #onClose = (): void => {

@@ -138,6 +138,7 @@ export class FastPath {
           if (elapsed >= (connection.isAwaitingBody ? request : Math.min(headers, request))) {
             this.counters.clientErrors++;
             connection.phase = Phase.Gone;
+            connection.since = now;
             sendSocketError(connection.socket, new RequestTimeoutError());
             closeSoon(connection.socket);
           }
@@ -146,6 +147,12 @@ export class FastPath {
         case Phase.Relaying:
           if (elapsed >= upstream && !connection.isMoving)
             connection.timeOut(new UpstreamTimeoutError(upstream));
+          break;
+        // A client that takes nothing of its answers for the upstream timeout is cut, as a
+        // stalled relay is: one waiting to be served its next request, or to be closed.
+        case Phase.Draining:
+        case Phase.Gone:
+          if (elapsed >= upstream && !connection.socket.destroyed) connection.cutSlowReader();
           break;
       }
     }
