@@ -177,7 +177,9 @@ export class StickyLb implements AdminControl {
     } else {
       this.#memoryReplicas = new MemoryReplicaStore({
         idleTimeoutMs: config.session.idleTimeout,
-        maxSessions: config.session.maxSessions,
+        // Every node's sessions: maxSessions bounds each node's store. (Nodes a reload adds
+        // do not raise it: a store that fills refuses writes loudly, 503, and drops nothing.)
+        maxSessions: config.session.maxSessions * config.nodes.length,
         sweepIntervalMs: config.session.sweepInterval,
       });
       this.replicas = this.#memoryReplicas;

@@ -14,7 +14,11 @@ import { assertReplicaWrites, emptyReplicaStats } from './replica-store.js';
 export interface MemoryReplicaStoreOptions {
   /** A replica not written or touched by its owner for this long expires (`session.idleTimeout`). */
   idleTimeoutMs: number;
-  /** Upper bound on replicas (`session.maxSessions` × nodes is a fair value; default Infinity). */
+  /**
+   * Upper bound on replicas (default Infinity; StickyLb gives `session.maxSessions` × nodes).
+   * A full store refuses new replicas (the node's write fails, 503): it never evicts one, as
+   * every replica is of a session alive on its node until it expires.
+   */
   maxSessions?: number;
   /** Period of the sweep started by `start()` (default 1000). */
   sweepIntervalMs?: number;
@@ -53,6 +57,9 @@ export class MemoryReplicaStore implements ReplicaStore {
   constructor(options: MemoryReplicaStoreOptions) {
     this.#sessions = new SessionStore<ReplicaSlot>({
       idleTimeoutMs: options.idleTimeoutMs,
+      // Active for its whole life: the store's eviction of idle entries when full must never
+      // take a replica (the session is alive on its node), only an expired one makes room.
+      activeWindowMs: options.idleTimeoutMs,
       ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
       ...(options.sweepIntervalMs !== undefined ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
       ...(options.now !== undefined ? { now: options.now } : {}),
@@ -62,8 +69,8 @@ export class MemoryReplicaStore implements ReplicaStore {
     this.#sessions.on('created', (entry) => this.#countOwner(entry.value.owner, 1));
     const release = (entry: SessionEntry<ReplicaSlot>): void => this.#countOwner(entry.value.owner, -1);
     this.#sessions.on('expired', release);
-    // Not while the store's active window is its idle timeout (every live replica is active),
-    // but the count must not depend on that.
+    // Never while the active window is the idle timeout (every live replica is active), but
+    // the count must not depend on that.
     this.#sessions.on('evicted', release);
     this.#sessions.on('deleted', release);
   }
