@@ -10,6 +10,7 @@ import {
   RedisReplicaStore,
   redisConnectionOf,
   replicaEndpointOf,
+  replicateSessions,
   Replicator,
   StoreReplicaTransport,
 } from '../../src/replication/index.js';
@@ -119,8 +120,8 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     // A failover moved the session away while this node was cut off: never serve a stale copy.
     onSessionMoved: (key) => store.delete(key),
   });
-  // Sessions only read must not expire in the replica store while they live here.
-  store.on('touched', (entry) => replicator.touch(entry.id));
+  // Touches and evictions replicated, and the plugin's write seam.
+  const onWrite = replicateSessions(store, replicator, logger);
   const app = await buildDemoApp({
     nodeId,
     store,
@@ -132,10 +133,7 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
       replication: replicator.stats(),
       ...(redisStore === undefined ? {} : { redis: redisStore.isAvailable ? 'up' : 'down' }),
     }),
-    onWrite: (write) =>
-      write.kind === 'updated'
-        ? replicator.write(write.key, write.entry.version, write.entry.value, write.entry.lastAccessAt)
-        : replicator.remove(write.key),
+    onWrite,
   });
   try {
     await app.listen({ host, port });

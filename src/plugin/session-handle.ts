@@ -15,7 +15,17 @@ import {
 
 /** What a request changed in the store; handed to the plugin's `onWrite` seam (replication). */
 export type SessionWrite =
-  | { readonly kind: 'updated'; readonly key: string; readonly entry: SessionEntry<CompartmentData> }
+  | {
+      readonly kind: 'updated';
+      readonly key: string;
+      readonly entry: SessionEntry<CompartmentData>;
+      /**
+       * The session was created by this request (new, or again after it was destroyed,
+       * expired or evicted here): it starts over at version 1, so a replica of its earlier
+       * life must go first, or it would outrank every new version (`stale`) until it expired.
+       */
+      readonly isNew: boolean;
+    }
   | { readonly kind: 'deleted'; readonly key: string };
 
 /**
@@ -38,6 +48,8 @@ export class SessionHandle {
   /** Why there is no usable id (missing or malformed header); thrown on first access. */
   readonly #problem: string | undefined;
   #isUsed = false;
+  /** This request created the session in the store (see SessionWrite's `isNew`). */
+  #isNew = false;
   #pendingWrite: SessionWrite | undefined;
 
   constructor(
@@ -130,10 +142,13 @@ export class SessionHandle {
       // replicated copy was installed under it (`put`): fn's result would overwrite that.
       const code = (error as { code?: unknown }).code;
       if (code !== 'SLB_SESSION_NOT_FOUND' && code !== 'SLB_VERSION_CONFLICT') throw error;
-      this.#store.create(key, createSessionData());
+      if (this.#store.peek(key) === undefined) {
+        this.#store.create(key, createSessionData());
+        this.#isNew = true;
+      }
       entry = await this.#store.updateAsync(key, apply);
     }
-    this.#pendingWrite = { kind: 'updated', key, entry };
+    this.#pendingWrite = { kind: 'updated', key, entry, isNew: this.#isNew };
     return result as T;
   }
 
@@ -167,8 +182,9 @@ export class SessionHandle {
   #entry(): SessionEntry<CompartmentData> {
     const key = this.#requireKey();
     const entry = this.#isUsed ? this.#store.peek(key) : this.#store.get(key);
-    const live = entry ?? this.#store.create(key, createSessionData());
     this.#isUsed = true;
-    return live;
+    if (entry !== undefined) return entry;
+    this.#isNew = true;
+    return this.#store.create(key, createSessionData());
   }
 }
