@@ -26,6 +26,7 @@ import { NodeRegistry, type ProxyNode } from './nodes/index.js';
 import { createDataPlane, createUpstreamAgent } from './proxy/data-plane.js';
 import type { ProxyServer } from './proxy/proxy-server.js';
 import type { Router } from './proxy/router.js';
+import { failureEvidence } from './proxy/upstream-errors.js';
 import { WorkerPool } from './proxy/worker-pool.js';
 import {
   buildReplicationServer,
@@ -123,7 +124,8 @@ export class StickyLb implements AdminControl {
       affinity: this.affinity,
       logger,
       clientIps: this.#clientIps,
-      onNodeFailure: (node, error) => this.health.reportFailure(node.id, error.message),
+      onNodeFailure: (node, error) =>
+        this.health.reportFailure(node.id, error.message, failureEvidence(error)),
       moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
       mayReplay: (key) => this.mayReplay(key),
     }));
@@ -146,7 +148,8 @@ export class StickyLb implements AdminControl {
               movedEntries: () => this.affinity.movedEntries(),
               recordUsed: (key, nodeId, version) => this.affinity.record(key, nodeId, false, version),
               mayReplay: (key) => this.mayReplay(key),
-              reportFailure: (nodeId, reason) => this.health.reportFailure(nodeId, reason),
+              reportFailure: (nodeId, reason, evidence) =>
+                this.health.reportFailure(nodeId, reason, evidence),
               moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
               absorbTraffic: (workerId, snapshot) =>
                 snapshot === undefined
@@ -190,7 +193,8 @@ export class StickyLb implements AdminControl {
       replicas: this.replicas,
       installer: new SessionInstaller({ agent: this.agent, secret: this.#replicationSecret }),
       pickNode: (excluding) => this.router.pickNode(excluding),
-      onTargetFailure: (node, error) => this.health.reportFailure(node.id, error.message),
+      onTargetFailure: (node, error) =>
+        this.health.reportFailure(node.id, error.message, failureEvidence(error)),
       logger: logger.child({ component: 'failover' }),
       onMoved: (moves) => this.#distributed?.shared.publish(moves),
       // Only another proxy can win a transfer from this one: with `memory` there is none to wait for.

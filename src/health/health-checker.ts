@@ -41,6 +41,14 @@ export interface HealthCheckerOptions extends HealthSettings {
   agent?: Agent;
 }
 
+/**
+ * How much a passive failure says. `conclusive`: the node refused the connection or cannot be
+ * reached (nothing listens there): down at once. `suspect`: a reset, a timeout, an odd answer
+ * to an internal call — it may be that one exchange (a node hangs up on a write the replica
+ * store fenced off while its session moved): the node is probed at once, down if that fails.
+ */
+export type FailureEvidence = 'conclusive' | 'suspect';
+
 /** All the rest of the proxy may know of health: state, last result, state changes, passive failures. */
 export type HealthStatus = Pick<HealthChecker, 'isUp' | 'lastResult' | 'reportFailure' | 'on' | 'off'>;
 
@@ -67,6 +75,8 @@ interface Target {
   /** The probe whose result will count; an aborted one is detached so its result is dropped. */
   inFlight: { probe: HttpProbe; counted: Promise<void> } | undefined;
   last: HealthCheckResult | undefined;
+  /** A suspect failure's reason while the probe confirming it is in flight. */
+  suspect: string | undefined;
 }
 
 /**
@@ -132,6 +142,7 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
         failures: 0,
         inFlight: undefined,
         last: undefined,
+        suspect: undefined,
       };
       this.#targets.set(id, target);
       fresh.push(target);
@@ -185,13 +196,22 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
 
   /**
    * Passive check: a proxied request found the node refusing, resetting or timing out.
-   * Marks it down at once (emitting `node:down` if it was up); it then needs `rise`
-   * consecutive active successes to come back. A probe in flight started before the
-   * failure and is dropped. Unknown nodes are ignored.
+   * `conclusive` evidence marks it down at once (emitting `node:down` if it was up); it then
+   * needs `rise` consecutive active successes to come back. `suspect` evidence probes it at
+   * once instead: down at once if that probe fails, unchanged if it passes. A probe in flight
+   * started before the failure and is dropped. Unknown nodes are ignored.
    */
-  reportFailure(nodeId: string, reason: string): void {
+  reportFailure(nodeId: string, reason: string, evidence: FailureEvidence = 'conclusive'): void {
     const target = this.#targets.get(nodeId);
     if (!target) return;
+    if (evidence === 'suspect') {
+      // Down already, or a confirming probe on its way: nothing more to learn.
+      if (!target.isUp || target.suspect !== undefined) return;
+      this.#detachProbe(target);
+      target.suspect = reason;
+      this.#probeInBackground(target);
+      return;
+    }
     this.#detachProbe(target);
     target.successes = 0;
     if (target.isUp) this.#markDown(target, reason);
@@ -250,10 +270,23 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
   #detachProbe(target: Target): void {
     target.inFlight?.probe.abort();
     target.inFlight = undefined;
+    // Its confirming probe is gone: a later suspect failure starts another.
+    target.suspect = undefined;
   }
 
   #count(target: Target, result: HealthCheckResult): void {
     target.last = result;
+    const suspect = target.suspect;
+    target.suspect = undefined;
+    if (suspect !== undefined && !result.ok && target.isUp) {
+      // A failed request, and the probe right after it fails too: down now, not after `fall` rounds.
+      target.successes = 0;
+      target.failures += 1;
+      target.isUp = false;
+      this.emit('check', result);
+      this.#markDown(target, `${suspect}; then the health check failed: ${result.error ?? 'check failed'}`);
+      return;
+    }
     let changed = false;
     if (result.ok) {
       target.failures = 0;

@@ -1,6 +1,7 @@
 export {
   HealthChecker,
   type HealthCheckerOptions,
+  type FailureEvidence,
   type HealthCheckResult,
   type HealthEvents,
   type HealthStatus,

@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.js';
 import type { TrafficSnapshot } from '../admin/node-traffic.js';
+import type { FailureEvidence } from '../health/index.js';
 import type { ProxyCounters } from './proxy-counters.js';
 
 /*
@@ -46,7 +47,7 @@ export type WorkerMessage =
   | { t: 'used'; entries: Array<string | number> /* key, nodeId, version, key, nodeId, version, … */ }
   | { t: 'replay'; id: number; key: string }
   | { t: 'used-flushed'; id: number }
-  | { t: 'failure'; nodeId: string; reason: string }
+  | { t: 'failure'; nodeId: string; reason: string; evidence: FailureEvidence }
   | { t: 'move'; id: number; key: string; from: string }
   | {
       t: 'stats';

@@ -3,6 +3,7 @@ import { NodeTraffic } from '../admin/node-traffic.js';
 import { SessionIdCodec } from '../affinity/index.js';
 import type { Config } from '../config/index.js';
 import { NoHealthyNodeError, StickyError, UpstreamTimeoutError } from '../errors.js';
+import { failureEvidence } from './upstream-errors.js';
 import { createLogger } from '../log.js';
 import { NodeRegistry, type ProxyNode } from '../nodes/index.js';
 import { createDataPlane, createUpstreamAgent } from './data-plane.js';
@@ -77,9 +78,11 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
     affinity,
     logger,
     onNodeFailure: (node, error) => {
-      // Stop routing to it here at once; the control plane decides and tells every worker.
-      registry.setHealthy(node.id, false);
-      send({ t: 'failure', nodeId: node.id, reason: error.message });
+      // Refused: stop routing to it here at once. Either way the control plane decides
+      // (a suspect node is probed first) and tells every worker.
+      const evidence = failureEvidence(error);
+      if (evidence === 'conclusive') registry.setHealthy(node.id, false);
+      send({ t: 'failure', nodeId: node.id, reason: error.message, evidence });
     },
     moveSession: (key, from) =>
       new Promise<ProxyNode>((resolve, reject) => {

@@ -1,4 +1,5 @@
 import { NoHealthyNodeError, StickyError, UpstreamError } from '../errors.js';
+import type { FailureEvidence } from '../health/index.js';
 
 /** Connection-level failures that mean the node is unreachable or died: passive health evidence. */
 const NODE_FAILURE_CODES = new Set([
@@ -16,6 +17,23 @@ const NODE_FAILURE_CODES = new Set([
 export function isNodeFailure(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code !== undefined && NODE_FAILURE_CODES.has(code);
+}
+
+/** Codes that say nothing listens at the node's address (not one exchange gone wrong). */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * How much a node failure proves (HealthChecker.reportFailure): a refused or unreachable
+ * connection is conclusive; anything else (a reset, a timeout, an error answer to an internal
+ * call) only makes the node suspect. The code may sit on the error's cause (a wrapped one).
+ */
+export function failureEvidence(error: unknown): FailureEvidence {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const causeCode = ((error as { cause?: unknown } | undefined)?.cause as NodeJS.ErrnoException | undefined)
+    ?.code;
+  return UNREACHABLE_CODES.has(code ?? '') || UNREACHABLE_CODES.has(causeCode ?? '')
+    ? 'conclusive'
+    : 'suspect';
 }
 
 /** Methods a proxy may replay after the node may have seen them (RFC 9110 §9.2.2). */

@@ -14,6 +14,7 @@ import {
   type WorkerMessage,
 } from './ipc.js';
 import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
+import type { FailureEvidence } from '../health/index.js';
 
 /** What the pool needs of the control plane. */
 export interface WorkerControl {
@@ -22,7 +23,7 @@ export interface WorkerControl {
   recordUsed(key: string, nodeId: string, version: number): void;
   /** Whether a failed non-idempotent request of this session may be replayed (see ProxyServer). */
   mayReplay(key: string): Promise<boolean>;
-  reportFailure(nodeId: string, reason: string): void;
+  reportFailure(nodeId: string, reason: string, evidence: FailureEvidence): void;
   /** A worker's traffic snapshot (rates, latency); `undefined` when the worker is gone. */
   absorbTraffic(workerId: string, snapshot: TrafficSnapshot | undefined): void;
   moveSession(key: string, fromNodeId: string): Promise<ProxyNode>;
@@ -225,7 +226,7 @@ export class WorkerPool {
           );
         break;
       case 'failure':
-        this.#control.reportFailure(message.nodeId, message.reason);
+        this.#control.reportFailure(message.nodeId, message.reason, message.evidence);
         break;
       case 'move':
         this.#control.moveSession(message.key, message.from).then(

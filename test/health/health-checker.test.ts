@@ -274,6 +274,31 @@ describe('HealthChecker', () => {
       expect(recorded.checks).toEqual([]);
     });
 
+    it('probes a node made suspect (a reset) at once and keeps it up when the probe passes', async () => {
+      const node = await fakeNode();
+      const subject = checker();
+      subject.setTargets([{ id: 'n', url: node.url }]);
+      const recorded = record(subject);
+      subject.reportFailure('n', 'ECONNRESET on a proxied request', 'suspect');
+      // Another one while the confirming probe is out: no second probe.
+      subject.reportFailure('n', 'ECONNRESET on a proxied request', 'suspect');
+      await vi.waitFor(() => expect(recorded.checks).toHaveLength(1));
+      expect(recorded.checks[0]?.ok).toBe(true);
+      expect(node.paths).toHaveLength(1);
+      expect(subject.isUp('n')).toBe(true);
+      expect(recorded.changes).toEqual([]);
+    });
+
+    it('marks a suspect node down at once when the probe fails too, without waiting for `fall` rounds', async () => {
+      const subject = checker({ fall: 3 });
+      subject.setTargets([{ id: 'n', url: await refusedUrl() }]);
+      const recorded = record(subject);
+      subject.reportFailure('n', 'ECONNRESET on a proxied request', 'suspect');
+      await vi.waitFor(() => expect(recorded.changes).toEqual(['n down']));
+      expect(recorded.reasons[0]).toMatch(/^ECONNRESET on a proxied request; then the health check failed: /);
+      expect(subject.isUp('n')).toBe(false);
+    });
+
     it('ignores a node it does not know', () => {
       const subject = checker();
       const recorded = record(subject);

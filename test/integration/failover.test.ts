@@ -312,6 +312,43 @@ describe('failover with state', () => {
     }
   });
 
+  it('rebalance under live writes: a write refused as its session moves is replayed, and no healthy node is marked down', async () => {
+    cluster = await startCluster({ nodeCount: 3 });
+    const c = cluster;
+    await adminPost(c, '/api/nodes/node-2/drain');
+    await adminPost(c, '/api/nodes/node-3/drain');
+    const sessions = await seedSessions(c, 120, 1);
+    await adminPost(c, '/api/nodes/node-2/undrain');
+    await adminPost(c, '/api/nodes/node-3/undrain');
+    // (Nodes start after the proxy: the first probes were refused, before this.)
+    const since = Date.now();
+    let errors = 0;
+    let isRunning = true;
+    const writers = [...sessions].map(async ([client, last]) => {
+      for (let i = 0; i < 200 && isRunning; i++) {
+        const { status, json } = await client.request('POST', '/api/counter');
+        if (status === 200) last.count = json.count;
+        else errors++;
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { json } = await adminPost(c, '/api/rebalance');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    isRunning = false;
+    await Promise.all(writers);
+    expect(json.report.moved).toBeGreaterThan(0);
+    expect(errors).toBe(0);
+    // A node hanging up on a write the replica store fenced off is not a dead node: before,
+    // that one reset marked node-1 down and moved every session off it.
+    const downs = c.lb.events.recent(100).filter((event) => event.type === 'node:down' && event.at >= since);
+    expect(downs.map((event) => event.message)).toEqual([]);
+    expect(c.lb.registry.all.every((node) => node.isHealthy)).toBe(true);
+    for (const [client, last] of sessions) {
+      const { json: body } = await client.request('GET', '/api/counter');
+      expect(body.count).toBe(last.count);
+    }
+  });
+
   it('rebalance spreads sessions onto a node that joined empty, state and all', async () => {
     cluster = await startCluster({ nodeCount: 2 });
     const c = cluster;
