@@ -24,6 +24,8 @@ export class AffinityTable implements AffinityView {
   readonly #registry: NodeRegistry;
   /** Sessions whose node differs from the route in their id (moved by failover). */
   readonly #moved = new Map<string, string>();
+  /** For each session marked moving: its moved entry before the mark (undefined: none), restored if the move fails. */
+  readonly #beforeMoving = new Map<string, string | undefined>();
   /** Sessions that could not be recorded because the table was full. */
   untracked = 0;
   /** Told when a session's moved-to node changes (undefined: no longer moved), so proxy workers can mirror it. */
@@ -50,6 +52,7 @@ export class AffinityTable implements AffinityView {
     });
     const release = (entry: SessionEntry<AffinityRecord>): void => {
       this.#count(entry.value.nodeId, -1);
+      this.#beforeMoving.delete(entry.id);
       if (this.#moved.delete(entry.id)) this.onMovedChange?.(entry.id, undefined);
     };
     this.store.on('expired', release);
@@ -110,6 +113,7 @@ export class AffinityTable implements AffinityView {
    * the node its current id routes to: when they differ the hot path must look it up.
    */
   assign(key: string, nodeId: string, routedNodeId: string): void {
+    this.#beforeMoving.delete(key);
     const entry = this.store.peek(key);
     if (entry === undefined) {
       this.#create(key, nodeId, routedNodeId);
@@ -138,18 +142,27 @@ export class AffinityTable implements AffinityView {
    * then pushes the marks to proxy workers at once.
    */
   markMoving(keys: readonly string[]): void {
-    for (const key of keys) this.#setMoved(key, MOVING);
+    for (const key of keys) {
+      const current = this.#moved.get(key);
+      if (current !== MOVING) this.#beforeMoving.set(key, current);
+      this.#setMoved(key, MOVING);
+    }
     this.onMovedFlush?.();
   }
 
-  /** Undoes `markMoving` for sessions that could not be moved: they stay on `nodeId`. */
-  unmarkMoving(key: string, routedNodeId: string): void {
+  /**
+   * Undoes `markMoving` for a session that could not be moved: it stays where it was, so its
+   * moved entry is what it was before the mark — none, or the node an earlier move took it to
+   * (which the node its id routes to does not hold).
+   */
+  unmarkMoving(key: string): void {
+    const before = this.#beforeMoving.get(key);
+    this.#beforeMoving.delete(key);
     if (this.#moved.get(key) !== MOVING) return;
-    const nodeId = this.nodeOf(key);
-    if (nodeId === undefined || nodeId === routedNodeId) {
+    if (before === undefined) {
       this.#moved.delete(key);
       this.onMovedChange?.(key, undefined);
-    } else this.#setMoved(key, nodeId);
+    } else this.#setMoved(key, before);
   }
 
   /** Every moved session and its node (a new proxy worker starts from this). */

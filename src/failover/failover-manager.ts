@@ -335,7 +335,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     const settle = (group: readonly string[]): void => {
       for (const key of group) {
         // Sessions that could not move stay where they were.
-        this.#affinity.unmarkMoving(key, fromNodeId);
+        this.#affinity.unmarkMoving(key);
         release.get(key)?.();
         release.delete(key);
         this.#moving.delete(key);
@@ -383,6 +383,24 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     this.totals.lost += report.lost;
     this.totals.failed += report.failed;
     return report;
+  }
+
+  /**
+   * A move off a live node (evacuate, rebalance) gave up after the ownership transfer: the
+   * sessions stay on their node, so the replica store must name it owner again, or it would
+   * refuse that node's next write of them as not its own. A dead node's stay with the last
+   * target: a request for one finds it there (owner lookup) and moves it.
+   */
+  async #giveBack(records: readonly ReplicaRecord[], owner: string, fromNodeId: string): Promise<void> {
+    if (records.length === 0 || this.#registry.get(fromNodeId)?.isHealthy !== true) return;
+    try {
+      await Promise.all(records.map((record) => this.#replicas.transfer(record.key, owner, fromNodeId)));
+    } catch (error) {
+      this.#logger.error(
+        { node: fromNodeId, sessions: records.length, err: error },
+        `could not give ${records.length} sessions that failed to move back to ${fromNodeId}`,
+      );
+    }
   }
 
   async #moveGroup(
@@ -434,17 +452,17 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
           if (records.length > 0) await this.#installer.install(target.url, records);
         } catch (error) {
           this.#onTargetFailure(target, error as Error);
-          if (attempt >= MAX_ATTEMPTS) {
-            report.failed += keys.length;
-            return;
-          }
           // The records now belong to the failed target: take them from it for the next one.
           owner = target.id;
-          let next: ProxyNode;
+          let next: ProxyNode | undefined;
           try {
-            next = this.#pickTarget(fromNodeId, accepts, target.id);
+            if (attempt < MAX_ATTEMPTS) next = this.#pickTarget(fromNodeId, accepts, target.id);
           } catch {
+            next = undefined;
+          }
+          if (next === undefined) {
             report.failed += keys.length;
+            await this.#giveBack(records, owner, fromNodeId);
             return;
           }
           // The keys' count as incoming follows them to the next target.

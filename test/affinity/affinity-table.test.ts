@@ -69,7 +69,7 @@ describe('AffinityTable', () => {
     expect(affinity.movedNodeOf('k1')).toBe(MOVING);
     expect(flushes).toBe(1);
     affinity.assign('k1', 'b', '');
-    affinity.unmarkMoving('k1', 'a'); // no-op once re-pinned
+    affinity.unmarkMoving('k1'); // no-op once re-pinned
     expect(affinity.movedNodeOf('k1')).toBe('b');
   });
 
@@ -77,9 +77,20 @@ describe('AffinityTable', () => {
     const { affinity } = table();
     affinity.record('k1', 'a');
     affinity.markMoving(['k1']);
-    affinity.unmarkMoving('k1', 'a');
+    affinity.unmarkMoving('k1');
     expect(affinity.movedNodeOf('k1')).toBeUndefined();
     expect(affinity.hasMoved).toBe(false);
+  });
+
+  it('restores a moved session whose next move failed to the node an earlier move took it to', () => {
+    const { affinity } = table();
+    affinity.record('k1', 'a');
+    affinity.assign('k1', 'b', 'a'); // failover off a: its id still routes to a
+    affinity.markMoving(['k1']); // evacuate b…
+    affinity.markMoving(['k1']); // (marked twice: the first mark's entry is the one kept)
+    affinity.unmarkMoving('k1'); // …fails: it stays on b
+    expect(affinity.nodeOf('k1')).toBe('b');
+    expect(affinity.movedNodeOf('k1')).toBe('b');
   });
 
   it('does not restart the idle time of a session it moves: it expires with the node copy', () => {

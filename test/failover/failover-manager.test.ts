@@ -350,6 +350,35 @@ describe('FailoverManager', () => {
     expect(registry.get('b')).toMatchObject({ sessions: 0, incoming: 0 });
   });
 
+  it('an evacuation whose every install fails leaves the sessions on their live node, owned by it again', async () => {
+    // The only target, c, refuses every install (nothing listens there).
+    const { failover, affinity, registry, replicas, keys } = await setUp(3, {
+      targets: [],
+      alsoUp: { c: 0 },
+      sourceUp: true,
+    });
+    // One of them had moved to a earlier: its id routes to d, which does not hold it.
+    const [movedKey] = keys as [string];
+    affinity.assign(movedKey, 'a', 'd');
+
+    const report = await failover.moveAll('a', 'evacuate');
+
+    expect(report).toMatchObject({ moved: 0, failed: 3 });
+    for (const key of keys) {
+      expect(affinity.nodeOf(key)).toBe('a');
+      // a's next write of it is its own again (not refused as another node's).
+      expect((await replicas.read(key))?.owner).toBe('a');
+      expect(await replicas.write('a', [{ key, version: 2, data: {}, lastAccessAt: Date.now() }])).toEqual([
+        'ok',
+      ]);
+    }
+    expect(affinity.movedNodeOf(movedKey)).toBe('a');
+    expect(registry.all.map((node) => [node.id, node.sessions, node.incoming])).toEqual([
+      ['a', 3, 0],
+      ['c', 0, 0],
+    ]);
+  });
+
   it('rebalances each target up to its fair share, counting what the rebalance already sends it', async () => {
     // 120 sessions on three targets and a: a fair share is 30. Round-robin offers d (at its
     // share) in turn; each refusal falls back to the first target still under its share.
