@@ -106,16 +106,15 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     touchIntervalMs: config.replication.touchInterval,
     logger,
     // The proxy restarted and its memory replica store is empty: give it every session again.
-    onEpochChange: () => {
+    // A failed seed is retried by the replicator (each touch tick) until it succeeds.
+    onEpochChange: async () => {
       const sessions = [...store.entries()].map((entry) => ({
         key: entry.id,
         version: entry.version,
         data: entry.value,
         lastAccessAt: entry.lastAccessAt,
       }));
-      replicator
-        .seed(sessions)
-        .catch((error: unknown) => logger.warn({ err: error }, 're-seeding the replica store failed'));
+      await replicator.seed(sessions);
     },
     // A failover moved the session away while this node was cut off: never serve a stale copy.
     onSessionMoved: (key) => store.delete(key),

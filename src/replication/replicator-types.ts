@@ -42,7 +42,7 @@ export interface ReplicatorBaseOptions {
   /** How often touched keys are sent (with none, the epoch is checked instead). Default 1000. */
   touchIntervalMs?: number;
   logger: Logger;
-  /** The store's epoch changed (the proxy restarted, its memory store is empty): call `seed`. */
+  /** The store's epoch changed (the proxy restarted, its memory store is empty): call `seed`. A rejection is retried on each touch tick while the epoch stays. */
   onEpochChange?: (epoch: string) => void | Promise<void>;
   /** Another node owns this session now (a failover moved it): drop the local copy. Both modes. */
   onSessionMoved?: (key: string) => void;

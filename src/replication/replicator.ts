@@ -59,6 +59,9 @@ export class Replicator {
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #touchTimer: NodeJS.Timeout;
   #isTouching = false;
+  /** The epoch a re-seed is owed for: set when one fails, retried on each touch tick until it succeeds. */
+  #seedOwed: string | undefined;
+  #isSeeding = false;
   #epoch: string | undefined;
   #isFailing = false;
   #isClosed = false;
@@ -355,6 +358,7 @@ export class Replicator {
   /** The touch tick: touched keys in batches or, with none, an epoch check (so a restarted store is noticed while idle). */
   async #sendTouches(): Promise<void> {
     if (this.#isTouching || this.#isClosed) return;
+    if (this.#seedOwed !== undefined && this.#seedOwed === this.#epoch) this.#reseed(this.#seedOwed);
     this.#isTouching = true;
     const keys = [...this.#touched];
     this.#touched.clear();
@@ -379,12 +383,34 @@ export class Replicator {
     this.#epoch = epoch;
     if (previous === undefined || this.#onEpochChange === undefined) return;
     this.#logger.warn('replica store restarted: re-seeding it');
-    const onError = (error: unknown): void => this.#logger.error({ err: error }, 're-seeding failed');
+    this.#reseed(epoch);
+  }
+
+  /**
+   * Runs `onEpochChange` for `epoch`. A failure (one batch timed out, the store flapped) is
+   * counted and owed: the next touch tick tries again while the epoch is the same, or every
+   * session only read here would stay missing from the store until its next write.
+   */
+  #reseed(epoch: string): void {
+    const onEpochChange = this.#onEpochChange;
+    if (onEpochChange === undefined || this.#isSeeding) return;
+    this.#isSeeding = true;
+    this.#seedOwed = epoch;
+    const onError = (error: unknown): void => {
+      this.#noteFailure(error);
+      this.#logger.error({ err: error }, 're-seeding failed: retried on the next touch tick');
+    };
+    let seeding: Promise<unknown>;
     try {
-      Promise.resolve(this.#onEpochChange(epoch)).catch(onError);
+      seeding = Promise.resolve(onEpochChange(epoch));
     } catch (error) {
-      onError(error);
+      seeding = Promise.reject(error as Error);
     }
+    seeding
+      .then(() => {
+        if (this.#seedOwed === epoch) this.#seedOwed = undefined;
+      }, onError)
+      .finally(() => (this.#isSeeding = false));
   }
 
   #notifyMoved(key: string): void {

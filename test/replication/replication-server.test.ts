@@ -412,6 +412,27 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
     expect(await second.store.read(keyOf(1199))).toMatchObject({ version: 2, owner: 'node-1' });
   });
 
+  it('retries a re-seed that failed on each touch tick until it succeeds, and counts the failure', async () => {
+    const first = await startServer();
+    const sessions = [{ key: 'only-read', version: 3, data: { n: 3 }, lastAccessAt: Date.now() }];
+    let calls = 0;
+    const replicator: Replicator = startReplicator(kind, first.endpoint, {
+      touchIntervalMs: 20,
+      onEpochChange: async () => {
+        // The first seed fails (one batch timed out, say); the epoch stays the same.
+        if (calls++ === 0) throw new Error('replica store did not answer');
+        await replicator.seed(sessions);
+      },
+    });
+    await replicator.write('only-read', 3, { n: 3 }, Date.now());
+    await first.close();
+    const second = await startServer(first.port);
+    // The session is only read from now on: nothing but the retried seed writes it again.
+    await vi.waitFor(async () => expect(await second.store.read('only-read')).toMatchObject({ version: 3 }));
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(replicator.stats().failedRequests).toBeGreaterThanOrEqual(1);
+  });
+
   it('skips a session seed cannot replicate and writes the rest', async () => {
     const { endpoint, store } = await startServer();
     const replicator = startReplicator(kind, endpoint);
