@@ -7,6 +7,7 @@ import Fastify, {
 } from 'fastify';
 import { BadRequestError, errorAnswer, ForbiddenError, NotFoundError, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { answerClientError } from '../proxy/send-error.js';
 import type { AdminControl, AdminState } from './admin-control.js';
 import { isLoopbackHost, isTokenValid, tokenOf } from './admin-auth.js';
 import { createAdminMetrics } from './admin-metrics.js';
@@ -45,6 +46,13 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
     loggerInstance: options.logger.child({ component: 'admin' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 4096,
+    // What Fastify or Node's parser refuses before a route runs (a malformed URL escape,
+    // headers too large, not HTTP): answered in the same JSON shape as every other error.
+    frameworkErrors: (error, _request, reply) => {
+      const { status, body } = errorAnswer(error);
+      void (reply as FastifyReply).code(status).send(body);
+    },
+    clientErrorHandler: answerClientError,
   });
   const assets = new DashboardAssets();
   const stream = new EventStream({

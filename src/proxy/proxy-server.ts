@@ -3,13 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AffinityView, SessionCookie } from '../affinity/index.js';
 import type { Config } from '../config/index.js';
-import {
-  BadRequestError,
-  HeadersTooLargeError,
-  NotFoundError,
-  RequestTimeoutError,
-  type StickyError,
-} from '../errors.js';
+import { NotFoundError, type StickyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER } from '../protocol.js';
@@ -38,7 +32,7 @@ import {
 import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
 import { Recovery } from './recovery.js';
 import type { RouteDecision, Router } from './router.js';
-import { sendError, sendSocketError } from './send-error.js';
+import { answerClientError, sendError } from './send-error.js';
 import { UpgradeRelay } from './upgrade-relay.js';
 import { UpstreamForwarder } from './upstream-forwarder.js';
 
@@ -375,20 +369,9 @@ export class ProxyServer {
 
   readonly #onClientError = (error: NodeJS.ErrnoException, socket: Duplex): void => {
     this.counters.clientErrors++;
-    // A response already under way (the node answered before the body was in, then the client
-    // stalled): an error written now would land inside that response's body. Just cut it.
-    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (error.code === 'ECONNRESET' || !socket.writable || current?.headersSent === true) {
-      socket.destroy();
-      return;
-    }
-    const answer =
-      error.code === 'HPE_HEADER_OVERFLOW'
-        ? new HeadersTooLargeError()
-        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'ERR_HTTP_HEADERS_TIMEOUT'
-          ? new RequestTimeoutError()
-          : new BadRequestError(`malformed request (${error.code ?? 'parse error'})`);
-    sendSocketError(socket, answer);
+    // (A response already under way — the node answered before the body was in, then the
+    // client stalled — is cut, not answered: see answerClientError.)
+    answerClientError(error, socket);
   };
 
   /** A request refused on its head alone: a malformed one also loses its connection (RFC 9112 §3.2). */

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { StickyError } from '../errors.js';
+import { BadRequestError, HeadersTooLargeError, RequestTimeoutError, type StickyError } from '../errors.js';
 
 /** Answers a request with the error's JSON body and status; a no-op once headers are out. */
 export function sendError(
@@ -36,6 +36,27 @@ export function sendSocketError(socket: Duplex, error: StickyError): void {
       'connection: close\r\n\r\n' +
       body,
   );
+}
+
+/**
+ * A Node HTTP server's `clientError` (a request its parser refused, or too slow), answered in
+ * our JSON shape: 431 for headers too large, 408 for a timeout, else 400. A reset socket, or
+ * one whose response is already under way (an error written now would land inside that
+ * response's body), is just cut.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || current?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const answer =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new HeadersTooLargeError()
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'ERR_HTTP_HEADERS_TIMEOUT'
+        ? new RequestTimeoutError()
+        : new BadRequestError(`malformed request (${error.code ?? 'parse error'})`);
+  sendSocketError(socket, answer);
 }
 
 function statusText(status: number): string {

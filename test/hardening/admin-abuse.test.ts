@@ -6,6 +6,7 @@ import { createSilentLogger } from '../../src/log.js';
 import { StickyLb } from '../../src/stickylb.js';
 import { FakeControl } from '../admin/fake-control.js';
 import { startFaultCluster, type FaultCluster } from './fault-cluster.js';
+import { rawExchange } from './raw-client.js';
 
 let app: FastifyInstance | undefined;
 let cluster: FaultCluster | undefined;
@@ -100,5 +101,31 @@ describe('admin bind address without a token', () => {
     });
     expect(() => c.lb.reload(exposed)).toThrow(/admin\.token: is required/);
     expect((await fetch(`${c.adminUrl}/api/state`)).status).toBe(200);
+  });
+});
+
+describe('admin listener: what its HTTP parser refuses', () => {
+  // Real sockets: these never reach a route, so inject() cannot show them.
+  it.each([
+    [
+      'a malformed percent-escape in the URL',
+      'GET /api/%zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+      400,
+      'SLB_BAD_REQUEST',
+    ],
+    [
+      'headers past the limit',
+      `GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'SLB_HEADERS_TOO_LARGE',
+    ],
+    ['bytes that are not HTTP', 'HELLO THERE\r\n\r\n', 400, 'SLB_BAD_REQUEST'],
+  ])('answers %s with our JSON error and stays up', async (_case, bytes, status, code) => {
+    cluster = await startFaultCluster();
+    const port = Number(new URL(cluster.adminUrl).port);
+    const { response } = await rawExchange(port, bytes);
+    expect(response?.status).toBe(status);
+    expect(JSON.parse(response?.body ?? '{}')).toMatchObject({ error: code });
+    expect((await fetch(`${cluster.adminUrl}/api/state`)).status).toBe(200);
   });
 });
