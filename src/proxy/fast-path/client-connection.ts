@@ -236,7 +236,8 @@ export class ClientConnection implements AnswerSink {
     else {
       this.socket.cork();
       this.socket.write(head, 'latin1');
-      isWritten = this.socket.write(body);
+      // A copy: the socket may hold it past this call, the node's read buffer is reused.
+      isWritten = this.socket.write(Buffer.from(body));
       this.socket.uncork();
     }
     if (!isWritten) this.#stall();
@@ -245,7 +246,8 @@ export class ClientConnection implements AnswerSink {
   onAnswerBody(chunk: Buffer): void {
     // A stall keeps its own start: the client, not the node, is the one taking its time.
     if (!this.#isStalled) this.since = performance.now();
-    if (!this.socket.write(chunk)) this.#stall();
+    // A copy, as above.
+    if (!this.socket.write(Buffer.from(chunk))) this.#stall();
   }
 
   onAnswerEnd(): void {

@@ -3,7 +3,11 @@ import type { PooledConnection, RawPool } from '../../nodes/index.js';
 import { ChunkedBody, MALFORMED, NOT_ENDED } from './chunked-body.js';
 import { Framing, readFastResponse, ResponseProtocolError, type FastResponse } from './response-head.js';
 
-/** Who takes a node's answer: the client connection whose request it is. */
+/**
+ * Who takes a node's answer: the client connection whose request it is. The Buffers it is
+ * handed are valid only during the call (they are the shared read buffer): it copies what it
+ * keeps, a body chunk left queued on its socket included.
+ */
 export interface AnswerSink {
   /** The head arrived; `body` is the part of the body that came with it. */
   onAnswerHead(response: FastResponse, body: Buffer | undefined): void;
@@ -21,6 +25,15 @@ const MAX_IDLE_MS = 60_000;
 const KEEP_ALIVE_MARGIN_MS = 1000;
 /** Connections per node, as the full path's undici pool: past it, requests queue there. */
 const MAX_CONNECTIONS = 512;
+
+/**
+ * What every node connection of the process reads into (net's `onread`): a read allocates no
+ * Buffer of its own and emits no 'data' event through the stream machinery. Sharing one is
+ * safe because a read is handled to its end before the next read of any socket: whatever
+ * outlives it (a partial head here, body bytes the client socket may still hold) is copied.
+ */
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
+const nextReadBuffer = (): Buffer => readBuffer;
 
 /**
  * One keep-alive connection to a node on the fast path: sends a request written by the
@@ -53,8 +66,19 @@ export class NodeConnection implements PooledConnection {
   private constructor(pool: RawPool<NodeConnection>) {
     this.#pool = pool;
     pool.openCount++;
-    this.socket = connect({ host: pool.host, port: pool.port, noDelay: true });
-    this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.socket = connect({
+      host: pool.host,
+      port: pool.port,
+      noDelay: true,
+      onread: {
+        buffer: nextReadBuffer,
+        // true: keep reading (false would pause the socket).
+        callback: (size: number, buf: Uint8Array): boolean => {
+          this.#onData((buf as Buffer).subarray(0, size));
+          return true;
+        },
+      },
+    });
     this.socket.on('error', (error: Error) => (this.#error = error));
     this.socket.on('close', () => this.#onClose());
   }
@@ -115,7 +139,8 @@ export class NodeConnection implements PooledConnection {
         return;
       }
       if (response === undefined) {
-        this.#buf = buf;
+        // Kept past this read: a copy, not the shared read buffer.
+        this.#buf = Buffer.from(buf);
         return;
       }
       if (response.status >= 200) break;
