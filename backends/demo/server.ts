@@ -12,6 +12,7 @@ import {
   replicaEndpointOf,
   replicateSessions,
   Replicator,
+  sessionsAsTheyAre,
   StoreReplicaTransport,
 } from '../../src/replication/index.js';
 import { loadSecret } from '../../src/secret-file.js';
@@ -107,14 +108,12 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     logger,
     // The proxy restarted and its memory replica store is empty: give it every session again.
     // A failed seed is retried by the replicator (each touch tick) until it succeeds.
+    // The ids are listed now, each session read as its batch is sent: one destroyed meanwhile
+    // is skipped, one written again goes as it is then (an old copy sent after its new life's
+    // writes would refuse them as stale).
     onEpochChange: async () => {
-      const sessions = [...store.entries()].map((entry) => ({
-        key: entry.id,
-        version: entry.version,
-        data: entry.value,
-        lastAccessAt: entry.lastAccessAt,
-      }));
-      await replicator.seed(sessions);
+      const ids = [...store.entries()].map((entry) => entry.id);
+      await replicator.seed(sessionsAsTheyAre(store, ids));
     },
     // A failover moved the session away while this node was cut off: never serve a stale copy.
     onSessionMoved: (key) => store.delete(key),

@@ -105,6 +105,11 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         report = await this.#moveBatch([key], fromNodeId, 'request');
         node = holderOf();
       }
+      // Moved off a node that stays up (a reset makes a node suspect, not down): it forgets
+      // its copy now, not when it next comes up. Not awaited: the request goes on.
+      if (report.moved + report.lost > 0 && this.#registry.get(fromNodeId)?.isHealthy === true) {
+        void this.#evictMovedAway(fromNodeId);
+      }
       if (node !== undefined) return node;
       if (report.storeError !== undefined) {
         throw new ReplicaStoreError(`session cannot move: ${report.storeError}`);
@@ -262,8 +267,9 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         chunk.target.incoming -= chunk.keys.length;
       }
     }
-    // Evacuate, rebalance: the source is up and still holds what moved.
-    if (reason !== 'down' && reason !== 'request' && this.#registry.get(fromNodeId)?.isHealthy) {
+    // Evacuate, rebalance, or a request that failed on a node that stayed up (a reset makes a
+    // node suspect, not down): the source still holds what moved.
+    if (reason !== 'down' && this.#registry.get(fromNodeId)?.isHealthy) {
       await this.#evictMovedAway(fromNodeId);
     }
     report.durationMs = Date.now() - report.startedAt;
@@ -386,15 +392,18 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
   }
 
   /**
-   * A move off a live node (evacuate, rebalance) gave up after the ownership transfer: the
-   * sessions stay on their node, so the replica store must name it owner again, or it would
-   * refuse that node's next write of them as not its own. A dead node's stay with the last
-   * target: a request for one finds it there (owner lookup) and moves it.
+   * A move gave up after the ownership transfer: the sessions stay where they were, so the
+   * replica store names their node owner again. A live node (evacuate, rebalance) must be able
+   * to write them; it is also sent the records, in case it dropped a copy meanwhile (a write
+   * refused as the ownership changed makes it do so; a copy it still holds wins, by version).
+   * A dead node's are taken from it again by the next move, as before this one.
    */
   async #giveBack(records: readonly ReplicaRecord[], owner: string, fromNodeId: string): Promise<void> {
-    if (records.length === 0 || this.#registry.get(fromNodeId)?.isHealthy !== true) return;
+    if (records.length === 0) return;
     try {
       await Promise.all(records.map((record) => this.#replicas.transfer(record.key, owner, fromNodeId)));
+      const source = this.#registry.get(fromNodeId);
+      if (source?.isHealthy === true) await this.#installer.install(source.url, records);
     } catch (error) {
       this.#logger.error(
         { node: fromNodeId, sessions: records.length, err: error },
@@ -427,7 +436,11 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
               if (record === undefined) {
                 const current = await this.#replicas.read(key);
                 if (current !== undefined && current.owner !== owner) {
-                  if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
+                  // Another proxy's move (distributed mode). With one proxy a live owner can
+                  // only be a target whose install failed without it being marked down: it
+                  // never got the state, so the session is taken from it like any other.
+                  if (this.#awaitPeerMove !== undefined && this.#registry.get(current.owner)?.isServing)
+                    alreadyMoved.set(key, current.owner);
                   // Owned by a node that is gone too (down, or removed from the config): take it from there.
                   else record = await this.#replicas.transfer(key, current.owner, target.id);
                 }

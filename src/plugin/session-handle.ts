@@ -20,11 +20,11 @@ export type SessionWrite =
       readonly key: string;
       readonly entry: SessionEntry<CompartmentData>;
       /**
-       * The session was created by this request (new, or again after it was destroyed,
-       * expired or evicted here): it starts over at version 1, so a replica of its earlier
-       * life must go first, or it would outrank every new version (`stale`) until it expired.
+       * This request destroyed the session and then created it again: it starts over at
+       * version 1, and its replica from before (whose removal this request never sent) must
+       * go first, or it would outrank every new version (`stale`) until it expired.
        */
-      readonly isNew: boolean;
+      readonly isRecreated: boolean;
     }
   | { readonly kind: 'deleted'; readonly key: string };
 
@@ -48,8 +48,10 @@ export class SessionHandle {
   /** Why there is no usable id (missing or malformed header); thrown on first access. */
   readonly #problem: string | undefined;
   #isUsed = false;
-  /** This request created the session in the store (see SessionWrite's `isNew`). */
-  #isNew = false;
+  /** This request destroyed the session. */
+  #isDestroyed = false;
+  /** …and then created it again (see SessionWrite's `isRecreated`). */
+  #isRecreated = false;
   #pendingWrite: SessionWrite | undefined;
 
   constructor(
@@ -144,11 +146,11 @@ export class SessionHandle {
       if (code !== 'SLB_SESSION_NOT_FOUND' && code !== 'SLB_VERSION_CONFLICT') throw error;
       if (this.#store.peek(key) === undefined) {
         this.#store.create(key, createSessionData());
-        this.#isNew = true;
+        this.#isRecreated = this.#isDestroyed;
       }
       entry = await this.#store.updateAsync(key, apply);
     }
-    this.#pendingWrite = { kind: 'updated', key, entry, isNew: this.#isNew };
+    this.#pendingWrite = { kind: 'updated', key, entry, isRecreated: this.#isRecreated };
     return result as T;
   }
 
@@ -157,6 +159,7 @@ export class SessionHandle {
     const key = this.#requireKey();
     const existed = this.#store.delete(key);
     this.#isUsed = false;
+    this.#isDestroyed = true;
     this.#pendingWrite = { kind: 'deleted', key };
     return existed;
   }
@@ -184,7 +187,7 @@ export class SessionHandle {
     const entry = this.#isUsed ? this.#store.peek(key) : this.#store.get(key);
     this.#isUsed = true;
     if (entry !== undefined) return entry;
-    this.#isNew = true;
+    this.#isRecreated = this.#isDestroyed;
     return this.#store.create(key, createSessionData());
   }
 }

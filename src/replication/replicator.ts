@@ -149,8 +149,8 @@ export class Replicator {
 
   /**
    * Writes every given session, in batches of ≤ 500, beside the queue: after an epoch change
-   * the store has lost them. Pass a snapshot (an array), not a live store iterator, which may
-   * end early when sessions expire meanwhile. Rejects with ReplicaStoreError if a batch
+   * the store has lost them. Pass a snapshot (an array, or a generator over a snapshot of
+   * ids), not a live store iterator, which may end early when sessions expire meanwhile. Rejects with ReplicaStoreError if a batch
    * fails: call it again (writing a version twice is harmless, the second is `stale`).
    */
   async seed(sessions: Iterable<ReplicatedSession>): Promise<SeedResult> {
@@ -293,7 +293,6 @@ export class Replicator {
         }
         failedRemoves.set(key, failure);
         for (const waiter of waiters) waiter.reject(failure);
-        if (this.#mode === 'async') this.#queue.restoreRemove(key);
       }
     }
 
@@ -305,6 +304,10 @@ export class Replicator {
       if (failure === undefined) sendable.push(write);
       else this.#failWrites([write], failure);
     }
+    // Queued again after their writes (async): a removal restored first would make the
+    // write's restore look superseded, and the write would be lost. Rounds send removals
+    // before writes, so the order on the wire stays removal, then write.
+    if (this.#mode === 'async') for (const key of failedRemoves.keys()) this.#queue.restoreRemove(key);
     for (const batch of batchWrites(sendable)) firstFailure ??= await this.#sendWrites(batch);
     return firstFailure;
   }
@@ -393,9 +396,11 @@ export class Replicator {
    */
   #reseed(epoch: string): void {
     const onEpochChange = this.#onEpochChange;
-    if (onEpochChange === undefined || this.#isSeeding) return;
-    this.#isSeeding = true;
+    if (onEpochChange === undefined) return;
     this.#seedOwed = epoch;
+    // One seed at a time: the running one's end starts this one (the store restarted again).
+    if (this.#isSeeding) return;
+    this.#isSeeding = true;
     const onError = (error: unknown): void => {
       this.#noteFailure(error);
       this.#logger.error({ err: error }, 're-seeding failed: retried on the next touch tick');
@@ -410,7 +415,12 @@ export class Replicator {
       .then(() => {
         if (this.#seedOwed === epoch) this.#seedOwed = undefined;
       }, onError)
-      .finally(() => (this.#isSeeding = false));
+      .finally(() => {
+        this.#isSeeding = false;
+        // The store restarted again during this seed: seed the store there is now.
+        const owed = this.#seedOwed;
+        if (owed !== undefined && owed !== epoch && owed === this.#epoch) this.#reseed(owed);
+      });
   }
 
   #notifyMoved(key: string): void {

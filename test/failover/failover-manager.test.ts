@@ -6,7 +6,7 @@ import { testAffinity } from '../helpers/affinity.js';
 import type { AffinityTable } from '../../src/affinity/index.js';
 import { createBalancingPolicy } from '../../src/balancing/index.js';
 import type { BalancingPolicyName } from '../../src/config/index.js';
-import { FailoverManager, INSTALL_PATH, SessionInstaller } from '../../src/failover/index.js';
+import { EVICT_PATH, FailoverManager, INSTALL_PATH, SessionInstaller } from '../../src/failover/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import { NodeRegistry, type ProxyNode } from '../../src/nodes/index.js';
 import { MemoryReplicaStore } from '../../src/replication/index.js';
@@ -19,7 +19,11 @@ class InstallTarget {
   readonly server: Server;
   /** Keys of each install request received, in order of arrival. */
   readonly installs: string[][] = [];
+  /** Keys of each evict request received. */
+  readonly evictions: string[][] = [];
   hold: (keys: readonly string[]) => boolean = () => false;
+  /** Installs answered 503 (the node is up, its install fails). */
+  fail: (keys: readonly string[]) => boolean = () => false;
   readonly #held: Array<{ keys: string[]; res: ServerResponse }> = [];
   readonly #waiters: Array<{ count: number; resolve: () => void }> = [];
 
@@ -29,6 +33,11 @@ class InstallTarget {
       req.setEncoding('utf8');
       req.on('data', (chunk: string) => (body += chunk));
       req.on('end', () => {
+        if (req.url === EVICT_PATH) {
+          this.evictions.push((JSON.parse(body) as { keys: string[] }).keys);
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{"evicted":1}');
+          return;
+        }
         if (req.url !== INSTALL_PATH) {
           res.writeHead(404).end();
           return;
@@ -36,7 +45,8 @@ class InstallTarget {
         const keys = (JSON.parse(body) as { sessions: Array<{ key: string }> }).sessions.map((s) => s.key);
         this.installs.push(keys);
         for (const waiter of this.#waiters) if (this.installs.length >= waiter.count) waiter.resolve();
-        if (this.hold(keys)) this.#held.push({ keys, res });
+        if (this.fail(keys)) res.writeHead(503, { 'content-type': 'application/json' }).end('{}');
+        else if (this.hold(keys)) this.#held.push({ keys, res });
         else answer(res);
       });
     });
@@ -92,6 +102,7 @@ async function setUp(
     alsoDown = [],
     alsoUp = {},
     sourceUp = false,
+    sourceServer,
     targets: targetIds = ['b'],
     policy,
     awaitPeerMove,
@@ -117,7 +128,7 @@ async function setUp(
   cleanup.push(() => agent.destroy());
   const registry = new NodeRegistry(
     [
-      { id: 'a', url: 'http://127.0.0.1:1', weight: 1 },
+      { id: 'a', url: sourceServer?.url ?? 'http://127.0.0.1:1', weight: 1 },
       ...[...targets].map(([id, target]) => ({ id, url: target.url, weight: 1 })),
       ...[...alsoDown, ...Object.keys(alsoUp)].map((id) => ({ id, url: 'http://127.0.0.1:1', weight: 1 })),
     ],
@@ -167,6 +178,8 @@ async function setUp(
 }
 
 interface SetUpOptions {
+  /** A real server for the source node `a` (records installs and evictions); default: none listens. */
+  sourceServer?: InstallTarget;
   alsoDown?: readonly string[];
   alsoUp?: Record<string, number>;
   sourceUp?: boolean;
@@ -350,6 +363,39 @@ describe('FailoverManager', () => {
     expect(registry.get('b')).toMatchObject({ sessions: 0, incoming: 0 });
   });
 
+  it('a target whose install failed but that stays up gets the session with its state on the next move', async () => {
+    // b answers installs 503 at first; a reset or an error answer only makes it suspect, so
+    // it stays up (and owns the replicas the failed move transferred to it).
+    const { failover, affinity, replicas, target, keys } = await setUp(1, { targets: ['b'] });
+    const [key] = keys as [string];
+    target.fail = () => true;
+    const first = await failover.moveAll('a', 'down');
+    expect(first).toMatchObject({ moved: 0, failed: 1 });
+    // Given back to a: the replica store names the node the session was on.
+    expect((await replicas.read(key))?.owner).toBe('a');
+
+    target.fail = () => false;
+    const node = await failover.moveSession(key, 'a');
+    expect(node.id).toBe('b');
+    // Installed with its state this time (before: taken as another proxy's move, no install).
+    expect(target.installs).toEqual([[key], [key]]);
+    expect(affinity.nodeOf(key)).toBe('b');
+    expect((await replicas.read(key))?.owner).toBe('b');
+  });
+
+  it('a move asked for by a request off a node that stays up makes that node forget the session', async () => {
+    const source = new InstallTarget();
+    source.server.listen(0, '127.0.0.1');
+    await once(source.server, 'listening');
+    cleanup.push(() => source.close());
+    const { failover, keys } = await setUp(1, { targets: ['b'], sourceUp: true, sourceServer: source });
+    const [key] = keys as [string];
+    // A request reset on a (suspect, not down) was retried elsewhere: its session moved.
+    await failover.moveSession(key, 'a');
+    await waitUntil(() => source.evictions.length > 0);
+    expect(source.evictions).toEqual([[key]]);
+  });
+
   it('an evacuation whose every install fails leaves the sessions on their live node, owned by it again', async () => {
     // The only target, c, refuses every install (nothing listens there).
     const { failover, affinity, registry, replicas, keys } = await setUp(3, {
@@ -373,6 +419,7 @@ describe('FailoverManager', () => {
       ]);
     }
     expect(affinity.movedNodeOf(movedKey)).toBe('a');
+    // (a is not listening in this set-up: the records it is also sent are lost on the way.)
     expect(registry.all.map((node) => [node.id, node.sessions, node.incoming])).toEqual([
       ['a', 3, 0],
       ['c', 0, 0],

@@ -3,34 +3,68 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSilentLogger } from '../../src/log.js';
 import { sessionPlugin } from '../../src/plugin/index.js';
 import { SESSION_HEADER } from '../../src/protocol.js';
+import { ReplicaStoreError } from '../../src/errors.js';
 import {
   MemoryReplicaStore,
   replicateSessions,
   Replicator,
+  sessionsAsTheyAre,
   StoreReplicaTransport,
+  type ReplicaTransport,
+  type SerialisedRecord,
 } from '../../src/replication/index.js';
 import { getValue, SessionStore, setValue, type CompartmentData } from '../../src/session/index.js';
 
 const KEY = 'r3cr34t3ds3ss10n';
 const headers = { [SESSION_HEADER]: `${KEY}.r1.m4c` };
 
+/** A transport to a real memory store that a test can restart (a new epoch) or make fail. */
+class TestTransport implements ReplicaTransport {
+  store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
+  /** Calls of `remove` still to fail, as an unreachable store would. */
+  failRemoves = 0;
+  get #direct(): StoreReplicaTransport {
+    return new StoreReplicaTransport(this.store);
+  }
+  write(node: string, records: readonly SerialisedRecord[]) {
+    return this.#direct.write(node, records);
+  }
+  touch(node: string, keys: readonly string[]) {
+    return this.#direct.touch(node, keys);
+  }
+  async remove(node: string, keys: readonly string[]) {
+    if (this.failRemoves > 0) {
+      this.failRemoves--;
+      throw new ReplicaStoreError('replica store did not answer');
+    }
+    return this.#direct.remove(node, keys);
+  }
+  epoch() {
+    return this.#direct.epoch();
+  }
+  close() {}
+}
+
 /**
  * A node as the demo server wires it: the session plugin's writes and the store's own
- * touches and evictions replicated (sync) into a real memory replica store.
+ * touches, evictions and expiries replicated into a real memory replica store.
  */
-async function startNode(options: { maxSessions?: number } = {}) {
+async function startNode(
+  options: { maxSessions?: number; mode?: 'sync' | 'async'; now?: () => number } = {},
+) {
   const store = new SessionStore<CompartmentData>({
     idleTimeoutMs: 60_000,
     activeWindowMs: 0,
     ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
+    ...(options.now !== undefined ? { now: options.now } : {}),
   });
-  const replicas = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
+  const transport = new TestTransport();
   const replicator = new Replicator({
     nodeId: 'node-1',
-    mode: 'sync',
+    mode: options.mode ?? 'sync',
     flushIntervalMs: 10,
     logger: createSilentLogger(),
-    transport: new StoreReplicaTransport(replicas),
+    transport,
   });
   const app = Fastify();
   await app.register(sessionPlugin, {
@@ -54,9 +88,18 @@ async function startNode(options: { maxSessions?: number } = {}) {
   const close = async (): Promise<void> => {
     await app.close();
     await replicator.close();
-    await replicas.close();
+    await transport.store.close();
   };
-  return { app, store, replicas, close };
+  return {
+    app,
+    store,
+    replicator,
+    transport,
+    get replicas() {
+      return transport.store;
+    },
+    close,
+  };
 }
 
 let close: (() => Promise<void>) | undefined;
@@ -102,5 +145,89 @@ describe('replicateSessions: a session created again under its key', () => {
     const replica = await node.replicas.read(KEY);
     expect(replica?.data).toMatchObject({ values: { count: 1 } });
     expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+  });
+
+  it('expired on the node and back: the replica goes too, and the new session is replicated whole', async () => {
+    let now = Date.now();
+    const node = await startNode({ now: () => now });
+    close = node.close;
+    for (let i = 0; i < 3; i++) await post(node.app, '/increment');
+    // Expired here (the replica store, on its own clock, would keep it a while longer).
+    now += 61_000;
+    const again = await post(node.app, '/increment');
+    expect(again.json()).toEqual({ count: 1 });
+    const replica = await node.replicas.read(KEY);
+    expect(replica?.data).toMatchObject({ values: { count: 1 } });
+    expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+  });
+
+  it('a brand-new session costs no removal: only its write is sent', async () => {
+    const node = await startNode();
+    close = node.close;
+    await post(node.app, '/increment');
+    expect(node.replicator.stats()).toMatchObject({ removeRequests: 0, writeRequests: 1 });
+  });
+
+  it('async mode: a round that fails sends the removal and then the write again, neither lost', async () => {
+    const node = await startNode({ mode: 'async' });
+    close = node.close;
+    for (let i = 0; i < 3; i++) await post(node.app, '/increment');
+    await node.replicator.flush();
+    node.transport.failRemoves = 1;
+    await node.app.inject({ method: 'POST', url: '/restart', headers });
+    await expect(node.replicator.flush()).rejects.toMatchObject({ code: 'SLB_REPLICA_UNAVAILABLE' });
+    await node.replicator.flush();
+    const replica = await node.replicas.read(KEY);
+    expect(replica?.data).toMatchObject({ values: { cart: 'fresh' } });
+    expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+  });
+});
+
+describe('Replicator re-seed', () => {
+  it('a store restarted again while it is being re-seeded is re-seeded too', async () => {
+    const transport = new TestTransport();
+    const seeded: string[] = [];
+    let releaseFirst: () => void = () => undefined;
+    const replicator = new Replicator({
+      nodeId: 'node-1',
+      mode: 'sync',
+      flushIntervalMs: 10,
+      touchIntervalMs: 20,
+      logger: createSilentLogger(),
+      transport,
+      onEpochChange: async (epoch) => {
+        // The first seed is slow: the store restarts again before it ends.
+        if (seeded.length === 0) await new Promise<void>((resolve) => (releaseFirst = resolve));
+        seeded.push(epoch);
+        await replicator.seed([{ key: 'only-read', version: 2, data: {}, lastAccessAt: Date.now() }]);
+      },
+    });
+    close = async () => {
+      await replicator.close();
+      await transport.store.close();
+    };
+    await replicator.checkEpoch();
+    transport.store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
+    await replicator.checkEpoch();
+    const third = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
+    transport.store = third;
+    await replicator.checkEpoch();
+    releaseFirst();
+    await expect.poll(() => seeded).toContain(third.epoch);
+    await expect.poll(() => third.read('only-read')).toMatchObject({ version: 2 });
+  });
+});
+
+describe('sessionsAsTheyAre', () => {
+  it('reads each session when reached: one destroyed since the listing is skipped, one written since goes as it is', () => {
+    const store = new SessionStore<CompartmentData>({ idleTimeoutMs: 60_000 });
+    store.create('gone', { values: {}, children: {} });
+    store.create('kept', { values: { n: 1 }, children: {} });
+    const sessions = sessionsAsTheyAre(store, ['gone', 'kept']);
+    store.delete('gone');
+    store.update('kept', (data) => ({ ...data, values: { n: 2 } }));
+    expect([...sessions].map(({ key, version, data }) => ({ key, version, data }))).toEqual([
+      { key: 'kept', version: 2, data: { values: { n: 2 }, children: {} } },
+    ]);
   });
 });
