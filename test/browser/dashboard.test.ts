@@ -63,6 +63,15 @@ async function cell(p: Page, nodeId: string, field: string): Promise<string> {
 
 const count = (text: string): number => Number(text.replace(/,/g, ''));
 
+/** Names the step a wait belongs to when it fails (every wait fails with the same words). */
+async function step<T>(label: string, waiting: Promise<T>): Promise<T> {
+  try {
+    return await waiting;
+  } catch (error) {
+    throw new Error(`${label}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** Waits until every node's row shows the session count of the admin API. */
 async function waitForCounts(p: Page, c: Cluster): Promise<any> {
   return waitFor(async () => {
@@ -125,8 +134,8 @@ describe('dashboard', () => {
     cluster = await startCluster({ nodeCount: 3, config: { health: { ...HEALTH, fall: 30 } } });
     const c = cluster;
     await seed(c, 60);
-    const p = await openDashboard(c);
-    const before = await waitForCounts(p, c);
+    const p = await step('dashboard open', openDashboard(c));
+    const before = await step('counts before', waitForCounts(p, c));
     const source = 'node-1';
     const moving = before.nodes.find((node: any) => node.id === source).sessions as number;
     expect(moving).toBeGreaterThan(0);
@@ -135,14 +144,21 @@ describe('dashboard', () => {
     try {
       // Evacuate sends node-1's sessions to node-2 and to node-3, where the install now waits.
       const evacuated = fetch(`${c.adminUrl}/api/nodes/${source}/evacuate`, { method: 'POST' });
-      const held = await waitFor(async () => {
-        const node = (await adminState(c)).nodes.find((n: any) => n.id === 'node-3');
-        return node.incoming > 0 ? node : undefined;
-      }, UI_TIMEOUT_MS);
-      const shown = await waitFor(async () => {
-        const text = await cell(p, 'node-3', 'sessions');
-        return text.includes('+') ? text : undefined;
-      }, 4000);
+      const held = await step(
+        'node-3 incoming > 0 in /api/state',
+        waitFor(async () => {
+          const node = (await adminState(c)).nodes.find((n: any) => n.id === 'node-3');
+          return node.incoming > 0 ? node : undefined;
+        }, UI_TIMEOUT_MS),
+      );
+      // Within the installer's 5 s timeout, after which node-3 is probed and marked down.
+      const shown = await step(
+        'the page shows +N for node-3',
+        waitFor(async () => {
+          const text = await cell(p, 'node-3', 'sessions');
+          return text.includes('+') ? text : undefined;
+        }, 4000),
+      );
       expect(shown).toBe(`${held.sessions} +${held.incoming}`);
       stopped?.child.kill('SIGCONT');
       const answer = await (await evacuated).json();
@@ -151,14 +167,17 @@ describe('dashboard', () => {
       stopped?.child.kill('SIGCONT');
     }
     // Landed: no +N left anywhere, and every count is the admin API's.
-    const after = await waitFor(async () => {
-      const state = await adminState(c);
-      if (state.nodes.some((node: any) => node.incoming !== 0)) return undefined;
-      for (const node of state.nodes) {
-        if ((await cell(p, node.id, 'sessions')) !== String(node.sessions)) return undefined;
-      }
-      return state;
-    }, UI_TIMEOUT_MS);
+    const after = await step(
+      'every count landed, on the page as in the API',
+      waitFor(async () => {
+        const state = await adminState(c);
+        if (state.nodes.some((node: any) => node.incoming !== 0)) return undefined;
+        for (const node of state.nodes) {
+          if ((await cell(p, node.id, 'sessions')) !== String(node.sessions)) return undefined;
+        }
+        return state;
+      }, UI_TIMEOUT_MS),
+    );
     expect(after.nodes.find((node: any) => node.id === source).sessions).toBe(0);
     expect(after.sessions.total).toBe(60);
   });
