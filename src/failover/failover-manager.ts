@@ -176,9 +176,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     const keys = this.#movedAway.get(nodeId);
     const node = this.#registry.get(nodeId);
     if (keys === undefined || keys.size === 0 || node === undefined) return;
+    const sent = [...keys];
     try {
-      await this.#installer.evict(node.url, [...keys]);
-      this.#movedAway.delete(nodeId);
+      await this.#installer.evict(node.url, sent);
+      // Only those: keys added while the request was out wait for the next eviction.
+      for (const key of sent) keys.delete(key);
+      if (keys.size === 0 && this.#movedAway.get(nodeId) === keys) this.#movedAway.delete(nodeId);
     } catch (error) {
       // The replica store's owner fence still refuses its writes for those sessions.
       this.#logger.warn(
@@ -396,14 +399,18 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
    * replica store names their node owner again. A live node (evacuate, rebalance) must be able
    * to write them; it is also sent the records, in case it dropped a copy meanwhile (a write
    * refused as the ownership changed makes it do so; a copy it still holds wins, by version).
-   * A dead node's are taken from it again by the next move, as before this one.
+   * A dead node's are taken from it again by the next move, as before this one (with one
+   * proxy: in distributed mode other proxies may be waiting on the last target's move, and
+   * one of them installs the replica there itself).
    */
   async #giveBack(records: readonly ReplicaRecord[], owner: string, fromNodeId: string): Promise<void> {
     if (records.length === 0) return;
+    const isSourceUp = this.#registry.get(fromNodeId)?.isHealthy === true;
+    if (!isSourceUp && this.#awaitPeerMove !== undefined) return;
     try {
       await Promise.all(records.map((record) => this.#replicas.transfer(record.key, owner, fromNodeId)));
       const source = this.#registry.get(fromNodeId);
-      if (source?.isHealthy === true) await this.#installer.install(source.url, records);
+      if (isSourceUp && source !== undefined) await this.#installer.install(source.url, records);
     } catch (error) {
       this.#logger.error(
         { node: fromNodeId, sessions: records.length, err: error },
@@ -436,11 +443,7 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
               if (record === undefined) {
                 const current = await this.#replicas.read(key);
                 if (current !== undefined && current.owner !== owner) {
-                  // Another proxy's move (distributed mode). With one proxy a live owner can
-                  // only be a target whose install failed without it being marked down: it
-                  // never got the state, so the session is taken from it like any other.
-                  if (this.#awaitPeerMove !== undefined && this.#registry.get(current.owner)?.isServing)
-                    alreadyMoved.set(key, current.owner);
+                  if (this.#registry.get(current.owner)?.isServing) alreadyMoved.set(key, current.owner);
                   // Owned by a node that is gone too (down, or removed from the config): take it from there.
                   else record = await this.#replicas.transfer(key, current.owner, target.id);
                 }
@@ -500,6 +503,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
           else report.lost++;
           count++;
           this.#rememberMovedAway(fromNodeId, key);
+          // Back on a node it once moved off: that node's copy is the live one now, never evicted.
+          this.#movedAway.get(target.id)?.delete(key);
         }
         if (count > 0) report.targets[target.id] = (report.targets[target.id] ?? 0) + count;
         if (moves.length > 0) this.#onMoved?.(moves);

@@ -20,11 +20,13 @@ export type SessionWrite =
       readonly key: string;
       readonly entry: SessionEntry<CompartmentData>;
       /**
-       * This request destroyed the session and then created it again: it starts over at
-       * version 1, and its replica from before (whose removal this request never sent) must
-       * go first, or it would outrank every new version (`stale`) until it expired.
+       * This request created the session in the store: new, or again after it was destroyed,
+       * expired or dropped here. It starts over at version 1, so a replica of an earlier life
+       * of its key must go first, or it would outrank every new version (`stale`) until it
+       * expired. (The node cannot tell which keys have one: a copy may have been dropped
+       * without an event, by an eviction of the proxy's or a restart.)
        */
-      readonly isRecreated: boolean;
+      readonly isNew: boolean;
     }
   | { readonly kind: 'deleted'; readonly key: string };
 
@@ -48,10 +50,8 @@ export class SessionHandle {
   /** Why there is no usable id (missing or malformed header); thrown on first access. */
   readonly #problem: string | undefined;
   #isUsed = false;
-  /** This request destroyed the session. */
-  #isDestroyed = false;
-  /** …and then created it again (see SessionWrite's `isRecreated`). */
-  #isRecreated = false;
+  /** This request created the session in the store (see SessionWrite's `isNew`). */
+  #isNew = false;
   #pendingWrite: SessionWrite | undefined;
 
   constructor(
@@ -146,11 +146,11 @@ export class SessionHandle {
       if (code !== 'SLB_SESSION_NOT_FOUND' && code !== 'SLB_VERSION_CONFLICT') throw error;
       if (this.#store.peek(key) === undefined) {
         this.#store.create(key, createSessionData());
-        this.#isRecreated = this.#isDestroyed;
+        this.#isNew = true;
       }
       entry = await this.#store.updateAsync(key, apply);
     }
-    this.#pendingWrite = { kind: 'updated', key, entry, isRecreated: this.#isRecreated };
+    this.#pendingWrite = { kind: 'updated', key, entry, isNew: this.#isNew };
     return result as T;
   }
 
@@ -159,7 +159,6 @@ export class SessionHandle {
     const key = this.#requireKey();
     const existed = this.#store.delete(key);
     this.#isUsed = false;
-    this.#isDestroyed = true;
     this.#pendingWrite = { kind: 'deleted', key };
     return existed;
   }
@@ -187,7 +186,7 @@ export class SessionHandle {
     const entry = this.#isUsed ? this.#store.peek(key) : this.#store.get(key);
     this.#isUsed = true;
     if (entry !== undefined) return entry;
-    this.#isRecreated = this.#isDestroyed;
+    this.#isNew = true;
     return this.#store.create(key, createSessionData());
   }
 }

@@ -6,10 +6,10 @@ import type { ReplicatedSession, Replicator } from './replicator.js';
 /**
  * Connects a node's session store to its replicator: returns the session plugin's `onWrite`
  * seam, and replicates what the store does by itself — a touch (a session only read must not
- * expire in the replica store), an eviction at `maxSessions` and an expiry. A session the node
- * dropped must not come back with a failover, nor fill the replica store, nor (created here
- * again under its key, at version 1) have its new versions refused as stale by its old replica,
- * which may outlive it here by up to a touch interval.
+ * expire in the replica store) and an eviction at `maxSessions` (a session the node dropped
+ * must not come back with a failover, nor fill the replica store). An expiry is not sent: the
+ * replica expires on its own, and an `expired` event may come from a stale copy being
+ * replaced by an install, whose removal would delete the live replica.
  */
 export function replicateSessions(
   store: SessionStore<CompartmentData>,
@@ -24,13 +24,13 @@ export function replicateSessions(
     });
   };
   store.on('evicted', removeDropped);
-  store.on('expired', removeDropped);
   return (write) => {
     if (write.kind === 'deleted') return replicator.remove(write.key);
     const { key, entry } = write;
-    if (!write.isRecreated) return replicator.write(key, entry.version, entry.value, entry.lastAccessAt);
-    // Destroyed and created again in this request: the removal goes first (a removal drops a
-    // write queued before it), in the same round, as rounds send removals before writes.
+    if (!write.isNew) return replicator.write(key, entry.version, entry.value, entry.lastAccessAt);
+    // Created by this request: a replica of an earlier life of its key goes first (a removal
+    // drops a write queued before it), in the same round, as rounds send removals before
+    // writes. For a key never replicated it is a no-op.
     const removed = replicator.remove(key);
     const written = replicator.write(key, entry.version, entry.value, entry.lastAccessAt);
     return Promise.all([removed, written]).then(() => undefined);

@@ -24,6 +24,8 @@ class InstallTarget {
   hold: (keys: readonly string[]) => boolean = () => false;
   /** Installs answered 503 (the node is up, its install fails). */
   fail: (keys: readonly string[]) => boolean = () => false;
+  /** Evictions answered 503. */
+  failEvict = false;
   readonly #held: Array<{ keys: string[]; res: ServerResponse }> = [];
   readonly #waiters: Array<{ count: number; resolve: () => void }> = [];
 
@@ -35,7 +37,8 @@ class InstallTarget {
       req.on('end', () => {
         if (req.url === EVICT_PATH) {
           this.evictions.push((JSON.parse(body) as { keys: string[] }).keys);
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{"evicted":1}');
+          if (this.failEvict) res.writeHead(503, { 'content-type': 'application/json' }).end('{}');
+          else res.writeHead(200, { 'content-type': 'application/json' }).end('{"evicted":1}');
           return;
         }
         if (req.url !== INSTALL_PATH) {
@@ -394,6 +397,44 @@ describe('FailoverManager', () => {
     await failover.moveSession(key, 'a');
     await waitUntil(() => source.evictions.length > 0);
     expect(source.evictions).toEqual([[key]]);
+  });
+
+  it('a session that moves back onto a node it once moved off is never evicted from it', async () => {
+    const source = new InstallTarget();
+    source.server.listen(0, '127.0.0.1');
+    await once(source.server, 'listening');
+    cleanup.push(() => source.close());
+    const { failover, registry, keys } = await setUp(2, {
+      targets: ['b'],
+      sourceUp: true,
+      sourceServer: source,
+    });
+    const [back, other] = keys as [string, string];
+    // S moves off a (which stays up); telling a to forget it fails this once.
+    source.failEvict = true;
+    await failover.moveSession(back, 'a');
+    await waitUntil(() => source.evictions.length === 1);
+    source.failEvict = false;
+    // b is evacuated: S comes back to a, the only other node.
+    registry.setDraining('b', true);
+    await failover.moveAll('b', 'evacuate');
+    expect(source.installs.at(-1)).toEqual([back]);
+    // Another session moves off a (to b, taking sessions again): its eviction must not take S, now live on a.
+    registry.setDraining('b', false);
+    expect((await failover.moveSession(other, 'a')).id).toBe('b');
+    await waitUntil(() => source.evictions.length === 2);
+    expect(source.evictions[1]).toEqual([other]);
+  });
+
+  it('distributed mode: a move off a dead node that gives up leaves the replicas with the last target', async () => {
+    const { failover, replicas, target, keys } = await setUp(1, {
+      targets: ['b'],
+      awaitPeerMove: async () => true,
+    });
+    target.fail = () => true;
+    await failover.moveAll('a', 'down');
+    // Another proxy waiting on b's move installs it there itself (not given back to dead a).
+    expect((await replicas.read(keys[0] as string))?.owner).toBe('b');
   });
 
   it('an evacuation whose every install fails leaves the sessions on their live node, owned by it again', async () => {

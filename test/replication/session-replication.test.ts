@@ -147,7 +147,7 @@ describe('replicateSessions: a session created again under its key', () => {
     expect(replica?.version).toBe(node.store.peek(KEY)?.version);
   });
 
-  it('expired on the node and back: the replica goes too, and the new session is replicated whole', async () => {
+  it('expired on the node and back: the new session is replicated whole, not refused by the old replica', async () => {
     let now = Date.now();
     const node = await startNode({ now: () => now });
     close = node.close;
@@ -161,11 +161,17 @@ describe('replicateSessions: a session created again under its key', () => {
     expect(replica?.version).toBe(node.store.peek(KEY)?.version);
   });
 
-  it('a brand-new session costs no removal: only its write is sent', async () => {
+  it('dropped on the node without an event (a copy deleted, a restart) and back: the replica is the new session', async () => {
     const node = await startNode();
     close = node.close;
-    await post(node.app, '/increment');
-    expect(node.replicator.stats()).toMatchObject({ removeRequests: 0, writeRequests: 1 });
+    for (let i = 0; i < 3; i++) await post(node.app, '/increment');
+    // What an eviction by the proxy, a fenced write or a restart leaves: no copy, no event.
+    node.store.delete(KEY);
+    const again = await post(node.app, '/increment');
+    expect(again.json()).toEqual({ count: 1 });
+    const replica = await node.replicas.read(KEY);
+    expect(replica?.data).toMatchObject({ values: { count: 1 } });
+    expect(replica?.version).toBe(node.store.peek(KEY)?.version);
   });
 
   it('async mode: a round that fails sends the removal and then the write again, neither lost', async () => {
