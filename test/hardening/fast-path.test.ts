@@ -40,6 +40,21 @@ async function servedAll(c: FaultCluster): Promise<void> {
   }, 20_000);
 }
 
+/**
+ * A node answering every request with 32 KiB, and a client connection that does not read
+ * (paused); `accepted` collects the proxy's side of each client connection.
+ */
+function pausedClientOf(c: FaultCluster): { accepted: Socket[]; client: Socket; body: string } {
+  const body = 'x'.repeat(32 * 1024);
+  c.node.behaviour = (socket) => socket.write(okResponse(body));
+  const accepted: Socket[] = [];
+  c.lb.proxy.server.on('connection', (socket: Socket) => accepted.push(socket));
+  const client = connect(c.proxyPort, '127.0.0.1');
+  client.on('error', () => undefined);
+  client.pause();
+  return { accepted, client, body };
+}
+
 describe('the fast path', () => {
   it('serves plain keep-alive requests itself, each on the same pooled node connection', async () => {
     cluster = await startFaultCluster();
@@ -276,15 +291,9 @@ describe('the fast path', () => {
   it('a client that pipelines and does not read gets no more answers queued than its socket takes; all arrive once it reads', async () => {
     cluster = await startFaultCluster();
     const c = cluster;
-    const body = 'x'.repeat(32 * 1024);
-    c.node.behaviour = (socket) => socket.write(okResponse(body));
-    const accepted: Socket[] = [];
-    c.lb.proxy.server.on('connection', (socket: Socket) => accepted.push(socket));
-    const client = connect(c.proxyPort, '127.0.0.1');
-    client.on('error', () => undefined);
+    const { accepted, client, body } = pausedClientOf(c);
     let received = '';
     client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    client.pause();
     const count = 600;
     client.write(get('/x').repeat(count));
     // Not read: the proxy serves what the sockets' kernel buffers take, then waits for 'drain'.
@@ -304,13 +313,7 @@ describe('the fast path', () => {
   it('a half-closed client that never reads its answers is cut after the upstream timeout', async () => {
     cluster = await startFaultCluster({ timeouts: { upstream: '1s' } });
     const c = cluster;
-    const body = 'x'.repeat(32 * 1024);
-    c.node.behaviour = (socket) => socket.write(okResponse(body));
-    const accepted: Socket[] = [];
-    c.lb.proxy.server.on('connection', (socket: Socket) => accepted.push(socket));
-    const client = connect(c.proxyPort, '127.0.0.1');
-    client.on('error', () => undefined);
-    client.pause();
+    const { accepted, client } = pausedClientOf(c);
     client.write(get('/x').repeat(300));
     await servedAll(c);
     // Answers left unread, then the client's FIN: the connection is closing, its bytes still queued.
