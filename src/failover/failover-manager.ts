@@ -270,8 +270,8 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
         chunk.target.incoming -= chunk.keys.length;
       }
     }
-    // Evacuate, rebalance, or a request that failed on a node that stayed up (a reset makes a
-    // node suspect, not down): the source still holds what moved.
+    // Evacuate, rebalance: the source is up and still holds what moved. (A request's move,
+    // which may leave a live source too, runs through moveSession, which evicts there.)
     if (reason !== 'down' && this.#registry.get(fromNodeId)?.isHealthy) {
       await this.#evictMovedAway(fromNodeId);
     }

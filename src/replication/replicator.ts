@@ -150,8 +150,9 @@ export class Replicator {
   /**
    * Writes every given session, in batches of ≤ 500, beside the queue: after an epoch change
    * the store has lost them. Pass a snapshot (an array, or a generator over a snapshot of
-   * ids), not a live store iterator, which may end early when sessions expire meanwhile. Rejects with ReplicaStoreError if a batch
-   * fails: call it again (writing a version twice is harmless, the second is `stale`).
+   * ids), not a live store iterator, which may end early when sessions expire meanwhile.
+   * Rejects with ReplicaStoreError if a batch fails: call it again (writing a version twice
+   * is harmless, the second is `stale`).
    */
   async seed(sessions: Iterable<ReplicatedSession>): Promise<SeedResult> {
     const result: SeedResult = { written: 0, stale: 0, moved: 0, skipped: 0 };

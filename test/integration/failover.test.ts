@@ -57,6 +57,32 @@ async function expectCrashNotReplayed(client: Client, count: number): Promise<vo
   expect(json.count).toBe(count);
 }
 
+/**
+ * Every session writes its counter in a loop (at most `maxWrites` times each), keeping its last
+ * acknowledged count; `stop` ends the loops and resolves to the number of failed writes.
+ */
+function startWriters(
+  sessions: Map<Client, { count: number }>,
+  maxWrites: number,
+): { stop: () => Promise<number> } {
+  let errors = 0;
+  let isRunning = true;
+  const writers = [...sessions].map(async ([client, last]) => {
+    for (let i = 0; i < maxWrites && isRunning; i++) {
+      const { status, json } = await client.request('POST', '/api/counter');
+      if (status === 200) last.count = json.count;
+      else errors++;
+    }
+  });
+  return {
+    async stop() {
+      isRunning = false;
+      await Promise.all(writers);
+      return errors;
+    },
+  };
+}
+
 function busiest(sessions: Map<Client, { node: string }>): string {
   const counts = new Map<string, number>();
   for (const { node } of sessions.values()) counts.set(node, (counts.get(node) ?? 0) + 1);
@@ -287,19 +313,10 @@ describe('failover with state', () => {
     cluster = await startCluster({ nodeCount: 3 });
     const c = cluster;
     const sessions = await seedSessions(c, 15, 1);
-    let errors = 0;
-    let isRunning = true;
-    const writers = [...sessions].map(async ([client, last]) => {
-      for (let i = 0; i < 500 && isRunning; i++) {
-        const { status, json } = await client.request('POST', '/api/counter');
-        if (status === 200) last.count = json.count;
-        else errors++;
-      }
-    });
+    const writers = startWriters(sessions, 500);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const { json } = await adminPost(c, '/api/nodes/node-2/evacuate');
-    isRunning = false;
-    await Promise.all(writers);
+    const errors = await writers.stop();
     expect(json.report.failed).toBe(0);
     // A POST forwarded to node-2 in the instant its session changes owner is refused there and
     // replayed on the new owner: with workers too (the replay check first collects every
@@ -322,20 +339,11 @@ describe('failover with state', () => {
     await adminPost(c, '/api/nodes/node-3/undrain');
     // (Nodes start after the proxy: the first probes were refused, before this.)
     const since = Date.now();
-    let errors = 0;
-    let isRunning = true;
-    const writers = [...sessions].map(async ([client, last]) => {
-      for (let i = 0; i < 200 && isRunning; i++) {
-        const { status, json } = await client.request('POST', '/api/counter');
-        if (status === 200) last.count = json.count;
-        else errors++;
-      }
-    });
+    const writers = startWriters(sessions, 200);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const { json } = await adminPost(c, '/api/rebalance');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    isRunning = false;
-    await Promise.all(writers);
+    const errors = await writers.stop();
     expect(json.report.moved).toBeGreaterThan(0);
     expect(errors).toBe(0);
     // A node hanging up on a write the replica store fenced off is not a dead node: before,

@@ -102,6 +102,15 @@ async function startNode(
   };
 }
 
+/** The next write starts KEY over (count 1), and the replica is that new session, version and all. */
+async function expectStartedOver(node: Awaited<ReturnType<typeof startNode>>): Promise<void> {
+  const again = await post(node.app, '/increment');
+  expect(again.json()).toEqual({ count: 1 });
+  const replica = await node.replicas.read(KEY);
+  expect(replica?.data).toMatchObject({ values: { count: 1 } });
+  expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+}
+
 let close: (() => Promise<void>) | undefined;
 afterEach(async () => {
   await close?.();
@@ -140,11 +149,7 @@ describe('replicateSessions: a session created again under its key', () => {
     await expect.poll(() => node.replicas.read(KEY)).toBeUndefined();
 
     // Back again: a new session at version 1, acknowledged and replicated as it is.
-    const again = await post(node.app, '/increment');
-    expect(again.json()).toEqual({ count: 1 });
-    const replica = await node.replicas.read(KEY);
-    expect(replica?.data).toMatchObject({ values: { count: 1 } });
-    expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+    await expectStartedOver(node);
   });
 
   it('expired on the node and back: the new session is replicated whole, not refused by the old replica', async () => {
@@ -154,11 +159,7 @@ describe('replicateSessions: a session created again under its key', () => {
     for (let i = 0; i < 3; i++) await post(node.app, '/increment');
     // Expired here (the replica store, on its own clock, would keep it a while longer).
     now += 61_000;
-    const again = await post(node.app, '/increment');
-    expect(again.json()).toEqual({ count: 1 });
-    const replica = await node.replicas.read(KEY);
-    expect(replica?.data).toMatchObject({ values: { count: 1 } });
-    expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+    await expectStartedOver(node);
   });
 
   it('dropped on the node without an event (a copy deleted, a restart) and back: the replica is the new session', async () => {
@@ -167,11 +168,7 @@ describe('replicateSessions: a session created again under its key', () => {
     for (let i = 0; i < 3; i++) await post(node.app, '/increment');
     // What an eviction by the proxy, a fenced write or a restart leaves: no copy, no event.
     node.store.delete(KEY);
-    const again = await post(node.app, '/increment');
-    expect(again.json()).toEqual({ count: 1 });
-    const replica = await node.replicas.read(KEY);
-    expect(replica?.data).toMatchObject({ values: { count: 1 } });
-    expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+    await expectStartedOver(node);
   });
 
   it('async mode: a round that fails sends the removal and then the write again, neither lost', async () => {
