@@ -124,8 +124,7 @@ export class StickyLb implements AdminControl {
       affinity: this.affinity,
       logger,
       clientIps: this.#clientIps,
-      onNodeFailure: (node, error) =>
-        this.health.reportFailure(node.id, error.message, failureEvidence(error)),
+      onNodeFailure: (node, error) => this.#reportNodeFailure(node, error),
       moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
       mayReplay: (key) => this.mayReplay(key),
     }));
@@ -193,8 +192,7 @@ export class StickyLb implements AdminControl {
       replicas: this.replicas,
       installer: new SessionInstaller({ agent: this.agent, secret: this.#replicationSecret }),
       pickNode: (excluding) => this.router.pickNode(excluding),
-      onTargetFailure: (node, error) =>
-        this.health.reportFailure(node.id, error.message, failureEvidence(error)),
+      onTargetFailure: (node, error) => this.#reportNodeFailure(node, error),
       logger: logger.child({ component: 'failover' }),
       onMoved: (moves) => this.#distributed?.shared.publish(moves),
       // Only another proxy can win a transfer from this one: with `memory` there is none to wait for.
@@ -429,6 +427,11 @@ export class StickyLb implements AdminControl {
   /** Moves sessions until every node is within `balancing.rebalanceSpread` of its fair share. */
   rebalance(): Promise<MoveReport> {
     return this.failover.rebalance(this.#config.balancing.rebalanceSpread);
+  }
+
+  /** A request or a session move found the node failing: passive health evidence. */
+  #reportNodeFailure(node: ProxyNode, error: Error): void {
+    this.health.reportFailure(node.id, error.message, failureEvidence(error));
   }
 
   #onHealth(nodeId: string, isUp: boolean, reason: string): void {

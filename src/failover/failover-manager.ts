@@ -405,12 +405,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
    */
   async #giveBack(records: readonly ReplicaRecord[], owner: string, fromNodeId: string): Promise<void> {
     if (records.length === 0) return;
-    const isSourceUp = this.#registry.get(fromNodeId)?.isHealthy === true;
-    if (!isSourceUp && this.#awaitPeerMove !== undefined) return;
+    const source = this.#registry.get(fromNodeId);
+    const liveSource = source?.isHealthy === true ? source : undefined;
+    if (liveSource === undefined && this.#awaitPeerMove !== undefined) return;
     try {
       await Promise.all(records.map((record) => this.#replicas.transfer(record.key, owner, fromNodeId)));
-      const source = this.#registry.get(fromNodeId);
-      if (isSourceUp && source !== undefined) await this.#installer.install(source.url, records);
+      if (liveSource !== undefined) await this.#installer.install(liveSource.url, records);
     } catch (error) {
       this.#logger.error(
         { node: fromNodeId, sessions: records.length, err: error },

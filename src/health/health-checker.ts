@@ -278,15 +278,6 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     target.last = result;
     const suspect = target.suspect;
     target.suspect = undefined;
-    if (suspect !== undefined && !result.ok && target.isUp) {
-      // A failed request, and the probe right after it fails too: down now, not after `fall` rounds.
-      target.successes = 0;
-      target.failures += 1;
-      target.isUp = false;
-      this.emit('check', result);
-      this.#markDown(target, `${suspect}; then the health check failed: ${result.error ?? 'check failed'}`);
-      return;
-    }
     let changed = false;
     if (result.ok) {
       target.failures = 0;
@@ -296,13 +287,21 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     } else {
       target.successes = 0;
       target.failures += 1;
-      changed = target.isUp && target.failures >= this.#settings.fall;
+      // A failed request, and the probe right after it fails too: down now, not after `fall` rounds.
+      changed = target.isUp && (suspect !== undefined || target.failures >= this.#settings.fall);
       if (changed) target.isUp = false;
     }
     this.emit('check', result);
     if (!changed) return;
-    if (target.isUp) this.#markUp(target);
-    else this.#markDown(target, result.error ?? 'check failed');
+    if (target.isUp) {
+      this.#markUp(target);
+      return;
+    }
+    const error = result.error ?? 'check failed';
+    this.#markDown(
+      target,
+      suspect === undefined ? error : `${suspect}; then the health check failed: ${error}`,
+    );
   }
 
   #markDown(target: Target, reason: string): void {

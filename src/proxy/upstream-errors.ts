@@ -13,9 +13,14 @@ const NODE_FAILURE_CODES = new Set([
   'UND_ERR_SOCKET',
 ]);
 
+/** The error's system or undici code (`ECONNREFUSED`, `UND_ERR_SOCKET`), if it has one. */
+function codeOf(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
 /** Whether an upstream error says the node itself failed (as opposed to our own timeout). */
 export function isNodeFailure(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const code = codeOf(error);
   return code !== undefined && NODE_FAILURE_CODES.has(code);
 }
 
@@ -28,10 +33,9 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'
  * call) only makes the node suspect. The code may sit on the error's cause (a wrapped one).
  */
 export function failureEvidence(error: unknown): FailureEvidence {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const causeCode = ((error as { cause?: unknown } | undefined)?.cause as NodeJS.ErrnoException | undefined)
-    ?.code;
-  return UNREACHABLE_CODES.has(code ?? '') || UNREACHABLE_CODES.has(causeCode ?? '')
+  const unreachable = (code: string | undefined): boolean =>
+    code !== undefined && UNREACHABLE_CODES.has(code);
+  return unreachable(codeOf(error)) || unreachable(codeOf((error as { cause?: unknown } | undefined)?.cause))
     ? 'conclusive'
     : 'suspect';
 }
@@ -45,13 +49,13 @@ export function isIdempotent(method: string | undefined): boolean {
 
 /** The connection broke under the request (reset, or closed before any answer). */
 export function isConnectionLost(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const code = codeOf(error);
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
 }
 
 /** Whether the request surely never reached the node (safe to replay, whatever the method). */
 export function isConnectRefused(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
+  return codeOf(error) === 'ECONNREFUSED';
 }
 
 /**
@@ -61,7 +65,7 @@ export function isConnectRefused(error: unknown): boolean {
  */
 export function toClientError(error: unknown): StickyError {
   if (error instanceof StickyError) return error;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const code = codeOf(error);
   if (code === 'ECONNREFUSED') return new NoHealthyNodeError();
   const reason =
     code === 'ECONNRESET' || code === 'UND_ERR_SOCKET'
