@@ -20,11 +20,12 @@ export type SessionWrite =
       readonly key: string;
       readonly entry: SessionEntry<CompartmentData>;
       /**
-       * This request created the session in the store: new, or again after it was destroyed,
-       * expired or dropped here. It starts over at version 1, so a replica of an earlier life
-       * of its key must go first, or it would outrank every new version (`stale`) until it
-       * expired. (The node cannot tell which keys have one: a copy may have been dropped
-       * without an event, by an eviction of the proxy's or a restart.)
+       * This request created the session in the store (new, or again after it was destroyed,
+       * expired or dropped here), or made its first write since (version 1 to 2: a request
+       * that only read it created it). A new life starts over at version 1, so a replica of an
+       * earlier life of its key must go first, or it would outrank every new version (`stale`)
+       * until it expired. (The node cannot tell which keys have one: a copy may have been
+       * dropped without an event, by an eviction of the proxy's or a restart.)
        */
       readonly isNew: boolean;
     }
@@ -150,6 +151,10 @@ export class SessionHandle {
       }
       entry = await this.#store.updateAsync(key, apply);
     }
+    // The first write of a session's life (writes are serialised: exactly one goes from
+    // version 1 to 2) may come in a later request than its creation, when a read created it:
+    // the old life's replica must still go first.
+    if (entry.version === 2) this.#isNew = true;
     this.#pendingWrite = { kind: 'updated', key, entry, isNew: this.#isNew };
     return result as T;
   }

@@ -79,6 +79,12 @@ async function startNode(
     });
     return { count };
   });
+  app.get('/count', async (request) => ({ count: request.session.get('count') ?? 0 }));
+  app.post('/twice', async (request) => {
+    await request.session.set('count', 1);
+    await request.session.set('count', 2);
+    return { version: request.session.version };
+  });
   // "Start again": the usual log-out-and-in pattern, one request.
   app.post('/restart', async (request) => {
     request.session.destroy();
@@ -169,6 +175,29 @@ describe('replicateSessions: a session created again under its key', () => {
     // What an eviction by the proxy, a fenced write or a restart leaves: no copy, no event.
     node.store.delete(KEY);
     await expectStartedOver(node);
+  });
+
+  it('dropped, then created again by a request that only reads it: the next write still replaces the old replica', async () => {
+    const node = await startNode();
+    close = node.close;
+    for (let i = 0; i < 5; i++) await post(node.app, '/increment');
+    node.store.delete(KEY);
+    // A read creates the session again at version 1, with nothing to replicate; only the
+    // write of a later request reaches the replica store, where the old life is version 6.
+    const read = await node.app.inject({ method: 'GET', url: '/count', headers });
+    expect(read.json()).toEqual({ count: 0 });
+    await expectStartedOver(node);
+  });
+
+  it('two writes in the request after a read created it: the replica is the last one', async () => {
+    const node = await startNode();
+    close = node.close;
+    for (let i = 0; i < 5; i++) await post(node.app, '/increment');
+    node.store.delete(KEY);
+    await node.app.inject({ method: 'GET', url: '/count', headers });
+    expect((await post(node.app, '/twice')).json()).toEqual({ version: 3 });
+    const replica = await node.replicas.read(KEY);
+    expect(replica).toMatchObject({ version: 3, data: { values: { count: 2 } } });
   });
 
   it('async mode: a round that fails sends the removal and then the write again, neither lost', async () => {
