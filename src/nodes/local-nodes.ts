@@ -19,6 +19,8 @@ export function isLocalNode(node: NodeConfig): boolean {
  */
 export class LocalNodes {
   readonly #children = new Map<string, ChildProcess>();
+  /** The URL of every local node of the config last applied, running or not (see `reload`). */
+  #urls = new Map<string, string>();
   readonly #cliPath: string;
   readonly #configFile: string;
   readonly #env: NodeJS.ProcessEnv;
@@ -40,6 +42,7 @@ export class LocalNodes {
   /** Starts every local node of the list that is not running yet, and waits until each answers /health. */
   async start(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
     const started = nodes.filter((node) => isLocalNode(node) && !this.#children.has(node.id));
+    for (const node of started) this.#urls.set(node.id, node.url);
     // A process already on a node's port would answer its health checks and take its traffic.
     await Promise.all(started.map((node) => assertPortFree(node)));
     const children = started.map((node) => this.#spawn(node));
@@ -63,10 +66,28 @@ export class LocalNodes {
     );
   }
 
-  /** Stops the children of nodes no longer listed (config reload). */
-  async retain(nodes: readonly NodeConfig[]): Promise<void> {
-    const keep = new Set(nodes.map((node) => node.id));
-    await Promise.all([...this.#children.keys()].filter((id) => !keep.has(id)).map((id) => this.#stop(id)));
+  /**
+   * Config reload: stops the nodes no longer listed, restarts those whose URL changed (the
+   * proxy now sends their traffic there) and starts the new ones. A node that died stays down
+   * as before (`stickylb backend --id` brings it back, maybe already has). Never throws: a node
+   * that cannot start (its port taken) is logged and the rest go on, the proxy keeps running.
+   */
+  async reload(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+    const previous = this.#urls;
+    const local = nodes.filter(isLocalNode);
+    this.#urls = new Map(local.map((node) => [node.id, node.url]));
+    const gone = [...previous.keys()].filter((id) => this.#urls.get(id) !== previous.get(id));
+    await Promise.all(gone.map((id) => this.#stop(id)));
+    const fresh = local.filter((node) => previous.get(node.id) !== node.url);
+    await Promise.all(
+      fresh.map(async (node) => {
+        try {
+          await this.start([node], healthPath);
+        } catch (error) {
+          this.#logger.error({ node: node.id }, `could not start node ${node.id}: ${(error as Error).message}`);
+        }
+      }),
+    );
   }
 
   /** SIGTERM to every child; SIGKILL to any still alive after `graceMs`. */

@@ -1,0 +1,70 @@
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { NodeConfig } from '../../src/config/index.js';
+import { createSilentLogger } from '../../src/log.js';
+import { LocalNodes } from '../../src/nodes/local-nodes.js';
+import { CLI, freePort, waitFor, writeConfig } from './harness.js';
+
+const HEALTH = '/health';
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${url}${HEALTH}`, { signal: AbortSignal.timeout(1000) });
+    await response.arrayBuffer();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+let cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+describe('LocalNodes.reload (SIGHUP with `stickylb start`)', () => {
+  it('restarts a node whose URL changed, starts a new one, leaves a dead one down, and never throws when a port is taken', async () => {
+    const urls = await Promise.all([1, 2, 3, 4].map(async () => `http://127.0.0.1:${await freePort()}`));
+    const [url1, url2, url3, movedUrl1] = urls as [string, string, string, string];
+    const before: NodeConfig[] = [
+      { id: 'node-1', url: url1 },
+      { id: 'node-2', url: url2 },
+    ] as NodeConfig[];
+    const after: NodeConfig[] = [
+      { id: 'node-1', url: movedUrl1 },
+      { id: 'node-2', url: url2 },
+      { id: 'node-3', url: url3 },
+      // Added by the reload, but its port is taken: logged, the others still start.
+      { id: 'node-4', url: '' },
+    ] as NodeConfig[];
+    const taken: Server = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    cleanup.push(() => new Promise((resolve) => taken.close(resolve)));
+    const takenPort = (taken.address() as { port: number }).port;
+    (after[3] as { url: string }).url = `http://127.0.0.1:${takenPort}`;
+    const file = writeConfig({ nodes: before });
+    const nodes = new LocalNodes({ cliPath: CLI, configFile: file, logger: createSilentLogger() });
+    cleanup.push(() => nodes.stopAll(1000));
+    await nodes.start(before, HEALTH);
+    expect(await answers(url2)).toBe(true);
+
+    // node-2 dies; the reload must not bring it back (`start` never restarts a node).
+    const pid2 = nodes.pids['node-2'];
+    process.kill(pid2 as number, 'SIGKILL');
+    await waitFor(async () => !(await answers(url2)));
+
+    // The file the children read: node-1 moved, node-3 and node-4 new.
+    writeFileSync(file, stringify({ nodes: after }));
+    await expect(nodes.reload(after, HEALTH)).resolves.toBeUndefined();
+    expect(await answers(movedUrl1)).toBe(true);
+    expect(await answers(url1)).toBe(false);
+    expect(await answers(url3)).toBe(true);
+    expect(await answers(url2)).toBe(false);
+    expect(Object.keys(nodes.pids).sort()).toEqual(['node-1', 'node-3']);
+  });
+});
