@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ConfigError } from './errors.js';
+
+/** As for a secret written in the config (src/config/schema.ts). */
+const MIN_SECRET_LENGTH = 16;
 
 /**
  * A secret from the config, or else one generated on first use and kept in `secretFile`
@@ -11,12 +15,8 @@ import { dirname, resolve } from 'node:path';
 export function loadSecret(options: { secret?: string | undefined; secretFile: string }): string {
   if (options.secret) return options.secret;
   const file = resolve(options.secretFile);
-  try {
-    const stored = readFileSync(file, 'utf8').trim();
-    if (stored.length >= 32) return stored;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
+  const stored = readStoredSecret(file);
+  if (stored !== undefined) return stored;
   const secret = randomBytes(32).toString('base64url');
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   // Written whole to a private temp file, then linked into place: the link either creates the
@@ -28,9 +28,34 @@ export function loadSecret(options: { secret?: string | undefined; secretFile: s
     linkSync(temp, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    return readFileSync(file, 'utf8').trim();
+    return readStoredSecret(file) as string;
   } finally {
     unlinkSync(temp);
   }
   return secret;
+}
+
+/**
+ * The secret kept in `file`, or undefined when there is none yet. A secret as short as an
+ * empty file would sign session ids anyone can forge and open the replication endpoints to
+ * anyone, and one others can read is no secret: both stop start-up, as a configured secret
+ * under 16 characters does.
+ */
+function readStoredSecret(file: string): string | undefined {
+  let stored: string;
+  try {
+    stored = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  if (stored.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError(file, [
+      `secret file holds ${stored.length} characters, a secret needs at least ${MIN_SECRET_LENGTH}: delete the file to have one generated, or write a longer one`,
+    ]);
+  }
+  if ((statSync(file).mode & 0o077) !== 0) {
+    throw new ConfigError(file, [`secret file is readable by other users: chmod 600 ${file}`]);
+  }
+  return stored;
 }

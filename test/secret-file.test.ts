@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,5 +39,30 @@ describe('loadSecret', () => {
     const stored = readFileSync(file, 'utf8').trim();
     expect(stored.length).toBeGreaterThanOrEqual(43);
     for (const output of outputs) expect(output).toBe(stored);
+  });
+
+  it.each([
+    ['an empty file', '', 0o600, /holds 0 characters, a secret needs at least 16/],
+    ['a short secret', 'short\n', 0o600, /holds 5 characters/],
+    [
+      'a file others can read',
+      'a-secret-of-forty-characters-0123456789a\n',
+      0o644,
+      /readable by other users: chmod 600/,
+    ],
+  ])('refuses %s, naming the file, instead of using it', (_, content, mode, message) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'stickylb-secret-')), 'secret');
+    writeFileSync(file, content);
+    chmodSync(file, mode); // not left to the umask
+    expect(() => loadSecret({ secretFile: file })).toThrow(message);
+    expect(() => loadSecret({ secretFile: file })).toThrow(file);
+    // Left as it was: nothing overwrites what the operator wrote.
+    expect(readFileSync(file, 'utf8')).toBe(content);
+  });
+
+  it('uses a secret of 16 or more characters written by hand', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'stickylb-secret-')), 'secret');
+    writeFileSync(file, 'sixteen-chars-ok\n', { mode: 0o600 });
+    expect(loadSecret({ secretFile: file })).toBe('sixteen-chars-ok');
   });
 });
