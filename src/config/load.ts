@@ -57,13 +57,7 @@ export function loadConfig(file: string): Config {
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new ConfigError(
-      file,
-      [`not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`],
-      {
-        cause: error,
-      },
-    );
+    throw new ConfigError(file, [syntaxProblem(file, text, error)], { cause: error });
   }
   const config = parseConfig(raw, file);
   // Nodes started from this file read the replica store's port from it: port 0 (any free
@@ -74,4 +68,20 @@ export function loadConfig(file: string): Config {
     ]);
   }
   return config;
+}
+
+/**
+ * Where and what the syntax error is, without the parser's quote of the file: the line it
+ * quotes may hold a secret (a password in `redis.url`), and this message is logged.
+ */
+function syntaxProblem(file: string, text: string, error: unknown): string {
+  const message = (error as Error).message;
+  if (file.endsWith('.json')) {
+    const position = /at position (\d+)/.exec(message)?.[1];
+    if (position === undefined) return 'not valid JSON';
+    const before = text.slice(0, Number(position)).split('\n');
+    return `not valid JSON at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+  }
+  // yaml's first line is the reason and the place ("… at line 4, column 1:"); the rest quotes the file.
+  return `not valid YAML: ${message.split('\n')[0]?.replace(/:$/, '')}`;
 }

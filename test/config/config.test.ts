@@ -164,6 +164,27 @@ describe('loadConfig', () => {
     expect(() => loadConfig(file)).toThrow(/broken\.yaml: invalid config\n {2}not valid YAML/);
   });
 
+  it.each([
+    [
+      'broken-secret.yaml',
+      'redis:\n  url: redis://:PASSWORD123@redis:6379\n  bad: [x\n',
+      /not valid YAML: .* at line 4, column 1$/m,
+    ],
+    [
+      'broken-secret.json',
+      '{"redis": {"url": "redis://:PASSWORD123@redis:6379", }}',
+      /not valid JSON at line 1, column 54$/m,
+    ],
+  ])(
+    '%s: says where the syntax error is without quoting the line (it may hold a password)',
+    (name, text, where) => {
+      const file = join(dir, name);
+      writeFileSync(file, text);
+      expect(() => loadConfig(file)).toThrow(where);
+      expect(() => loadConfig(file)).not.toThrow(/PASSWORD123/);
+    },
+  );
+
   it('reports a missing file as a config error', () => {
     expect(() => loadConfig(join(dir, 'absent.yaml'))).toThrow(ConfigError);
   });
