@@ -90,6 +90,8 @@ export const shopRoutes: FastifyPluginAsync<{ nodeId: string }> = async (app, { 
 
   app.post<{ Body: AddItemBody }>('/api/cart', { schema: addItemSchema }, async (request) => {
     const item = request.body.item.trim();
+    // Removed by URL (`DELETE /api/cart/items/:item`), where a URL parser resolves these away.
+    if (item === '.' || item === '..') throw new BadRequestError('an item cannot be named "." or ".."');
     const { quantity } = request.body;
     await request.session.update((data) => {
       const lines = readCart(data);

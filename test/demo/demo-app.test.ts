@@ -172,6 +172,16 @@ describe('demo app', () => {
       expect(pathsOf(state)).toEqual([]);
     });
 
+    it.each(['.', ' .. '])('refuses an item named %j, which no URL could remove', async (item) => {
+      const response = await send('POST', '/api/cart', { item });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({
+        error: 'SLB_BAD_REQUEST',
+        message: 'an item cannot be named "." or ".."',
+      });
+      expect((await view('GET', '/api/shop')).cart).toEqual([]);
+    });
+
     it('answers 404 JSON for an item not in the cart', async () => {
       const response = await send('DELETE', '/api/cart/items/Nothing');
       expect(response.statusCode).toBe(404);
