@@ -84,7 +84,10 @@ export class LocalNodes {
         try {
           await this.start([node], healthPath);
         } catch (error) {
-          this.#logger.error({ node: node.id }, `could not start node ${node.id}: ${(error as Error).message}`);
+          this.#logger.error(
+            { node: node.id },
+            `could not start node ${node.id}: ${(error as Error).message}`,
+          );
         }
       }),
     );
@@ -102,9 +105,13 @@ export class LocalNodes {
       [this.#cliPath, 'backend', '--id', node.id, '--config', this.#configFile],
       // stdin is a pipe the child watches: it closes when this process dies, however it dies
       // (even kill -9), so no node outlives the `start` that owns it.
+      // Detached: a process group of its own, so a terminal's Ctrl-C (SIGINT to the whole
+      // foreground group) reaches `start` alone, which stops the proxy gracefully and only
+      // then its nodes, instead of every node dying under requests still in flight.
       {
         stdio: ['pipe', 'inherit', 'inherit'],
         env: { ...this.#env, [EXIT_WITH_PARENT_ENV]: '1' },
+        detached: true,
       },
     );
     this.#children.set(node.id, child);

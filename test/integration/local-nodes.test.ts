@@ -1,5 +1,7 @@
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -66,5 +68,50 @@ describe('LocalNodes.reload (SIGHUP with `stickylb start`)', () => {
     expect(await answers(url3)).toBe(true);
     expect(await answers(url2)).toBe(false);
     expect(Object.keys(nodes.pids).sort()).toEqual(['node-1', 'node-3']);
+  });
+
+  it("Ctrl-C (SIGINT to the terminal's process group) reaches `start` alone: it stops the proxy, then its nodes", async () => {
+    const [proxyPort, adminPort, replicationPort, nodePort] = await Promise.all(
+      [1, 2, 3, 4].map(() => freePort()),
+    );
+    const file = writeConfig({ nodes: [] });
+    writeFileSync(
+      file,
+      stringify({
+        proxy: { listen: { host: '127.0.0.1', port: proxyPort } },
+        admin: { listen: { host: '127.0.0.1', port: adminPort } },
+        replication: {
+          listen: { host: '127.0.0.1', port: replicationPort },
+          secretFile: join(dirname(file), 'r'),
+        },
+        session: { secretFile: join(dirname(file), 's') },
+        log: { level: 'info' },
+        nodes: [{ id: 'node-1', url: `http://127.0.0.1:${nodePort}` }],
+      }),
+    );
+    // Its own group, as a shell gives a foreground job.
+    const child = spawn(process.execPath, [CLI, 'start', '--config', file], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, STICKYLB_LOG: 'json' },
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    cleanup.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    });
+    await waitFor(() => answers(`http://127.0.0.1:${proxyPort}`), 20_000);
+    await waitFor(() => output.includes('stickylb proxy on'), 20_000);
+
+    process.kill(-(child.pid as number), 'SIGINT');
+    expect(await exited).toBe(0);
+    // The node was stopped by `start` (SIGTERM, after the proxy), not hit by the same SIGINT.
+    expect(output).toMatch(/"signal":"SIGTERM"[^\n]*node shutting down/);
+    expect(output).not.toMatch(/"signal":"SIGINT"[^\n]*node shutting down/);
+    expect(output).not.toContain('not restarted');
+    expect(await answers(`http://127.0.0.1:${nodePort}`)).toBe(false);
   });
 });
