@@ -103,7 +103,7 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
   // JSON API.
   app.get('/api/state', async () => {
     await control.refreshState();
-    return withTotals(control.state());
+    return withBootId(withTotals(control.state()), control);
   });
   app.get('/api/history', async () => ({ intervalMs: history.intervalMs, samples: history.samples() }));
   app.get('/api/events', { exposeHeadRoute: false }, (request, reply) => {
@@ -159,8 +159,14 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
 
 /** The state the event stream sends each second: events travel as their own SSE events. */
 function liveState(control: AdminControl): Omit<AdminState, 'events'> {
-  const { events: _events, ...rest } = withTotals(control.state());
+  const { events: _events, ...rest } = withBootId(withTotals(control.state()), control);
   return rest;
+}
+
+/** Adds `bootId`: with it a dashboard tells a restarted proxy's event ids from the ones it has seen. */
+function withBootId(state: AdminState, control: AdminControl): AdminState {
+  state.bootId = control.events.bootId;
+  return state;
 }
 
 /** Adds `totals`: sums over the nodes. */
