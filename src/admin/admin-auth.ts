@@ -19,8 +19,13 @@ export function isTokenValid(given: string | undefined, expected: string): boole
   return timingSafeEqual(a, b);
 }
 
+/** Whether a request sends its token as `Authorization: Bearer …` (then that token is the one checked). */
+export function isBearer(authorization: string | undefined): boolean {
+  return authorization?.startsWith('Bearer ') === true;
+}
+
 /** The token from `Authorization: Bearer …` or `?token=` (EventSource cannot set headers). */
 export function tokenOf(authorization: string | undefined, queryToken: unknown): string | undefined {
-  if (authorization?.startsWith('Bearer ')) return authorization.slice(7).trim();
+  if (authorization !== undefined && isBearer(authorization)) return authorization.slice(7).trim();
   return typeof queryToken === 'string' ? queryToken : undefined;
 }

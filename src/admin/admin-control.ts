@@ -76,6 +76,11 @@ export interface AdminState {
   events: LoggedEvent[];
   /** Id of the latest event, so a stream client can tell it missed one. */
   lastEventId: number;
+  /**
+   * The event log's run (EventLog.bootId, filled in by the admin listener): event ids restart
+   * at 1 with each run, so a client that sees it change forgets the ids it has.
+   */
+  bootId?: string;
   /** When this snapshot was taken (ms since the epoch). */
   at: number;
   [extra: string]: unknown;

@@ -9,7 +9,7 @@ import { BadRequestError, errorAnswer, ForbiddenError, NotFoundError, Unauthoriz
 import type { Logger } from '../log.js';
 import { answerClientError } from '../proxy/send-error.js';
 import type { AdminControl, AdminState } from './admin-control.js';
-import { isLoopbackHost, isTokenValid, tokenOf } from './admin-auth.js';
+import { isBearer, isLoopbackHost, isTokenValid, tokenOf } from './admin-auth.js';
 import { createAdminMetrics } from './admin-metrics.js';
 import { DASHBOARD_HEADERS, DashboardAssets } from './dashboard-assets.js';
 import { EventStream } from './event-stream.js';
@@ -37,7 +37,8 @@ export interface AdminServerOptions {
  * Prometheus metrics. With a token configured every route requires it (`Authorization:
  * Bearer`, or `?token=` where a browser cannot set headers: EventSource, the page's own
  * assets); state-changing routes are POST only and refuse cross-site requests (Origin /
- * Sec-Fetch-Site), so a page the operator visits cannot drain their nodes.
+ * Sec-Fetch-Site) unless they carry the token in `Authorization`, so a page the operator
+ * visits cannot drain their nodes.
  */
 export async function buildAdminServer(options: AdminServerOptions): Promise<FastifyInstance> {
   const { control, token } = options;
@@ -76,6 +77,12 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
       const query = request.query as Record<string, unknown> | undefined;
       if (!isTokenValid(tokenOf(request.headers.authorization, query?.token), token))
         throw new UnauthorizedError();
+      // The token came in `Authorization` (tokenOf prefers it): a cross-site page cannot send
+      // that header without a CORS preflight this listener never grants, nor without knowing
+      // the token, so the request is no CSRF and the Origin check is not needed. Skipping it
+      // keeps the dashboard working behind a reverse proxy that rewrites Host (Origin then
+      // never matches). A token in the query string or sent automatically gets the check.
+      if (isBearer(request.headers.authorization)) return;
     } else assertLoopbackHostHeader(request);
     if (request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request);
   });
@@ -90,8 +97,12 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
   // Dashboard.
   app.get('/', async (request, reply) => {
     const query = request.query as Record<string, unknown>;
-    // Only a token that passed the check above is echoed, and only when one is configured.
-    const pageToken = token !== undefined && typeof query.token === 'string' ? query.token : undefined;
+    // Only a query token that is itself the token is echoed (the check above may have passed on
+    // the Authorization header, whatever the query said), and only when one is configured.
+    const pageToken =
+      token !== undefined && typeof query.token === 'string' && isTokenValid(query.token, token)
+        ? query.token
+        : undefined;
     return reply.headers(DASHBOARD_HEADERS).type('text/html; charset=utf-8').send(assets.index(pageToken));
   });
   app.get<{ Params: { file: string } }>('/assets/:file', async (request, reply) => {
@@ -103,7 +114,7 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
   // JSON API.
   app.get('/api/state', async () => {
     await control.refreshState();
-    return withTotals(control.state());
+    return withBootId(withTotals(control.state()), control);
   });
   app.get('/api/history', async () => ({ intervalMs: history.intervalMs, samples: history.samples() }));
   app.get('/api/events', { exposeHeadRoute: false }, (request, reply) => {
@@ -159,8 +170,14 @@ export async function buildAdminServer(options: AdminServerOptions): Promise<Fas
 
 /** The state the event stream sends each second: events travel as their own SSE events. */
 function liveState(control: AdminControl): Omit<AdminState, 'events'> {
-  const { events: _events, ...rest } = withTotals(control.state());
+  const { events: _events, ...rest } = withBootId(withTotals(control.state()), control);
   return rest;
+}
+
+/** Adds `bootId`: with it a dashboard tells a restarted proxy's event ids from the ones it has seen. */
+function withBootId(state: AdminState, control: AdminControl): AdminState {
+  state.bootId = control.events.bootId;
+  return state;
 }
 
 /** Adds `totals`: sums over the nodes. */

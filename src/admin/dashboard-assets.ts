@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { EVENT_TYPES } from './event-types.js';
 
 /** A file the admin listener serves, read once at start-up. */
 export interface DashboardAsset {
@@ -14,6 +15,8 @@ const FILES: Record<string, string> = {
 
 /** The token placeholder in index.html: asset URLs carry `?token=` when the page was opened with one. */
 const QUERY_PLACEHOLDER = /__QUERY__/g;
+/** Where index.html gets the event types the script listens for (a JSON data block: never run, so the CSP allows it). */
+const EVENT_TYPES_PLACEHOLDER = '__EVENT_TYPES__';
 
 /**
  * Headers of every dashboard response. Nothing but the listener itself may be loaded or
@@ -39,7 +42,11 @@ export class DashboardAssets {
   readonly #files = new Map<string, DashboardAsset>();
 
   constructor(directory: string = findAssetDirectory()) {
-    this.#index = readFileSync(`${directory}/index.html`, 'utf8');
+    // The types are fixed identifiers (no `<`), so the JSON cannot end the script element.
+    this.#index = readFileSync(`${directory}/index.html`, 'utf8').replace(
+      EVENT_TYPES_PLACEHOLDER,
+      JSON.stringify(EVENT_TYPES),
+    );
     for (const [name, contentType] of Object.entries(FILES)) {
       this.#files.set(name, { contentType, body: readFileSync(`${directory}/${name}`, 'utf8') });
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 /** One thing that happened, as the dashboard's event log and the SSE stream show it. */
@@ -17,6 +18,12 @@ export class EventLog extends EventEmitter<{ event: [LoggedEvent] }> {
   readonly #events: LoggedEvent[] = [];
   readonly #capacity: number;
   #nextId = 1;
+  /**
+   * Names this process's run of ids: they restart at 1 when the proxy restarts, so an id alone
+   * cannot tell a reconnecting dashboard whether it has seen an event (`Last-Event-ID: 40` from
+   * before a restart would hide the new run's events 1 to 40).
+   */
+  readonly bootId = randomBytes(4).toString('hex');
 
   constructor(capacity = 500) {
     super();

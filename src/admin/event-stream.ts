@@ -21,7 +21,7 @@ const RETRY_MS = 2000;
 
 /**
  * `GET /api/events`: Server-Sent Events. Every EventLog event goes to every client as
- * `id: N` / `event: <type>` / `data: <json>`; a `state` snapshot (no id, so `Last-Event-ID`
+ * `id: <bootId>-N` / `event: <type>` / `data: <json>`; a `state` snapshot (no id, so `Last-Event-ID`
  * keeps naming log events) follows on connect and then about once a second; a comment
  * line is the heartbeat. A reconnecting client sends `Last-Event-ID` and gets the events
  * it missed from the ring buffer. Timers run only while someone listens.
@@ -35,7 +35,7 @@ export class EventStream {
   readonly #maxBufferedBytes: number;
   #snapshotTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
-  readonly #onEvent = (event: LoggedEvent): void => this.#broadcast(formatEvent(event));
+  readonly #onEvent = (event: LoggedEvent): void => this.#broadcast(formatEvent(event, this.#events.bootId));
 
   constructor(options: EventStreamOptions) {
     this.#events = options.events;
@@ -63,9 +63,9 @@ export class EventStream {
       'x-accel-buffering': 'no',
     });
     let frames = `retry: ${RETRY_MS}\n\n`;
-    const lastId = lastEventId === undefined ? NaN : Number(lastEventId);
-    if (Number.isSafeInteger(lastId) && lastId >= 0) {
-      for (const event of this.#events.since(lastId)) frames += formatEvent(event);
+    const lastId = replayAfter(lastEventId, this.#events.bootId);
+    if (lastId !== undefined) {
+      for (const event of this.#events.since(lastId)) frames += formatEvent(event, this.#events.bootId);
     }
     frames += formatState(this.#snapshot());
     response.write(frames);
@@ -118,9 +118,25 @@ export class EventStream {
   }
 }
 
-/** One log event as an SSE frame. JSON never contains a raw newline, so one `data:` line suffices. */
-export function formatEvent(event: LoggedEvent): string {
-  return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+/**
+ * One log event as an SSE frame, its SSE id `<bootId>-<id>` (see EventLog.bootId). JSON never
+ * contains a raw newline, so one `data:` line suffices.
+ */
+export function formatEvent(event: LoggedEvent, bootId: string): string {
+  return `id: ${bootId}-${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/**
+ * The event id to replay after, from a `Last-Event-ID`: `<bootId>-<n>` of this run → n; of
+ * another run (the proxy restarted since) → 0, every buffered event being new to the client; a
+ * bare `<n>` (a script's `?lastEventId=`) → n; anything else → undefined, nothing replayed.
+ */
+export function replayAfter(lastEventId: string | undefined, bootId: string): number | undefined {
+  if (lastEventId === undefined) return undefined;
+  const match = /^(?:([0-9a-f]+)-)?(\d{1,15})$/.exec(lastEventId);
+  if (match === null) return undefined;
+  if (match[1] !== undefined && match[1] !== bootId) return 0;
+  return Number(match[2]);
 }
 
 function formatState(state: unknown): string {

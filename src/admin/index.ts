@@ -6,3 +6,4 @@ export { NodeTraffic, type TrafficSummary } from './node-traffic.js';
 export { createTestSessions, MAX_TEST_SESSIONS, type TestSessionsReport } from './test-sessions.js';
 export { ReplicaCounter } from './replica-counter.js';
 export { NodeMetrics, type NodeStoreReport } from './node-metrics.js';
+export { EVENT_TYPES } from './event-types.js';

@@ -16,6 +16,13 @@ export interface NodeStoreReport {
 export const NODE_METRICS_INTERVAL_MS = 2000;
 
 /**
+ * A report older than this (two polls missed) is dropped: a node that stopped answering would
+ * otherwise show its last replication lag forever, in /api/state and in
+ * `stickylb_node_replication_pending`. One missed poll (a slow answer) keeps the figures.
+ */
+export const NODE_METRICS_STALE_MS = 2.5 * NODE_METRICS_INTERVAL_MS;
+
+/**
  * Polls every node's session-store metrics (active/idle, sweeps, bytes per session, biggest
  * compartments) for the admin API and dashboard. One request per node every 2 s, over the
  * proxy's keep-alive agent, authenticated with the replication secret.
@@ -37,9 +44,12 @@ export class NodeMetrics {
     this.#nodes = options.nodes;
   }
 
-  /** The last report of a node, if it answered one. */
+  /** The last report of a node, if it answered one lately (see NODE_METRICS_STALE_MS). */
   of(nodeId: string): NodeStoreReport | undefined {
-    return this.#latest.get(nodeId);
+    const report = this.#latest.get(nodeId);
+    if (report === undefined || Date.now() - report.at <= NODE_METRICS_STALE_MS) return report;
+    this.#latest.delete(nodeId);
+    return undefined;
   }
 
   start(): void {
@@ -53,11 +63,14 @@ export class NodeMetrics {
     this.#timer = undefined;
   }
 
-  /** Asks every healthy node once; a node that does not answer keeps its last report. */
+  /**
+   * Asks every healthy node once. A down node's report is dropped (its figures describe a
+   * process that is gone); one that does not answer keeps its last report until it is stale.
+   */
   async poll(): Promise<void> {
     const nodes = this.#nodes();
-    const known = new Set(nodes.map((node) => node.id));
-    for (const id of this.#latest.keys()) if (!known.has(id)) this.#latest.delete(id);
+    const healthy = new Set(nodes.filter((node) => node.isHealthy).map((node) => node.id));
+    for (const id of this.#latest.keys()) if (!healthy.has(id)) this.#latest.delete(id);
     await Promise.all(
       nodes
         .filter((node) => node.isHealthy)
@@ -69,7 +82,7 @@ export class NodeMetrics {
             >;
             this.#latest.set(node.id, { ...report, at: Date.now() });
           } catch {
-            // Down or slow: health checks report that; keep the last numbers.
+            // Down or slow: health checks report that; the last numbers stand until stale.
           }
         }),
     );

@@ -54,7 +54,8 @@ describe('GET /api/events', () => {
     await stream.waitFor((frame) => frame.event === 'state');
     control.events.push('failover:end', 'failover: 41 sessions moved from node-2 in 18 ms', { moved: 41 });
     const frame = await stream.waitFor((candidate) => candidate.event === 'failover:end');
-    expect(frame.id).toBe('1');
+    // The SSE id names the run too: ids restart at 1 when the proxy restarts.
+    expect(frame.id).toBe(`${control.events.bootId}-1`);
     expect(JSON.parse(frame.data as string)).toMatchObject({
       id: 1,
       type: 'failover:end',
@@ -65,10 +66,39 @@ describe('GET /api/events', () => {
 
   it('replays the events after Last-Event-ID from the ring buffer', async () => {
     for (let i = 1; i <= 5; i++) control.events.push('node:drain', `event ${i}`);
-    const stream = await openStream({ 'last-event-id': '3' });
+    const boot = control.events.bootId;
+    const stream = await openStream({ 'last-event-id': `${boot}-3` });
     await stream.waitFor((frame) => frame.event === 'state');
     const replayed = stream.frames.filter((frame) => frame.id !== undefined).map((frame) => frame.id);
-    expect(replayed).toEqual(['4', '5']);
+    expect(replayed).toEqual([`${boot}-4`, `${boot}-5`]);
+  });
+
+  it('replays the events after a bare ?lastEventId= number (a script without the run id)', async () => {
+    for (let i = 1; i <= 5; i++) control.events.push('node:drain', `event ${i}`);
+    const stream = await openStream({}, '/api/events?lastEventId=4');
+    await stream.waitFor((frame) => frame.event === 'state');
+    const replayed = stream.frames.filter((frame) => frame.id !== undefined).map((frame) => frame.id);
+    expect(replayed).toEqual([`${control.events.bootId}-5`]);
+  });
+
+  it('replays every buffered event to a Last-Event-ID of another run (the proxy restarted)', async () => {
+    // Ids restart at 1: "40" from before the restart must not hide the new run's events 1 to 3.
+    for (let i = 1; i <= 3; i++) control.events.push('node:drain', `event ${i}`);
+    const stream = await openStream({ 'last-event-id': '0123456789ab-40' });
+    await stream.waitFor((frame) => frame.event === 'state');
+    const replayed = stream.frames.filter((frame) => frame.id !== undefined).map((frame) => frame.id);
+    const boot = control.events.bootId;
+    expect(replayed).toEqual([`${boot}-1`, `${boot}-2`, `${boot}-3`]);
+  });
+
+  it('names the run in every state (snapshot and /api/state), the same as in the SSE ids', async () => {
+    const stream = await openStream();
+    const snapshot = JSON.parse((await stream.waitFor((frame) => frame.event === 'state')).data as string);
+    const state = (await (await fetch(`${base}/api/state`)).json()) as { bootId: string };
+    expect(control.events.bootId).toMatch(/^[0-9a-f]{8}$/);
+    expect(snapshot.bootId).toBe(control.events.bootId);
+    expect(state.bootId).toBe(control.events.bootId);
+    expect(new FakeControl().events.bootId).not.toBe(control.events.bootId);
   });
 
   it('replays nothing to a new client and ignores a malformed Last-Event-ID', async () => {

@@ -84,6 +84,45 @@ describe('admin listener with a token', () => {
     }
   });
 
+  it('accepts a POST with the token in Authorization from any Origin (a reverse proxy rewrote Host)', async () => {
+    // The browser's Origin names the public host; the proxy in front sent Host 127.0.0.1:8081.
+    const response = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/node-1/drain',
+      headers: {
+        host: '127.0.0.1:8081',
+        origin: 'https://admin.example.com',
+        'sec-fetch-site': 'same-origin',
+        authorization: `Bearer ${TOKEN}`,
+      },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({ node: 'node-1', changed: true, state: 'draining' });
+  });
+
+  it('still refuses a cross-site POST whose token is in the query string', async () => {
+    for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }]) {
+      const response = await app.inject({
+        method: 'POST',
+        url: `/api/nodes/node-1/drain?token=${encodeURIComponent(TOKEN)}`,
+        headers: { host: '127.0.0.1:8081', ...headers },
+      });
+      expect(response.statusCode).toBe(403);
+      expect(response.json().error).toBe('SLB_FORBIDDEN');
+    }
+    expect(control.drain).not.toHaveBeenCalled();
+  });
+
+  it('never echoes a ?token= that is not the token, even when Authorization carries the right one', async () => {
+    const response = await app.inject({
+      url: '/?token=not-the-token',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).not.toContain('not-the-token');
+    expect(response.body).not.toContain('?token=');
+  });
+
   it('passes a token given as ?token= on to the page’s asset URLs', async () => {
     const response = await app.inject({ url: `/?token=${encodeURIComponent(TOKEN)}` });
     expect(response.statusCode).toBe(200);

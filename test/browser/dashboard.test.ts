@@ -1,6 +1,10 @@
 import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildAdminServer } from '../../src/admin/index.js';
+import { createSilentLogger } from '../../src/log.js';
+import { FakeControl } from '../admin/fake-control.js';
 import { Client, startCluster, waitFor, type Cluster } from '../integration/harness.js';
 import { launchChromium, RESULTS_DIR } from './chromium.js';
 
@@ -16,6 +20,8 @@ let browser: Browser;
 let cluster: Cluster | undefined;
 let page: Page | undefined;
 let pageErrors: string[] = [];
+/** An admin listener over a FakeControl (no cluster): its event log is driven by the test. */
+let admin: FastifyInstance | undefined;
 
 beforeAll(async () => {
   browser = await launchChromium();
@@ -28,6 +34,8 @@ afterEach(async () => {
   page = undefined;
   await cluster?.close();
   cluster = undefined;
+  await admin?.close();
+  admin = undefined;
   expect(pageErrors).toEqual([]);
   pageErrors = [];
 });
@@ -46,7 +54,21 @@ async function seed(c: Cluster, count: number): Promise<void> {
   expect(await response.json()).toMatchObject({ created: count });
 }
 
-async function openDashboard(c: Cluster, viewport = { width: 1366, height: 768 }): Promise<Page> {
+/**
+ * Starts an admin listener over `control` on `port` (0: a free one). Snapshots once a minute:
+ * within a test, events reach the page only as live SSE events, not through the catch-up a
+ * newer snapshot's `lastEventId` starts.
+ */
+async function startAdmin(control: FakeControl, port = 0): Promise<string> {
+  admin = await buildAdminServer({ control, logger: createSilentLogger(), snapshotIntervalMs: 60_000 });
+  await admin.listen({ port, host: '127.0.0.1' });
+  return `http://127.0.0.1:${(admin.server.address() as { port: number }).port}`;
+}
+
+async function openDashboard(
+  c: Pick<Cluster, 'adminUrl'>,
+  viewport = { width: 1366, height: 768 },
+): Promise<Page> {
   page = await browser.newPage({ viewport });
   page.on('pageerror', (error) => pageErrors.push(error.message));
   await page.goto(`${c.adminUrl}/`);
@@ -211,6 +233,44 @@ describe('dashboard', () => {
     const after = await waitForCounts(p, cluster);
     expect(after.nodes.find((node: any) => node.id === drained).sessions).toBe(heldBefore);
     expect(after.sessions.total).toBe(90);
+  });
+
+  it('shows live events of every type the proxy logs, rebalance:start and failover:error too', async () => {
+    const control = new FakeControl();
+    const p = await openDashboard({ adminUrl: await startAdmin(control) });
+    control.events.push('rebalance:start', 'rebalance: moving 4 sessions off *', { node: '*' });
+    control.events.push('failover:error', 'failover of node-2 failed: replica store down', {
+      node: 'node-2',
+    });
+    for (const type of ['rebalance:start', 'failover:error']) {
+      await step(type, p.locator(`#events li[data-type="${type}"]`).waitFor({ timeout: UI_TIMEOUT_MS }));
+    }
+  });
+
+  it('shows the events of a restarted proxy, whose ids start again at 1', async () => {
+    const before = new FakeControl();
+    const adminUrl = await startAdmin(before);
+    const port = Number(new URL(adminUrl).port);
+    const p = await openDashboard({ adminUrl });
+    for (let i = 1; i <= 3; i++) before.events.push('node:drain', `before restart ${i}`);
+    await p.locator('#events li[data-id="3"]').waitFor({ timeout: UI_TIMEOUT_MS });
+
+    // The proxy restarts on the same port: a new event log, ids from 1 again.
+    await admin?.close();
+    const after = new FakeControl();
+    after.events.push('node:undrain', 'after restart, while the page reconnects');
+    await startAdmin(after, port);
+    await p.waitForSelector('#connection.pill-live', { timeout: UI_TIMEOUT_MS });
+    after.events.push('node:down', 'after restart, live');
+
+    // Both new events show (the page's old ids 1 to 3 hid them), and the old run's are gone.
+    await step(
+      'the new run on the page',
+      waitFor(async () => {
+        const messages = await p.locator('#events li .msg').allTextContents();
+        return messages.join('|') === 'after restart, live|after restart, while the page reconnects';
+      }, UI_TIMEOUT_MS),
+    );
   });
 
   // `STICKYLB_DOCS_SCREENSHOT=1 npx vitest run test/browser` refreshes the README's picture.

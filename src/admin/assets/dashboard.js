@@ -3,6 +3,7 @@
 // sessions), so it stays light with any number of sessions; DOM and charts are redrawn at most
 // once per animation frame, whatever the rate of updates.
 
+const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get('token');
 const authQuery = token ? `?token=${encodeURIComponent(token)}` : '';
 const authHeaders = token ? { authorization: `Bearer ${token}` } : {};
@@ -10,30 +11,15 @@ const authHeaders = token ? { authorization: `Bearer ${token}` } : {};
 const PALETTE = ['#2f6fde', '#e8793a', '#2a9d8f', '#d64545', '#8e63ce', '#c9a227', '#4aa3c8', '#c2559b'];
 const TIMELINE_MS = 10 * 60 * 1000;
 const MAX_EVENTS = 200;
-/** Event types the stream sends (EventSource needs a listener per named event). */
-const EVENT_TYPES = [
-  'node:down',
-  'node:up',
-  'node:drain',
-  'node:undrain',
-  'failover:start',
-  'failover:end',
-  'evacuate:start',
-  'evacuate:end',
-  'rebalance:end',
-  'config:reload',
-  'test-sessions:start',
-  'test-sessions:end',
-  'sweep',
-  'redis:down',
-  'redis:up',
-  'redis:resync',
-];
+/**
+ * Event types the stream sends (EventSource needs a listener per named event): the server's
+ * list (src/admin/event-types.ts), written into the page, so the two cannot drift apart.
+ */
+const EVENT_TYPES = JSON.parse($('event-types').textContent);
 
 const fmt = new Intl.NumberFormat('en-US');
 const fmt1 = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
 const fmt2 = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
-const $ = (id) => document.getElementById(id);
 
 /** Everything the page shows; the render pass reads it. */
 const view = {
@@ -43,6 +29,8 @@ const view = {
   /** Log events by id. */
   events: new Map(),
   lastEventId: 0,
+  /** The proxy run the event ids belong to: they restart at 1 when the proxy restarts. */
+  bootId: undefined,
   colors: new Map(),
   eventsDirty: true,
 };
@@ -73,6 +61,17 @@ async function api(method, path, body) {
   return json;
 }
 
+/** Forgets the events of an earlier proxy run: its ids would hide the new run's. */
+function adoptBoot(bootId) {
+  if (bootId === undefined || bootId === view.bootId) return;
+  if (view.bootId !== undefined) {
+    view.events.clear();
+    view.lastEventId = 0;
+    view.eventsDirty = true;
+  }
+  view.bootId = bootId;
+}
+
 function addEvent(event) {
   if (view.events.has(event.id)) return;
   view.events.set(event.id, event);
@@ -85,6 +84,7 @@ function addEvent(event) {
 }
 
 function onState(state) {
+  adoptBoot(state.bootId);
   view.state = state;
   const nodes = {};
   for (const node of state.nodes) nodes[node.id] = node.sessions;
@@ -103,6 +103,7 @@ async function catchUpEvents() {
   catchingUp = true;
   try {
     const state = await api('GET', '/api/state');
+    adoptBoot(state.bootId);
     for (const event of state.events) addEvent(event);
     // Events older than the buffer are gone for good: do not ask again.
     view.lastEventId = Math.max(view.lastEventId, state.lastEventId);
@@ -127,7 +128,12 @@ function connect() {
   });
   source.addEventListener('state', (message) => onState(JSON.parse(message.data)));
   const onLogEvent = (message) => {
-    addEvent(JSON.parse(message.data));
+    // The SSE id is `<bootId>-<id>`: a replay after a proxy restart starts a new run.
+    adoptBoot(message.lastEventId.slice(0, message.lastEventId.lastIndexOf('-')) || undefined);
+    const event = JSON.parse(message.data);
+    // A gap: an event went by unseen (a type this page has no listener for): fetch the recent ones.
+    if (event.id > view.lastEventId + 1) catchUpEvents();
+    addEvent(event);
     schedule();
   };
   for (const type of EVENT_TYPES) source.addEventListener(type, onLogEvent);
@@ -139,6 +145,7 @@ async function start() {
   try {
     const [history, state] = await Promise.all([api('GET', '/api/history'), api('GET', '/api/state')]);
     view.samples = history.samples.slice();
+    adoptBoot(state.bootId);
     for (const event of state.events) addEvent(event);
     onState(state);
   } catch (error) {
@@ -569,6 +576,11 @@ function compact(value) {
 function renderEvents() {
   view.eventsDirty = false;
   const list = $('events');
+  // Items are matched by event id, and a restarted proxy's ids start again at 1: start afresh.
+  if (list.dataset.boot !== (view.bootId ?? '')) {
+    list.replaceChildren();
+    list.dataset.boot = view.bootId ?? '';
+  }
   const ids = [...view.events.keys()].sort((a, b) => b - a);
   const shown = new Set(ids);
   for (const item of [...list.children]) if (!shown.has(Number(item.dataset.id))) item.remove();
