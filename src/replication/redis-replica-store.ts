@@ -173,6 +173,9 @@ export class RedisReplicaStore
       try {
         const candidate = randomBytes(12).toString('base64url');
         const epoch = String(await this.#client.slbEpoch(this.#epochKey, candidate));
+        // An answer from the store's master: it ends an outage that a failed command started
+        // on a connection that stayed up (no 'ready' will come), even when nothing else runs.
+        this.#noteSuccess();
         if (epoch !== this.#epoch) {
           if (this.#epoch !== '') {
             this.#logger.warn({ previous: this.#epoch, epoch }, 'redis lost the replicas: new epoch');
