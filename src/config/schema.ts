@@ -62,6 +62,23 @@ const httpUrl = z.string({ error: 'must be a URL' }).refine(
   { error: 'must be an http(s) URL with no path, like http://127.0.0.1:9001' },
 );
 
+/**
+ * `redis.url`: checked here because a URL that does not parse would otherwise throw later
+ * (`new URL` in redis-connection.ts), and Node puts the whole input, password included, on
+ * that error; the message never echoes the value.
+ */
+const redisUrl = z.string({ error: 'must be a URL' }).refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'redis:' || url.protocol === 'rediss:';
+    } catch {
+      return false;
+    }
+  },
+  { error: 'must be a redis:// or rediss:// URL, like redis://127.0.0.1:6379' },
+);
+
 /** A Sentinel or Cluster node: `host:port` (no IPv6 literal). */
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'must be host:port' });
 
@@ -198,7 +215,7 @@ export const configSchema = z
       .prefault({}),
     redis: z
       .strictObject({
-        url: z.string().default('redis://127.0.0.1:6379'),
+        url: redisUrl.default('redis://127.0.0.1:6379'),
         /**
          * Redis Sentinel: the master's name and the sentinels (`host:port`) to ask for it;
          * `url` then gives only the password and the database.

@@ -37,6 +37,9 @@ export class DistributedMode {
   readonly shared: SharedAffinity;
   readonly status: RedisStatus;
   readonly #options: DistributedModeOptions;
+  /** The resync running, if any; `#isResyncWanted`: another was asked for meanwhile. */
+  #resyncing: Promise<void> | undefined;
+  #isResyncWanted = false;
 
   /** Connects to Redis and subscribes; rejects with ReplicaStoreError naming where Redis is. */
   static async connect(options: DistributedModeOptions): Promise<DistributedMode> {
@@ -74,6 +77,8 @@ export class DistributedMode {
       isMoving: options.isMoving,
     });
     store.on('availability', (isUp, error) => this.#onAvailability(isUp, error));
+    // Only the subscriber dropped (the main connection stayed up): moves told meanwhile are lost.
+    store.on('resubscribed', () => this.#requestResync());
   }
 
   /** The `redis` field of `GET /api/state`. */
@@ -100,7 +105,28 @@ export class DistributedMode {
     this.#options.onEvent('redis:up', `Redis at ${status.url} is reachable again: resynchronising`, {
       url: status.url,
     });
-    void this.#resync();
+    this.#requestResync();
+  }
+
+  /**
+   * Resyncs once both connections are back: a resync before the subscriber is subscribed again
+   * could miss a move told between its read and the subscription (the later of 'up' and
+   * 'resubscribed' asks again). One at a time; asks during one coalesce into one more after it.
+   */
+  #requestResync(): void {
+    const { store } = this;
+    if (!store.isAvailable || !store.isSubscribed) return;
+    if (this.#resyncing !== undefined) {
+      this.#isResyncWanted = true;
+      return;
+    }
+    this.#resyncing = this.#resync().finally(() => {
+      this.#resyncing = undefined;
+      if (this.#isResyncWanted) {
+        this.#isResyncWanted = false;
+        this.#requestResync();
+      }
+    });
   }
 
   async #resync(): Promise<void> {

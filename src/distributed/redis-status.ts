@@ -61,12 +61,17 @@ export class RedisStatus {
   }
 }
 
-/** A Redis URL fit for logs and the dashboard: the password replaced by `***`. */
+/**
+ * A Redis URL fit for logs, metrics labels and the dashboard: the password replaced by `***`,
+ * the query string and fragment dropped (ioredis takes `?password=` there too).
+ */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
+    if (parsed.password === '' && parsed.search === '' && parsed.hash === '') return url;
+    if (parsed.password !== '') parsed.password = '***';
+    parsed.search = '';
+    parsed.hash = '';
     return parsed.toString();
   } catch {
     return 'redis://(unparsable url)';

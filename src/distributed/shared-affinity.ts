@@ -13,6 +13,11 @@ const MOVED_CHANNEL = 'moved';
 const PEER_MOVE_WAIT_MS = 3000;
 /** Sessions read per round trip when resynchronising after an outage. */
 const RESYNC_PAGE = 500;
+/**
+ * Moves whose publish failed, kept to be published again (newest per session): enough for
+ * the moves of an evacuation that overlapped a short outage, at ~100 bytes each.
+ */
+const MAX_UNSENT_MOVES = 50_000;
 /** How often per-node session counts are read back from Redis's owner indexes. */
 const COUNTS_INTERVAL_MS = 1000;
 
@@ -48,9 +53,14 @@ export class SharedAffinity {
   /** Tells this proxy's own messages apart (it receives what it publishes). */
   readonly #instanceId = randomBytes(9).toString('base64url');
   readonly #waiters = new Map<string, Waiter[]>();
+  /** Moves whose publish failed, by session (the newest wins), oldest first; see `resync`. */
+  readonly #unsent = new Map<string, string>();
   #countsTimer: NodeJS.Timeout | undefined;
   #counting: Promise<void> | undefined;
-  /** Sessions published, adopted from other proxies, and publishes that failed. */
+  /**
+   * Sessions published, adopted from other proxies, publishes that failed (one per failed
+   * message: its moves are kept and published again by the next `resync`), and re-pins.
+   */
   readonly counters = { published: 0, adopted: 0, publishFailures: 0, resynced: 0 };
 
   constructor(options: {
@@ -84,7 +94,11 @@ export class SharedAffinity {
     for (const [key] of this.#waiters) this.#settle(key, undefined);
   }
 
-  /** Tells every other proxy about sessions this one moved (their state is installed). */
+  /**
+   * Tells every other proxy about sessions this one moved (their state is installed). A move
+   * whose publish fails is kept and published again by the next `resync`: a proxy that saw no
+   * outage does not resync, and would route the session to its old node forever.
+   */
   publish(moves: ReadonlyArray<[key: string, nodeId: string]>): void {
     const message: MovedMessage = { from: this.#instanceId, moves: [...moves] };
     this.#store.publish(MOVED_CHANNEL, JSON.stringify(message)).then(
@@ -92,10 +106,42 @@ export class SharedAffinity {
         this.counters.published += moves.length;
       },
       () => {
-        // Redis is down (logged once by the store): the others resync from the owners when it is back.
+        // Redis is unreachable (logged once by the store); it is back when `resync` runs.
         this.counters.publishFailures++;
+        for (const [key, nodeId] of moves) this.#keepUnsent(key, nodeId);
       },
     );
+  }
+
+  /** Keeps a move to publish again: the newest per session, the oldest dropped past the bound. */
+  #keepUnsent(key: string, nodeId: string): void {
+    this.#unsent.delete(key);
+    this.#unsent.set(key, nodeId);
+    if (this.#unsent.size > MAX_UNSENT_MOVES) {
+      const oldest = this.#unsent.keys().next();
+      if (oldest.done !== true) this.#unsent.delete(oldest.value);
+    }
+  }
+
+  /**
+   * Publishes again the moves whose publish failed, those still true in Redis (a later move,
+   * by this proxy or another, makes a kept one stale: it is dropped, not sent). A page stays
+   * kept until it is sent, so a failure here leaves it for the next resync.
+   */
+  async #publishUnsent(): Promise<void> {
+    const unsent = [...this.#unsent];
+    for (let start = 0; start < unsent.length; start += RESYNC_PAGE) {
+      const page = unsent.slice(start, start + RESYNC_PAGE);
+      const records = await this.#store.readMany(page.map(([key]) => key));
+      const moves = page.filter(([, nodeId], i) => records[i]?.owner === nodeId);
+      if (moves.length > 0) {
+        const message: MovedMessage = { from: this.#instanceId, moves };
+        await this.#store.publish(MOVED_CHANNEL, JSON.stringify(message));
+        this.counters.published += moves.length;
+      }
+      // Unless the session failed to publish again meanwhile (a newer move): that one stays.
+      for (const [key, nodeId] of page) if (this.#unsent.get(key) === nodeId) this.#unsent.delete(key);
+    }
   }
 
   /**
@@ -127,21 +173,27 @@ export class SharedAffinity {
   }
 
   /**
-   * After Redis was unreachable (moves published meanwhile are lost to this proxy): re-reads
-   * the owner of every session this proxy knows and re-pins those that moved. Resolves to
-   * how many did. Costs one round trip per RESYNC_PAGE sessions, once per outage.
+   * After Redis was unreachable (moves published meanwhile are lost to this proxy): publishes
+   * again this proxy's moves whose publish failed, then re-reads the owner of every session
+   * this proxy knows and re-pins those that moved. Resolves to how many did. Costs one round
+   * trip per RESYNC_PAGE sessions, once per outage.
    */
   async resync(): Promise<number> {
+    if (this.#unsent.size > 0) await this.#publishUnsent();
     const keys = this.#affinity.store.idsWhere(() => true);
     let repinned = 0;
     for (let start = 0; start < keys.length; start += RESYNC_PAGE) {
       const page = keys.slice(start, start + RESYNC_PAGE);
+      // The pins before the read: one that changes during it (a move finished, here or told by
+      // another proxy) is newer than the owner read, which must not undo it.
+      const pinned = page.map((key) => this.#affinity.nodeOf(key));
       const records = await this.#store.readMany(page);
       records.forEach((record, i) => {
         const key = page[i] as string;
         if (record === undefined || this.#isMoving(key)) return;
-        if (this.#affinity.nodeOf(key) === record.owner || this.#registry.get(record.owner) === undefined)
-          return;
+        const current = this.#affinity.nodeOf(key);
+        if (current !== pinned[i] || current === record.owner) return;
+        if (this.#registry.get(record.owner) === undefined) return;
         this.#affinity.assign(key, record.owner, '');
         repinned++;
       });

@@ -69,13 +69,19 @@ const RECORDS_MAX_AGE_MS = 1000;
  * instead of hanging.
  */
 export class RedisReplicaStore
-  extends EventEmitter<{ availability: [isAvailable: boolean, error: Error | undefined] }>
+  extends EventEmitter<{
+    availability: [isAvailable: boolean, error: Error | undefined];
+    /** A subscriber connection that dropped is subscribed again: messages of the gap were lost. */
+    resubscribed: [];
+  }>
   implements ReplicaStore
 {
   readonly #client: Client;
   readonly #keyPrefix: string;
   /** Connections in subscriber mode (`subscribe`), closed with the store. */
   readonly #subscribers: Array<Redis | Cluster> = [];
+  /** Subscriber connections that dropped and are not subscribed again yet. */
+  readonly #droppedSubscribers = new Set<Redis | Cluster>();
   readonly #idleTimeoutMs: number;
   readonly #logger: Logger;
   readonly #epochKey: string;
@@ -173,6 +179,9 @@ export class RedisReplicaStore
       try {
         const candidate = randomBytes(12).toString('base64url');
         const epoch = String(await this.#client.slbEpoch(this.#epochKey, candidate));
+        // An answer from the store's master: it ends an outage that a failed command started
+        // on a connection that stayed up (no 'ready' will come), even when nothing else runs.
+        this.#noteSuccess();
         if (epoch !== this.#epoch) {
           if (this.#epoch !== '') {
             this.#logger.warn({ previous: this.#epoch, epoch }, 'redis lost the replicas: new epoch');
@@ -522,6 +531,11 @@ export class RedisReplicaStore
     return !this.#isFailing;
   }
 
+  /** False while a subscriber connection that dropped is not subscribed again (see `subscribe`). */
+  get isSubscribed(): boolean {
+    return this.#droppedSubscribers.size === 0;
+  }
+
   /**
    * Publishes `message` on `channel` (prefixed like every key) to every subscriber of every
    * process sharing this Redis. Rejects with ReplicaStoreError when Redis cannot be reached.
@@ -540,8 +554,9 @@ export class RedisReplicaStore
 
   /**
    * Calls `listener` with every message published on `channel`, on a connection of its own
-   * (a subscribed connection can send nothing else). ioredis resubscribes after a reconnect;
-   * messages published while disconnected are lost, so callers resynchronise on `availability`.
+   * (a subscribed connection can send nothing else). It can drop alone, while the main
+   * connection stays up: messages published until it is subscribed again are lost, so it emits
+   * `resubscribed` then (callers resynchronise on it, as on `availability`).
    */
   async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
     this.#assertOpen();
@@ -560,6 +575,29 @@ export class RedisReplicaStore
     } catch (error) {
       throw this.#fail('subscribe', error);
     }
+    subscriber.on('close', () => {
+      if (!this.#isClosed) this.#droppedSubscribers.add(subscriber);
+    });
+    subscriber.on('ready', () => {
+      if (this.#droppedSubscribers.has(subscriber)) void this.#resubscribe(subscriber, name);
+    });
+  }
+
+  /**
+   * Subscribes a reconnected subscriber and emits `resubscribed` once Redis confirmed it.
+   * ioredis resubscribes on its own, but only after emitting 'ready': a resync started on
+   * 'ready' could read the owners before the subscription is back and miss a move published
+   * in between. Replies on a connection come in order, so this reply means it is back.
+   */
+  async #resubscribe(subscriber: Redis | Cluster, name: string): Promise<void> {
+    try {
+      await subscriber.subscribe(name);
+    } catch {
+      // Dropped again: its next 'ready' tries again.
+      return;
+    }
+    if (this.#isClosed || !this.#droppedSubscribers.delete(subscriber)) return;
+    if (this.#droppedSubscribers.size === 0) this.emit('resubscribed');
   }
 }
 

@@ -126,6 +126,27 @@ describe('parseConfig', () => {
     expect(problemsOf(input).some((line) => line.startsWith(expected))).toBe(true);
   });
 
+  it.each([
+    ['with a sentinel', { sentinel: { name: 'main', nodes: ['127.0.0.1:26379'] } }],
+    ['with a cluster', { cluster: { nodes: ['127.0.0.1:7000'] } }],
+    ['standalone', {}],
+  ])('refuses a redis.url that does not parse (%s) without echoing its password', (_case, redis) => {
+    // Unparsable: the port is not a number. `new URL` on it later would put it, password and
+    // all, in the error a failed start prints.
+    const url = 'redis://:hunter2secret@10.0.0.5:notaport/0';
+    const problems = problemsOf({ ...minimal, redis: { url, ...redis } });
+    expect(problems.some((line) => line.startsWith('redis.url: must be a redis:// or rediss:// URL'))).toBe(
+      true,
+    );
+    expect(problems.join('\n')).not.toContain('hunter2secret');
+  });
+
+  it('accepts redis:// and rediss:// URLs with a password and a database', () => {
+    expect(parseConfig({ ...minimal, redis: { url: 'rediss://:pw@10.0.0.5:6380/2' } }).redis.url).toBe(
+      'rediss://:pw@10.0.0.5:6380/2',
+    );
+  });
+
   it('accepts an idle timeout of weeks (compared with timestamps, never a timer)', () => {
     expect(parseConfig({ ...minimal, session: { idleTimeout: '30d' } }).session.idleTimeout).toBe(
       30 * 86_400_000,

@@ -24,12 +24,16 @@ describe('RedisStatus', () => {
     ['redis://user:secret@host:6379', 'redis://user:***@host:6379'],
     ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
     ['not a url', 'redis://(unparsable url)'],
+    ['redis://10.0.0.5:6379/0?password=s3cret', 'redis://10.0.0.5:6379/0'],
+    ['redis://10.0.0.5:6379/0?username=u&password=s3cret&family=6', 'redis://10.0.0.5:6379/0'],
+    ['redis://:secret@10.0.0.5:6379?password=s3cret#frag', 'redis://:***@10.0.0.5:6379'],
   ])('redacts the password of %s', (url, shown) => {
     expect(redactUrl(url)).toBe(shown);
   });
 
   it.each([
     [{ url: 'redis://:secret@10.0.0.5:6379' }, 'redis://:***@10.0.0.5:6379'],
+    [{ url: 'redis://10.0.0.5:6379/0?password=secret' }, 'redis://10.0.0.5:6379/0'],
     [
       { url: 'redis://:secret@ignored', sentinel: { name: 'main', nodes: ['10.0.0.5:26379', 'b:26379'] } },
       'sentinel main (10.0.0.5:26379, b:26379)',

@@ -1,4 +1,5 @@
 import { Agent } from 'node:http';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testAffinity, testRegistry } from '../helpers/affinity.js';
 import type { AffinityTable } from '../../src/affinity/index.js';
@@ -118,5 +119,49 @@ describe.skipIf(!hasRedis)('SharedAffinity (real redis-server)', () => {
     expect(b.registry.all.map((node) => node.sessions)).toEqual(
       ['a', 'b', 'c'].map((id) => counts.get(id) ?? 0),
     );
+  });
+
+  it('publishes again, on resync, a move whose publish failed, and only if it is still true', async () => {
+    // Proxy a's own Redis user may not PUBLISH for a while: its publishes fail, nobody else's do
+    // (b sees no outage, so b never resyncs by itself).
+    const admin = new Redis(redis.url);
+    try {
+      await admin.call('ACL', 'SETUSER', 'proxy-a', 'on', '>proxy-a-pass', '~*', '&*', '+@all', '-publish');
+      const url = `redis://proxy-a:proxy-a-pass@127.0.0.1:${redis.port}`;
+      const a = await proxyOn(url);
+      proxies.push(a);
+      const b = await start();
+      b.affinity.record('k11', 'a');
+      b.affinity.record('k12', 'a');
+      for (const key of ['k11', 'k12']) await a.store.write('a', [{ key, ...write(1) }]);
+      await a.store.transfer('k11', 'a', 'b');
+      await a.store.transfer('k12', 'a', 'b');
+      a.shared.publish([
+        ['k11', 'b'],
+        ['k12', 'b'],
+      ]);
+      await waitFor(() => a.shared.counters.publishFailures === 1);
+      // k12 moves on again (another proxy's move): the kept move of k12 is stale now.
+      await b.store.transfer('k12', 'b', 'c');
+      await admin.call('ACL', 'SETUSER', 'proxy-a', '+publish');
+      await a.shared.resync();
+      await waitFor(() => b.affinity.nodeOf('k11') === 'b');
+      expect(b.affinity.nodeOf('k12')).toBe('a');
+      expect(a.shared.counters.published).toBe(1);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('resync does not undo a move that finished while it read the owners', async () => {
+    const [writer, b] = [await start(), await start()];
+    b.affinity.record('k13', 'a');
+    await writer.store.write('a', [{ key: 'k13', ...write(1) }]);
+    await writer.store.transfer('k13', 'a', 'b');
+    const resyncing = b.shared.resync();
+    // While the owners are read (owner b), the session moves on to c and b's table says so.
+    b.affinity.assign('k13', 'c', '');
+    expect(await resyncing).toBe(0);
+    expect(b.affinity.nodeOf('k13')).toBe('c');
   });
 });
