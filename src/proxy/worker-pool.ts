@@ -114,6 +114,7 @@ export class WorkerPool {
     this.#flushMoved();
   }
 
+  /** Applies a reloaded config in every worker, and to the workers forked from now on. */
   reload(config: Config): void {
     this.#config = config;
     this.#broadcast({ t: 'reload', config });
