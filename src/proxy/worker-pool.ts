@@ -58,6 +58,11 @@ export class WorkerPool {
   readonly #control: WorkerControl;
   readonly #logger: Logger;
   readonly #workers = new Set<Worker>();
+  /**
+   * Workers sent `init`. Only they get broadcasts: one still starting reads nothing but `init`,
+   * which carries the full state anyway.
+   */
+  readonly #initialised = new Set<Worker>();
   readonly #stats = new Map<Worker, PoolStats>();
   #pendingMoved: Array<[string, string | null]> = [];
   #movedFlush: NodeJS.Immediate | undefined;
@@ -152,6 +157,11 @@ export class WorkerPool {
               return;
             }
             worker.once('exit', () => done());
+            // Still starting: it listens on nothing and holds no request, so nothing to finish.
+            if (!this.#initialised.has(worker)) {
+              worker.process.kill('SIGKILL');
+              return;
+            }
             this.#send(worker, { t: 'shutdown', graceMs });
             setTimeout(() => worker.process.kill('SIGKILL'), graceMs + 2000).unref();
           }),
@@ -170,6 +180,12 @@ export class WorkerPool {
       let isListening = false;
       worker.on('message', (message: WorkerMessage) => {
         if (message.t === 'ready') {
+          // Stopping: an `init` now would start a worker accepting clients after close() began.
+          if (this.#isStopping) {
+            worker.process.kill('SIGKILL');
+            return;
+          }
+          this.#initialised.add(worker);
           this.#send(worker, {
             t: 'init',
             // The listen address exactly as configured: node:cluster shares one handle per
@@ -190,6 +206,7 @@ export class WorkerPool {
       });
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker);
+        this.#initialised.delete(worker);
         this.#stats.delete(worker);
         this.#control.absorbTraffic(String(worker.id), undefined);
         if (!isListening)
@@ -199,9 +216,9 @@ export class WorkerPool {
           { pid: worker.process.pid, code, signal },
           'proxy worker died: starting a replacement',
         );
-        this.#fork().catch((error: unknown) =>
-          this.#logger.error({ err: error }, 'could not replace proxy worker'),
-        );
+        this.#fork().catch((error: unknown) => {
+          if (!this.#isStopping) this.#logger.error({ err: error }, 'could not replace proxy worker');
+        });
       });
     });
   }
@@ -247,6 +264,8 @@ export class WorkerPool {
         this.#usedBarriers.get(message.id)?.();
         break;
       case 'stats':
+        // A report read after the worker's 'exit' would bring it back, its inFlight stuck forever.
+        if (!this.#workers.has(worker)) break;
         this.#stats.set(worker, { counters: message.counters, nodes: message.nodes });
         this.#control.absorbTraffic(String(worker.id), message.traffic);
         break;
@@ -257,7 +276,8 @@ export class WorkerPool {
 
   /** Resolves once every worker but `asking` (which flushed before asking) sent its `used` batch. */
   #flushUsed(asking: Worker): Promise<void> {
-    const others = [...this.#workers].filter((worker) => worker !== asking && worker.isConnected());
+    // Only initialised workers answer; one still starting has seen no request, so has no batch.
+    const others = [...this.#initialised].filter((worker) => worker !== asking && worker.isConnected());
     return Promise.all(
       others.map(
         (worker) =>
@@ -292,7 +312,7 @@ export class WorkerPool {
   }
 
   #broadcast(message: PrimaryMessage): void {
-    for (const worker of this.#workers) this.#send(worker, message);
+    for (const worker of this.#initialised) this.#send(worker, message);
   }
 
   /**
