@@ -152,7 +152,7 @@ export class StickyLb implements AdminControl {
               moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
               absorbTraffic: (workerId, snapshot) =>
                 snapshot === undefined
-                  ? this.traffic.forget(workerId)
+                  ? this.traffic.retire(workerId)
                   : this.traffic.absorb(workerId, snapshot),
             },
           })

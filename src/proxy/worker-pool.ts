@@ -8,12 +8,11 @@ import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import {
   USED_BARRIER_TIMEOUT_MS,
-  type NodeCounters,
   type NodeSnapshot,
   type PrimaryMessage,
   type WorkerMessage,
 } from './ipc.js';
-import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
+import { PoolStatsTable, type PoolStats } from './pool-stats.js';
 import type { FailureEvidence } from '../health/index.js';
 
 /** What the pool needs of the control plane. */
@@ -24,16 +23,12 @@ export interface WorkerControl {
   /** Whether a failed non-idempotent request of this session may be replayed (see ProxyServer). */
   mayReplay(key: string): Promise<boolean>;
   reportFailure(nodeId: string, reason: string, evidence: FailureEvidence): void;
-  /** A worker's traffic snapshot (rates, latency); `undefined` when the worker is gone. */
+  /** A worker's traffic snapshot (rates, latency); `undefined` when the worker is gone (its totals are kept). */
   absorbTraffic(workerId: string, snapshot: TrafficSnapshot | undefined): void;
   moveSession(key: string, fromNodeId: string): Promise<ProxyNode>;
 }
 
-/** Counters summed over every worker (last report of each). */
-export interface PoolStats {
-  counters: ProxyCounters & { rejectedIds: number };
-  nodes: NodeCounters;
-}
+export type { PoolStats } from './pool-stats.js';
 
 /**
  * The compiled worker entry. Running from source (tests import src/ through vitest), the
@@ -63,7 +58,7 @@ export class WorkerPool {
    * which carries the full state anyway.
    */
   readonly #initialised = new Set<Worker>();
-  readonly #stats = new Map<Worker, PoolStats>();
+  readonly #stats = new PoolStatsTable<Worker>();
   #pendingMoved: Array<[string, string | null]> = [];
   #movedFlush: NodeJS.Immediate | undefined;
   #isStopping = false;
@@ -125,23 +120,9 @@ export class WorkerPool {
     this.#broadcast({ t: 'reload', config });
   }
 
-  /** Counters summed over the workers. */
+  /** Counters summed over the workers, dead ones' included (they never go backwards). */
   stats(): PoolStats {
-    const total: PoolStats = {
-      counters: { ...createProxyCounters(), rejectedIds: 0 },
-      nodes: {},
-    };
-    for (const stats of this.#stats.values()) {
-      for (const key of Object.keys(total.counters) as Array<keyof PoolStats['counters']>) {
-        total.counters[key] += stats.counters[key];
-      }
-      for (const [id, [inFlight, requests]] of Object.entries(stats.nodes)) {
-        const sum = (total.nodes[id] ??= [0, 0]);
-        sum[0] += inFlight;
-        sum[1] += requests;
-      }
-    }
-    return total;
+    return this.#stats.sum();
   }
 
   /** Graceful stop: each worker stops accepting and finishes in-flight requests (up to `graceMs`). */
@@ -207,7 +188,7 @@ export class WorkerPool {
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker);
         this.#initialised.delete(worker);
-        this.#stats.delete(worker);
+        this.#stats.retire(worker);
         this.#control.absorbTraffic(String(worker.id), undefined);
         if (!isListening)
           reject(new Error(`proxy worker exited before listening (${signal ?? `code ${code}`})`));
