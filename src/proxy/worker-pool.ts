@@ -13,6 +13,7 @@ import {
   type WorkerMessage,
 } from './ipc.js';
 import { PoolStatsTable, type PoolStats } from './pool-stats.js';
+import { RespawnBackoff } from './respawn-backoff.js';
 import type { FailureEvidence } from '../health/index.js';
 
 /** What the pool needs of the control plane. */
@@ -62,6 +63,9 @@ export class WorkerPool {
   #pendingMoved: Array<[string, string | null]> = [];
   #movedFlush: NodeJS.Immediate | undefined;
   #isStopping = false;
+  readonly #backoff = new RespawnBackoff();
+  /** Replacements waiting out their backoff (cleared by close()). */
+  readonly #respawnTimers = new Set<NodeJS.Timeout>();
   /** Barrier id → resolve, for `flush-used` requests awaiting their `used-flushed` answer. */
   readonly #usedBarriers = new Map<number, () => void>();
   #nextBarrierId = 0;
@@ -129,6 +133,8 @@ export class WorkerPool {
   async close(graceMs: number): Promise<void> {
     this.#isStopping = true;
     if (this.#movedFlush !== undefined) clearImmediate(this.#movedFlush);
+    for (const timer of this.#respawnTimers) clearTimeout(timer);
+    this.#respawnTimers.clear();
     await Promise.all(
       [...this.#workers].map(
         (worker) =>
@@ -152,6 +158,7 @@ export class WorkerPool {
 
   #fork(): Promise<number> {
     const worker = cluster.fork({ STICKYLB_WORKER: '1' });
+    const forkedAtMs = Date.now();
     this.forks++;
     this.#workers.add(worker);
     worker.on('error', (error) =>
@@ -193,14 +200,27 @@ export class WorkerPool {
         if (!isListening)
           reject(new Error(`proxy worker exited before listening (${signal ?? `code ${code}`})`));
         if (this.#isStopping) return;
+        const delayMs = this.#backoff.next(Date.now() - forkedAtMs);
         this.#logger.error(
-          { pid: worker.process.pid, code, signal },
+          { pid: worker.process.pid, code, signal, delayMs },
           'proxy worker died: starting a replacement',
         );
-        this.#fork().catch((error: unknown) => {
-          if (!this.#isStopping) this.#logger.error({ err: error }, 'could not replace proxy worker');
-        });
+        if (delayMs === 0) {
+          this.#replace();
+          return;
+        }
+        const timer = setTimeout(() => {
+          this.#respawnTimers.delete(timer);
+          this.#replace();
+        }, delayMs);
+        this.#respawnTimers.add(timer);
       });
+    });
+  }
+
+  #replace(): void {
+    this.#fork().catch((error: unknown) => {
+      if (!this.#isStopping) this.#logger.error({ err: error }, 'could not replace proxy worker');
     });
   }
 

@@ -2,7 +2,8 @@ import { fork } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import type { PrimaryMessage, WorkerMessage } from '../../src/proxy/ipc.js';
@@ -32,10 +33,10 @@ const control: WorkerControl = {
 };
 
 const pools: WorkerPool[] = [];
-function createPool(count: number): WorkerPool {
+function createPool(count: number, poolConfig = config): WorkerPool {
   const pool = new WorkerPool({
     count,
-    config,
+    config: poolConfig,
     sessionSecret: 'x'.repeat(32),
     control,
     logger: createSilentLogger(),
@@ -106,6 +107,59 @@ describe('WorkerPool', () => {
       traffic: {},
     } satisfies WorkerMessage);
     expect(pool.stats().nodes['node-1']?.[0] ?? 0).toBe(0);
+  });
+});
+
+/** Resolves on the `n`th worker exit counted from this call. */
+function nthExit(n: number): Promise<void> {
+  let seen = 0;
+  return new Promise((done) => {
+    const onExit = () => {
+      if (++seen < n) return;
+      cluster.off('exit', onExit);
+      done();
+    };
+    cluster.on('exit', onExit);
+  });
+}
+
+describe('WorkerPool replacing workers that die at start', () => {
+  it('waits before each replacement once they keep dying', async () => {
+    // The client port is taken: every worker fails to listen and exits at once.
+    const blocker = createServer();
+    await new Promise<void>((done) => blocker.listen(0, '127.0.0.1', done));
+    const { port } = blocker.address() as { port: number };
+    const pool = createPool(
+      1,
+      parseConfig({
+        proxy: { workers: 2, listen: { host: '127.0.0.1', port } },
+        log: { level: 'error' },
+        nodes: [{ id: 'node-1', url: 'http://127.0.0.1:1' }],
+      }),
+    );
+    // Only the pool's timers are faked: the worker processes and their exits are real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const secondExit = nthExit(2);
+      await expect(pool.start()).rejects.toThrow(/exited before listening/);
+      // The first death is replaced at once; the replacement dies too.
+      await secondExit;
+      expect(pool.forks).toBe(2);
+      // Two quick deaths in a row: the next fork waits for its backoff timer.
+      expect(pool.size).toBe(0);
+      const thirdExit = nthExit(1);
+      vi.advanceTimersByTime(100);
+      expect(pool.forks).toBe(3);
+      await thirdExit;
+      vi.advanceTimersByTime(100);
+      expect(pool.forks).toBe(3);
+      vi.advanceTimersByTime(100);
+      expect(pool.forks).toBe(4);
+    } finally {
+      vi.useRealTimers();
+      await pool.close(1000);
+      await new Promise((done) => blocker.close(done));
+    }
   });
 });
 
