@@ -152,7 +152,7 @@ export class StickyLb implements AdminControl {
               moveSession: (key, fromNodeId) => this.failover.moveSession(key, fromNodeId),
               absorbTraffic: (workerId, snapshot) =>
                 snapshot === undefined
-                  ? this.traffic.forget(workerId)
+                  ? this.traffic.retire(workerId)
                   : this.traffic.absorb(workerId, snapshot),
             },
           })
@@ -327,6 +327,12 @@ export class StickyLb implements AdminControl {
     this.health.setTargets(next.nodes);
     // Timeouts and limits of both request paths (in worker mode, each worker does the same).
     this.proxy.reconfigure(next.proxy);
+    // The workers route on their own copy of the nodes: without this they keep the start-up
+    // list (no new node, removed ones still picked). Their replacements start from `next` too.
+    this.workers?.reload(next);
+    // The reconcile above broadcast node state before the workers knew the added nodes (they
+    // skip unknown ids): send it again now that they do.
+    this.workers?.broadcastNodes();
     for (const key of [
       'listen',
       'maxHeaderBytes',

@@ -67,7 +67,7 @@ class NodeCounters {
   sumMs = 0;
   count = 0;
   /** Wall time (ms) of the first request counted. */
-  readonly firstAtMs: number;
+  firstAtMs: number;
 
   constructor(firstAtMs: number) {
     this.firstAtMs = firstAtMs;
@@ -101,6 +101,8 @@ export class NodeTraffic {
   readonly #nodes = new Map<string, NodeCounters>();
   /** Latest snapshot of each other process (worker id → node id → counters). */
   readonly #absorbed = new Map<string, Map<string, NodeCounters>>();
+  /** Cumulative totals of processes that are gone, by node (their window is left empty). */
+  readonly #retired = new Map<string, NodeCounters>();
   readonly #now: () => number;
   readonly #epochOffsetMs: number;
 
@@ -226,16 +228,34 @@ export class NodeTraffic {
   }
 
   /**
-   * Forgets a process that is gone. Its requests leave the totals too, so Prometheus sees a
-   * counter reset, which `rate()` handles.
+   * A process is gone: its cumulative totals join the retired ones, so the counters and the
+   * histogram never go backwards (Prometheus would read a drop as a reset and `rate()` would
+   * show a false spike). Its last seconds leave the rate and percentiles, which are windows.
    */
-  forget(source: string): void {
+  retire(source: string): void {
+    const nodes = this.#absorbed.get(source);
+    if (nodes === undefined) return;
     this.#absorbed.delete(source);
+    for (const [id, part] of nodes) {
+      let retired = this.#retired.get(id);
+      if (retired === undefined) {
+        retired = new NodeCounters(part.firstAtMs);
+        this.#retired.set(id, retired);
+      }
+      retired.firstAtMs = Math.min(retired.firstAtMs, part.firstAtMs);
+      for (let bucket = 0; bucket < BUCKETS; bucket++)
+        retired.total[bucket] = (retired.total[bucket] as number) + (part.total[bucket] as number);
+      for (let i = 0; i < 5; i++)
+        retired.byClass[i] = (retired.byClass[i] as number) + (part.byClass[i] as number);
+      retired.sumMs += part.sumMs;
+      retired.count += part.count;
+    }
   }
 
   /** Forgets nodes no longer configured. */
   retain(nodeIds: ReadonlySet<string>): void {
     for (const id of this.#nodes.keys()) if (!nodeIds.has(id)) this.#nodes.delete(id);
+    for (const id of this.#retired.keys()) if (!nodeIds.has(id)) this.#retired.delete(id);
     for (const nodes of this.#absorbed.values())
       for (const id of nodes.keys()) if (!nodeIds.has(id)) nodes.delete(id);
   }
@@ -244,6 +264,8 @@ export class NodeTraffic {
     const parts: NodeCounters[] = [];
     const own = this.#nodes.get(nodeId);
     if (own !== undefined) parts.push(own);
+    const retired = this.#retired.get(nodeId);
+    if (retired !== undefined) parts.push(retired);
     for (const nodes of this.#absorbed.values()) {
       const part = nodes.get(nodeId);
       if (part !== undefined) parts.push(part);

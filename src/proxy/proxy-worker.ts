@@ -179,12 +179,18 @@ async function start(init: Extract<PrimaryMessage, { t: 'init' }>): Promise<void
   send({ t: 'listening', port: address.port });
 }
 
-process.once('message', (message: PrimaryMessage) => {
+/**
+ * Waits for `init`, whatever comes before it: a message sent before the primary saw `ready`
+ * (a broadcast racing the fork) must not use up the only listener, or this worker never starts.
+ */
+function onInit(message: PrimaryMessage): void {
   if (message.t !== 'init') return;
+  process.off('message', onInit);
   start(message).catch((error: unknown) => {
     console.error(error);
     process.exit(1);
   });
-});
+}
+process.on('message', onInit);
 // Listening for 'init' now: the primary may send it.
 send({ t: 'ready' });

@@ -8,12 +8,12 @@ import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import {
   USED_BARRIER_TIMEOUT_MS,
-  type NodeCounters,
   type NodeSnapshot,
   type PrimaryMessage,
   type WorkerMessage,
 } from './ipc.js';
-import { createProxyCounters, type ProxyCounters } from './proxy-counters.js';
+import { PoolStatsTable, type PoolStats } from './pool-stats.js';
+import { RespawnBackoff } from './respawn-backoff.js';
 import type { FailureEvidence } from '../health/index.js';
 
 /** What the pool needs of the control plane. */
@@ -24,16 +24,12 @@ export interface WorkerControl {
   /** Whether a failed non-idempotent request of this session may be replayed (see ProxyServer). */
   mayReplay(key: string): Promise<boolean>;
   reportFailure(nodeId: string, reason: string, evidence: FailureEvidence): void;
-  /** A worker's traffic snapshot (rates, latency); `undefined` when the worker is gone. */
+  /** A worker's traffic snapshot (rates, latency); `undefined` when the worker is gone (its totals are kept). */
   absorbTraffic(workerId: string, snapshot: TrafficSnapshot | undefined): void;
   moveSession(key: string, fromNodeId: string): Promise<ProxyNode>;
 }
 
-/** Counters summed over every worker (last report of each). */
-export interface PoolStats {
-  counters: ProxyCounters & { rejectedIds: number };
-  nodes: NodeCounters;
-}
+export type { PoolStats } from './pool-stats.js';
 
 /**
  * The compiled worker entry. Running from source (tests import src/ through vitest), the
@@ -58,10 +54,18 @@ export class WorkerPool {
   readonly #control: WorkerControl;
   readonly #logger: Logger;
   readonly #workers = new Set<Worker>();
-  readonly #stats = new Map<Worker, PoolStats>();
+  /**
+   * Workers sent `init`. Only they get broadcasts: one still starting reads nothing but `init`,
+   * which carries the full state anyway.
+   */
+  readonly #initialised = new Set<Worker>();
+  readonly #stats = new PoolStatsTable<Worker>();
   #pendingMoved: Array<[string, string | null]> = [];
   #movedFlush: NodeJS.Immediate | undefined;
   #isStopping = false;
+  readonly #backoff = new RespawnBackoff();
+  /** Replacements waiting out their backoff (cleared by close()). */
+  readonly #respawnTimers = new Set<NodeJS.Timeout>();
   /** Barrier id → resolve, for `flush-used` requests awaiting their `used-flushed` answer. */
   readonly #usedBarriers = new Map<number, () => void>();
   #nextBarrierId = 0;
@@ -114,34 +118,23 @@ export class WorkerPool {
     this.#flushMoved();
   }
 
+  /** Applies a reloaded config in every worker, and to the workers forked from now on. */
   reload(config: Config): void {
     this.#config = config;
     this.#broadcast({ t: 'reload', config });
   }
 
-  /** Counters summed over the workers. */
+  /** Counters summed over the workers, dead ones' included (they never go backwards). */
   stats(): PoolStats {
-    const total: PoolStats = {
-      counters: { ...createProxyCounters(), rejectedIds: 0 },
-      nodes: {},
-    };
-    for (const stats of this.#stats.values()) {
-      for (const key of Object.keys(total.counters) as Array<keyof PoolStats['counters']>) {
-        total.counters[key] += stats.counters[key];
-      }
-      for (const [id, [inFlight, requests]] of Object.entries(stats.nodes)) {
-        const sum = (total.nodes[id] ??= [0, 0]);
-        sum[0] += inFlight;
-        sum[1] += requests;
-      }
-    }
-    return total;
+    return this.#stats.sum();
   }
 
   /** Graceful stop: each worker stops accepting and finishes in-flight requests (up to `graceMs`). */
   async close(graceMs: number): Promise<void> {
     this.#isStopping = true;
     if (this.#movedFlush !== undefined) clearImmediate(this.#movedFlush);
+    for (const timer of this.#respawnTimers) clearTimeout(timer);
+    this.#respawnTimers.clear();
     await Promise.all(
       [...this.#workers].map(
         (worker) =>
@@ -151,6 +144,11 @@ export class WorkerPool {
               return;
             }
             worker.once('exit', () => done());
+            // Still starting: it listens on nothing and holds no request, so nothing to finish.
+            if (!this.#initialised.has(worker)) {
+              worker.process.kill('SIGKILL');
+              return;
+            }
             this.#send(worker, { t: 'shutdown', graceMs });
             setTimeout(() => worker.process.kill('SIGKILL'), graceMs + 2000).unref();
           }),
@@ -160,6 +158,7 @@ export class WorkerPool {
 
   #fork(): Promise<number> {
     const worker = cluster.fork({ STICKYLB_WORKER: '1' });
+    const forkedAtMs = Date.now();
     this.forks++;
     this.#workers.add(worker);
     worker.on('error', (error) =>
@@ -169,6 +168,12 @@ export class WorkerPool {
       let isListening = false;
       worker.on('message', (message: WorkerMessage) => {
         if (message.t === 'ready') {
+          // Stopping: an `init` now would start a worker accepting clients after close() began.
+          if (this.#isStopping) {
+            worker.process.kill('SIGKILL');
+            return;
+          }
+          this.#initialised.add(worker);
           this.#send(worker, {
             t: 'init',
             // The listen address exactly as configured: node:cluster shares one handle per
@@ -189,19 +194,33 @@ export class WorkerPool {
       });
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker);
-        this.#stats.delete(worker);
+        this.#initialised.delete(worker);
+        this.#stats.retire(worker);
         this.#control.absorbTraffic(String(worker.id), undefined);
         if (!isListening)
           reject(new Error(`proxy worker exited before listening (${signal ?? `code ${code}`})`));
         if (this.#isStopping) return;
+        const delayMs = this.#backoff.next(Date.now() - forkedAtMs);
         this.#logger.error(
-          { pid: worker.process.pid, code, signal },
+          { pid: worker.process.pid, code, signal, delayMs },
           'proxy worker died: starting a replacement',
         );
-        this.#fork().catch((error: unknown) =>
-          this.#logger.error({ err: error }, 'could not replace proxy worker'),
-        );
+        if (delayMs === 0) {
+          this.#replace();
+          return;
+        }
+        const timer = setTimeout(() => {
+          this.#respawnTimers.delete(timer);
+          this.#replace();
+        }, delayMs);
+        this.#respawnTimers.add(timer);
       });
+    });
+  }
+
+  #replace(): void {
+    this.#fork().catch((error: unknown) => {
+      if (!this.#isStopping) this.#logger.error({ err: error }, 'could not replace proxy worker');
     });
   }
 
@@ -246,6 +265,8 @@ export class WorkerPool {
         this.#usedBarriers.get(message.id)?.();
         break;
       case 'stats':
+        // A report read after the worker's 'exit' would bring it back, its inFlight stuck forever.
+        if (!this.#workers.has(worker)) break;
         this.#stats.set(worker, { counters: message.counters, nodes: message.nodes });
         this.#control.absorbTraffic(String(worker.id), message.traffic);
         break;
@@ -256,7 +277,8 @@ export class WorkerPool {
 
   /** Resolves once every worker but `asking` (which flushed before asking) sent its `used` batch. */
   #flushUsed(asking: Worker): Promise<void> {
-    const others = [...this.#workers].filter((worker) => worker !== asking && worker.isConnected());
+    // Only initialised workers answer; one still starting has seen no request, so has no batch.
+    const others = [...this.#initialised].filter((worker) => worker !== asking && worker.isConnected());
     return Promise.all(
       others.map(
         (worker) =>
@@ -291,7 +313,7 @@ export class WorkerPool {
   }
 
   #broadcast(message: PrimaryMessage): void {
-    for (const worker of this.#workers) this.#send(worker, message);
+    for (const worker of this.#initialised) this.#send(worker, message);
   }
 
   /**

@@ -96,11 +96,27 @@ describe('NodeTraffic across processes', () => {
     expect(summary.latencyMs?.p50).toBeGreaterThanOrEqual(3);
     expect(summary.latencyMs?.p50).toBeLessThanOrEqual(5);
     expect(control.histogram('node-1').count).toBe(100);
-    // A newer snapshot of a worker replaces its older one; a gone worker is forgotten.
+    // A newer snapshot of a worker replaces its older one.
     control.absorb('worker-0', {});
     expect(control.histogram('node-1').count).toBe(50);
-    control.forget('worker-1');
+  });
+
+  it('keeps the totals of a retired worker, not its window', () => {
+    const clock = { now: 5_000_000 };
+    const worker = new NodeTraffic(() => clock.now, 0);
+    const control = new NodeTraffic(() => clock.now, 0);
+    for (let i = 0; i < 10; i++) worker.record('node-1', i < 8 ? 200 : 503, clock.now - 2);
+    control.absorb('worker-1', JSON.parse(JSON.stringify(worker.snapshot())));
+    const before = control.histogram('node-1');
+    control.retire('worker-1');
+    // Counters for Prometheus: a drop would read as a reset.
+    expect(control.histogram('node-1')).toEqual(before);
+    expect(control.summary('node-1').responses).toMatchObject({ '2xx': 8, '5xx': 2 });
+    // The rate and percentiles are of live traffic.
     expect(control.summary('node-1').latencyMs).toBeNull();
+    // Retiring twice (or an unknown source) counts nothing again.
+    control.retire('worker-1');
+    expect(control.histogram('node-1').count).toBe(10);
   });
 });
 
