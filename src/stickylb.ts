@@ -318,37 +318,25 @@ export class StickyLb implements AdminControl {
    */
   reload(next: Config): string[] {
     StickyLb.assertAdminIsSafe(next);
-    const notes: string[] = [];
     const previous = this.#config;
-    const { added, removed } = this.registry.reconcile(next.nodes);
+    const { applied, notes: kept } = applicableReload(previous, next);
+    const { added, removed } = this.registry.reconcile(applied.nodes);
+    const notes: string[] = [];
     if (added.length) notes.push(`nodes added: ${added.map((node) => node.id).join(', ')}`);
     if (removed.length) notes.push(`nodes removed: ${removed.map((node) => node.id).join(', ')}`);
-    this.health.updateSettings(healthSettingsFrom(next.health));
-    this.health.setTargets(next.nodes);
+    notes.push(...kept);
+    this.health.updateSettings(healthSettingsFrom(applied.health));
+    this.health.setTargets(applied.nodes);
     // Timeouts and limits of both request paths (in worker mode, each worker does the same).
-    this.proxy.reconfigure(next.proxy);
+    this.proxy.reconfigure(applied.proxy);
     // The workers route on their own copy of the nodes: without this they keep the start-up
-    // list (no new node, removed ones still picked). Their replacements start from `next` too.
-    this.workers?.reload(next);
+    // list (no new node, removed ones still picked). Their replacements start from `applied`
+    // too: with the restart-only settings of the running ones, not the file's.
+    this.workers?.reload(applied);
     // The reconcile above broadcast node state before the workers knew the added nodes (they
     // skip unknown ids): send it again now that they do.
     this.workers?.broadcastNodes();
-    for (const key of [
-      'listen',
-      'maxHeaderBytes',
-      'trustedProxies',
-      'clientIpAffinity',
-      'maxBodyBytes',
-    ] as const) {
-      if (JSON.stringify(previous.proxy[key]) !== JSON.stringify(next.proxy[key]))
-        notes.push(`proxy.${key}: needs a restart`);
-    }
-    for (const section of ['session', 'admin', 'replication'] as const) {
-      if (JSON.stringify(previous[section]) !== JSON.stringify(next[section]))
-        notes.push(`${section}: needs a restart`);
-    }
-    if (previous.balancing.policy !== next.balancing.policy) notes.push('balancing.policy: needs a restart');
-    this.#config = next;
+    this.#config = applied;
     this.events.push('config:reload', `config reloaded${notes.length ? `: ${notes.join('; ')}` : ''}`, {
       notes,
     });
@@ -555,4 +543,38 @@ function loopbackOf(address: AddressInfo): string {
   if (address.address === '0.0.0.0' || address.address === '') return '127.0.0.1';
   if (address.address === '::') return '::1';
   return address.address;
+}
+
+/** Proxy settings read once at start (sockets, parsers, the id codec): a reload keeps them. */
+const RESTART_ONLY_PROXY_KEYS = [
+  'listen',
+  'maxHeaderBytes',
+  'trustedProxies',
+  'clientIpAffinity',
+  'maxBodyBytes',
+] as const;
+const RESTART_ONLY_SECTIONS = ['session', 'admin', 'replication', 'redis'] as const;
+
+/**
+ * The config a reload applies: `next`, except the settings that need a restart, which keep
+ * their running values (a worker started later must agree with the running ones: another
+ * cookie name or policy there would lose its clients' sessions), and a note for each such
+ * setting the file changed.
+ */
+export function applicableReload(previous: Config, next: Config): { applied: Config; notes: string[] } {
+  const notes: string[] = [];
+  const proxy = { ...next.proxy };
+  for (const key of RESTART_ONLY_PROXY_KEYS) {
+    if (JSON.stringify(previous.proxy[key]) === JSON.stringify(next.proxy[key])) continue;
+    notes.push(`proxy.${key}: needs a restart`);
+    Object.assign(proxy, { [key]: previous.proxy[key] });
+  }
+  const applied = { ...next, proxy, balancing: { ...next.balancing, policy: previous.balancing.policy } };
+  for (const section of RESTART_ONLY_SECTIONS) {
+    if (JSON.stringify(previous[section]) === JSON.stringify(next[section])) continue;
+    notes.push(`${section}: needs a restart`);
+    Object.assign(applied, { [section]: previous[section] });
+  }
+  if (previous.balancing.policy !== next.balancing.policy) notes.push('balancing.policy: needs a restart');
+  return { applied, notes };
 }
