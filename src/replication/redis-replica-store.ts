@@ -42,6 +42,9 @@ export type RedisReplicaStoreOptions = RedisConnection & {
 
 /** Records per write script: a slice of a batch, so Redis is never blocked for long (~2-4 ms). */
 const RECORDS_PER_SCRIPT = 250;
+/** First wait before a re-subscribe that failed on a live connection is tried again, then doubled up to the max. */
+const RESUBSCRIBE_RETRY_MS = 200;
+const RESUBSCRIBE_RETRY_MAX_MS = 5_000;
 /** Expired index members a write script may prune per record it writes. */
 const PRUNE_PER_RECORD = 2;
 /** Keys per touch or remove script. */
@@ -82,6 +85,8 @@ export class RedisReplicaStore
   readonly #subscribers: Array<Redis | Cluster> = [];
   /** Subscriber connections that dropped and are not subscribed again yet. */
   readonly #droppedSubscribers = new Set<Redis | Cluster>();
+  /** Re-subscribes waiting to be tried again (see `#resubscribe`). */
+  readonly #retryTimers = new Set<NodeJS.Timeout>();
   readonly #idleTimeoutMs: number;
   readonly #logger: Logger;
   readonly #epochKey: string;
@@ -441,6 +446,8 @@ export class RedisReplicaStore
     if (this.#isClosed) return;
     this.#isClosed = true;
     clearInterval(this.#epochTimer);
+    for (const timer of this.#retryTimers) clearTimeout(timer);
+    this.#retryTimers.clear();
     for (const subscriber of this.#subscribers) subscriber.disconnect();
     try {
       await this.#client.quit();
@@ -589,11 +596,23 @@ export class RedisReplicaStore
    * 'ready' could read the owners before the subscription is back and miss a move published
    * in between. Replies on a connection come in order, so this reply means it is back.
    */
-  async #resubscribe(subscriber: Redis | Cluster, name: string): Promise<void> {
+  async #resubscribe(subscriber: Redis | Cluster, name: string, attempt = 0): Promise<void> {
     try {
       await subscriber.subscribe(name);
     } catch {
-      // Dropped again: its next 'ready' tries again.
+      // Dropped again: its next 'ready' tries again. But a command that timed out on a
+      // connection that stayed up (a busy Redis) brings no 'ready': retry, or this proxy would
+      // never resynchronise again.
+      if (this.#isClosed || subscriber.status !== 'ready') return;
+      const timer = setTimeout(
+        () => {
+          this.#retryTimers.delete(timer);
+          if (this.#droppedSubscribers.has(subscriber)) void this.#resubscribe(subscriber, name, attempt + 1);
+        },
+        Math.min(RESUBSCRIBE_RETRY_MAX_MS, RESUBSCRIBE_RETRY_MS * 2 ** attempt),
+      );
+      timer.unref();
+      this.#retryTimers.add(timer);
       return;
     }
     if (this.#isClosed || !this.#droppedSubscribers.delete(subscriber)) return;

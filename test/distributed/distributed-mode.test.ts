@@ -90,6 +90,26 @@ describe.skipIf(!hasRedis)('DistributedMode (real redis-server)', () => {
     expect(b.events).not.toContain('redis:down');
   });
 
+  it('subscribes again when its re-subscribe failed on a connection that stayed up (no second "ready")', async () => {
+    const b = await proxy();
+    const other = await otherStore();
+    b.affinity.record('k1', 'a');
+    await other.write('a', [{ key: 'k1', ...write }]);
+    const admin = new Redis(redis.url);
+    cleanups.push(async () => {
+      await admin.call('ACL', 'SETUSER', 'default', 'allchannels');
+      admin.disconnect();
+    });
+    // Channels refused: Redis drops the subscriber, which reconnects ('ready') and is refused.
+    await admin.call('ACL', 'SETUSER', 'default', 'resetchannels');
+    await waitFor(() => !b.mode.store.isSubscribed);
+    await other.transfer('k1', 'a', 'c');
+    // Allowed again: nothing reconnects, so only a retry of the refused SUBSCRIBE brings it back.
+    await admin.call('ACL', 'SETUSER', 'default', 'allchannels');
+    await waitFor(() => b.affinity.nodeOf('k1') === 'c');
+    expect(b.mode.store.isSubscribed).toBe(true);
+  });
+
   it('runs one resync at a time and one more for what was asked meanwhile', async () => {
     let active = 0;
     let maxActive = 0;
@@ -116,7 +136,9 @@ describe.skipIf(!hasRedis)('DistributedMode (real redis-server)', () => {
     }
     expect(calls).toBe(1);
     release();
-    await waitFor(() => calls === 2 && active === 0);
+    // Every resync that will run, including one asked for while another ran.
+    while (b.mode.resyncing !== undefined) await b.mode.resyncing;
+    expect(calls).toBe(2);
     expect(maxActive).toBe(1);
     expect(b.events.filter((type) => type === 'redis:resync')).toHaveLength(2);
   });
