@@ -38,8 +38,8 @@ export function loadSecret(options: { secret?: string | undefined; secretFile: s
 /**
  * The secret kept in `file`, or undefined when there is none yet. A secret as short as an
  * empty file would sign session ids anyone can forge and open the replication endpoints to
- * anyone, and one others can read is no secret: both stop start-up, as a configured secret
- * under 16 characters does.
+ * anyone, and one anyone may write lets them choose it: both stop start-up, as a configured
+ * secret under 16 characters does.
  */
 function readStoredSecret(file: string): string | undefined {
   let stored: string;
@@ -54,8 +54,10 @@ function readStoredSecret(file: string): string | undefined {
       `secret file holds ${stored.length} characters, a secret needs at least ${MIN_SECRET_LENGTH}: delete the file to have one generated, or write a longer one`,
     ]);
   }
-  if ((statSync(file).mode & 0o077) !== 0) {
-    throw new ConfigError(file, [`secret file is readable by other users: chmod 600 ${file}`]);
+  // Readable by others is allowed: mounted secrets are (Docker 0444, Kubernetes 0644 by
+  // default), in containers with one user. Writable by anyone is not: they could choose the key.
+  if (process.platform !== 'win32' && (statSync(file).mode & 0o002) !== 0) {
+    throw new ConfigError(file, [`secret file is writable by any user: chmod 600 ${file}`]);
   }
   return stored;
 }

@@ -45,10 +45,10 @@ describe('loadSecret', () => {
     ['an empty file', '', 0o600, /holds 0 characters, a secret needs at least 16/],
     ['a short secret', 'short\n', 0o600, /holds 5 characters/],
     [
-      'a file others can read',
+      'a file anyone can write',
       'a-secret-of-forty-characters-0123456789a\n',
-      0o644,
-      /readable by other users: chmod 600/,
+      0o666,
+      /writable by any user: chmod 600/,
     ],
   ])('refuses %s, naming the file, instead of using it', (_, content, mode, message) => {
     const file = join(mkdtempSync(join(tmpdir(), 'stickylb-secret-')), 'secret');
@@ -60,9 +60,13 @@ describe('loadSecret', () => {
     expect(readFileSync(file, 'utf8')).toBe(content);
   });
 
-  it('uses a secret of 16 or more characters written by hand', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'stickylb-secret-')), 'secret');
-    writeFileSync(file, 'sixteen-chars-ok\n', { mode: 0o600 });
-    expect(loadSecret({ secretFile: file })).toBe('sixteen-chars-ok');
-  });
+  it.each([0o600, 0o444, 0o644])(
+    'uses a secret of 16 or more characters written by hand (mode %o: mounted secrets are readable)',
+    (mode) => {
+      const file = join(mkdtempSync(join(tmpdir(), 'stickylb-secret-')), 'secret');
+      writeFileSync(file, 'sixteen-chars-ok\n');
+      chmodSync(file, mode);
+      expect(loadSecret({ secretFile: file })).toBe('sixteen-chars-ok');
+    },
+  );
 });
