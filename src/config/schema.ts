@@ -69,6 +69,8 @@ const httpUrl = z.string({ error: 'must be a URL' }).refine(
  */
 const redisUrl = z.string({ error: 'must be a URL' }).refine(
   (value) => {
+    // A Unix socket path, which ioredis takes as it is (standalone only: see the object's check).
+    if (value.startsWith('/')) return true;
     try {
       const url = new URL(value);
       return url.protocol === 'redis:' || url.protocol === 'rediss:';
@@ -76,7 +78,7 @@ const redisUrl = z.string({ error: 'must be a URL' }).refine(
       return false;
     }
   },
-  { error: 'must be a redis:// or rediss:// URL, like redis://127.0.0.1:6379' },
+  { error: 'must be a redis:// or rediss:// URL, like redis://127.0.0.1:6379, or a Unix socket path' },
 );
 
 /** A Sentinel or Cluster node: `host:port` (no IPv6 literal). */
@@ -243,6 +245,14 @@ export const configSchema = z
             code: 'custom',
             path: ['cluster'],
             message: 'cannot be set together with redis.sentinel: Redis is found through one of them',
+          });
+        }
+        if ((redis.sentinel !== undefined || redis.cluster !== undefined) && redis.url.startsWith('/')) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['url'],
+            message:
+              'must be a redis:// URL with redis.sentinel or redis.cluster (only its user and password are used)',
           });
         }
         if (redis.cluster !== undefined && !['', '/', '/0'].includes(pathOf(redis.url))) {

@@ -66,6 +66,7 @@ export class RedisStatus {
  * the query string and fragment dropped (ioredis takes `?password=` there too).
  */
 export function redactUrl(url: string): string {
+  if (url.startsWith('/')) return url; // a Unix socket path holds no credentials
   try {
     const parsed = new URL(url);
     if (parsed.password === '' && parsed.search === '' && parsed.hash === '') return url;

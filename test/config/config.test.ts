@@ -141,6 +141,19 @@ describe('parseConfig', () => {
     expect(problems.join('\n')).not.toContain('hunter2secret');
   });
 
+  it('accepts a Unix socket path as redis.url, but not with a sentinel (its url gives only credentials)', () => {
+    expect(parseConfig({ ...minimal, redis: { url: '/var/run/redis.sock' } }).redis.url).toBe(
+      '/var/run/redis.sock',
+    );
+    const problems = problemsOf({
+      ...minimal,
+      redis: { url: '/var/run/redis.sock', sentinel: { name: 'main', nodes: ['127.0.0.1:26379'] } },
+    });
+    expect(
+      problems.some((line) => line.startsWith('redis.url: must be a redis:// URL with redis.sentinel')),
+    ).toBe(true);
+  });
+
   it('accepts redis:// and rediss:// URLs with a password and a database', () => {
     expect(parseConfig({ ...minimal, redis: { url: 'rediss://:pw@10.0.0.5:6380/2' } }).redis.url).toBe(
       'rediss://:pw@10.0.0.5:6380/2',
@@ -187,12 +200,15 @@ describe('loadConfig', () => {
 
   it.each([
     [
+      // The parser's own message quotes this line, password and all.
       'broken-secret.yaml',
-      'redis:\n  url: redis://:PASSWORD123@redis:6379\n  bad: [x\n',
-      /not valid YAML: .* at line 4, column 1$/m,
+      'redis:\n  url: [redis://:PASSWORD123@redis:6379\n',
+      /not valid YAML: .* at line 3, column 1$/m,
     ],
+    // V8 quotes the input when it has no position to give.
+    ['broken-secret.json', '{"redis": {"url": PASSWORD123}}', /not valid JSON$/m],
     [
-      'broken-secret.json',
+      'broken-position.json',
       '{"redis": {"url": "redis://:PASSWORD123@redis:6379", }}',
       /not valid JSON at line 1, column 54$/m,
     ],
