@@ -21,6 +21,7 @@ export class LocalNodes {
   readonly #children = new Map<string, ChildProcess>();
   /** The URL of every local node of the config last applied, running or not (see `reload`). */
   #urls = new Map<string, string>();
+  #reloading: Promise<void> = Promise.resolve();
   readonly #cliPath: string;
   readonly #configFile: string;
   readonly #env: NodeJS.ProcessEnv;
@@ -72,7 +73,15 @@ export class LocalNodes {
    * as before (`stickylb backend --id` brings it back, maybe already has). Never throws: a node
    * that cannot start (its port taken) is logged and the rest go on, the proxy keeps running.
    */
-  async reload(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+  reload(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+    // One at a time: two SIGHUPs close together must not both start (or restart) a node.
+    this.#reloading = this.#reloading
+      .then(() => this.#reload(nodes, healthPath))
+      .catch((error: unknown) => this.#logger.error({ err: error }, 'applying the reloaded nodes failed'));
+    return this.#reloading;
+  }
+
+  async #reload(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
     const previous = this.#urls;
     const local = nodes.filter(isLocalNode);
     this.#urls = new Map(local.map((node) => [node.id, node.url]));
