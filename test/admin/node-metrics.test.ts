@@ -1,7 +1,7 @@
 import { Agent, createServer, type Server } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { NodeMetrics } from '../../src/admin/index.js';
-import { NODE_METRICS_INTERVAL_MS } from '../../src/admin/node-metrics.js';
+import { NODE_METRICS_INTERVAL_MS, NODE_METRICS_STALE_MS } from '../../src/admin/node-metrics.js';
 import { SECRET_HEADER } from '../../src/protocol.js';
 
 const SECRET = 'node-metrics-test-secret';
@@ -56,15 +56,18 @@ describe('NodeMetrics', () => {
     expect(metrics.of('node-1')).toBeUndefined();
   });
 
-  it('keeps a report through one missed poll, and drops it once two have gone by', async () => {
+  it('keeps a report through two missed polls, and drops it past 2.5 poll intervals', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
+    const polledAt = Date.now();
     await metrics.poll();
     await stopAnswering();
-    vi.setSystemTime(Date.now() + NODE_METRICS_INTERVAL_MS);
+    vi.setSystemTime(polledAt + NODE_METRICS_INTERVAL_MS);
     await metrics.poll();
     expect(metrics.of('node-1')?.replication?.pending).toBe(7);
-    vi.setSystemTime(Date.now() + 2 * NODE_METRICS_INTERVAL_MS);
+    vi.setSystemTime(polledAt + 2 * NODE_METRICS_INTERVAL_MS);
     await metrics.poll();
+    expect(metrics.of('node-1')?.replication?.pending).toBe(7);
+    vi.setSystemTime(polledAt + NODE_METRICS_STALE_MS + 1);
     expect(metrics.of('node-1')).toBeUndefined();
   });
 });

@@ -111,6 +111,11 @@ describe('LocalNodes.reload (SIGHUP with `stickylb start`)', () => {
     // The node was stopped by `start` (SIGTERM, after the proxy), not hit by the same SIGINT.
     expect(output).toMatch(/"signal":"SIGTERM"[^\n]*node shutting down/);
     expect(output).not.toMatch(/"signal":"SIGINT"[^\n]*node shutting down/);
+    // In that order: the proxy first.
+    expect(output.indexOf('SIGINT: finishing in-flight requests')).toBeGreaterThanOrEqual(0);
+    expect(output.indexOf('SIGINT: finishing in-flight requests')).toBeLessThan(
+      output.indexOf('node shutting down'),
+    );
     expect(output).not.toContain('not restarted');
     expect(await answers(`http://127.0.0.1:${nodePort}`)).toBe(false);
   });

@@ -102,6 +102,9 @@ describe('proxy workers across a reload', () => {
     expect(await adminPost('/api/nodes/node-2/drain')).toBe(200);
 
     // The drain reaches the workers over IPC: wait for its first effect, then every new session.
+    // The first effect may be seen by one worker only, but the drain went to every worker before
+    // the requests below connect, and node:cluster hands a worker its connections on the same
+    // IPC channel as the drain, after it: so each worker has the drain when it serves them.
     await waitFor(
       async () => (await new Client(cluster.proxyUrl).request('POST', '/api/counter')).json.node === 'node-3',
     );
