@@ -38,7 +38,7 @@ export function loadSecret(options: { secret?: string | undefined; secretFile: s
 /**
  * The secret kept in `file`, or undefined when there is none yet. A secret as short as an
  * empty file would sign session ids anyone can forge and open the replication endpoints to
- * anyone, and one anyone may write lets them choose it: both stop start-up, as a configured
+ * anyone, and one others may write lets them choose it: both stop start-up, as a configured
  * secret under 16 characters does.
  */
 function readStoredSecret(file: string): string | undefined {
@@ -55,9 +55,9 @@ function readStoredSecret(file: string): string | undefined {
     ]);
   }
   // Readable by others is allowed: mounted secrets are (Docker 0444, Kubernetes 0644 by
-  // default), in containers with one user. Writable by anyone is not: they could choose the key.
-  if (process.platform !== 'win32' && (statSync(file).mode & 0o002) !== 0) {
-    throw new ConfigError(file, [`secret file is writable by any user: chmod 600 ${file}`]);
+  // default), in containers with one user. Writable by others is not: they could choose the key.
+  if (process.platform !== 'win32' && (statSync(file).mode & 0o022) !== 0) {
+    throw new ConfigError(file, [`secret file is writable by other users: chmod 600 ${file}`]);
   }
   return stored;
 }

@@ -548,12 +548,13 @@ function loopbackOf(address: AddressInfo): string {
 /** Proxy settings read once at start (sockets, parsers, the id codec): a reload keeps them. */
 const RESTART_ONLY_PROXY_KEYS = [
   'listen',
+  'workers',
   'maxHeaderBytes',
   'trustedProxies',
   'clientIpAffinity',
   'maxBodyBytes',
 ] as const;
-const RESTART_ONLY_SECTIONS = ['session', 'admin', 'replication', 'redis'] as const;
+const RESTART_ONLY_SECTIONS = ['session', 'admin', 'replication', 'redis', 'log'] as const;
 
 /**
  * The config a reload applies: `next`, except the settings that need a restart, which keep

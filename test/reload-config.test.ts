@@ -31,6 +31,8 @@ describe('applicableReload: what a SIGHUP applies and what waits for a restart',
       { proxy: { listen: { host: '127.0.0.1', port: 9090 } } },
       (c: typeof previous) => c.proxy.listen,
     ],
+    ['proxy.workers', { proxy: { ...base.proxy, workers: 3 } }, (c: typeof previous) => c.proxy.workers],
+    ['log', { log: { level: 'debug' } }, (c: typeof previous) => c.log],
     [
       'proxy.maxBodyBytes',
       { proxy: { ...base.proxy, maxBodyBytes: 1024 } },

@@ -48,7 +48,13 @@ describe('loadSecret', () => {
       'a file anyone can write',
       'a-secret-of-forty-characters-0123456789a\n',
       0o666,
-      /writable by any user: chmod 600/,
+      /writable by other users: chmod 600/,
+    ],
+    [
+      'a file its group can write',
+      'a-secret-of-forty-characters-0123456789a\n',
+      0o664,
+      /writable by other users: chmod 600/,
     ],
   ])('refuses %s, naming the file, instead of using it', (_, content, mode, message) => {
     const file = join(mkdtempSync(join(tmpdir(), 'stickylb-secret-')), 'secret');

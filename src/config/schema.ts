@@ -70,7 +70,8 @@ const httpUrl = z.string({ error: 'must be a URL' }).refine(
 const redisUrl = z.string({ error: 'must be a URL' }).refine(
   (value) => {
     // A Unix socket path, which ioredis takes as it is (standalone only: see the object's check).
-    if (value.startsWith('/')) return true;
+    // Not `//…`: ioredis reads that as a URL without a scheme, credentials and all.
+    if (/^\/(?!\/)/.test(value)) return true;
     try {
       const url = new URL(value);
       return url.protocol === 'redis:' || url.protocol === 'rediss:';

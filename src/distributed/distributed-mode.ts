@@ -108,16 +108,16 @@ export class DistributedMode {
     this.#requestResync();
   }
 
-  /**
-   * Resyncs once both connections are back: a resync before the subscriber is subscribed again
-   * could miss a move told between its read and the subscription (the later of 'up' and
-   * 'resubscribed' asks again). One at a time; asks during one coalesce into one more after it.
-   */
   /** The resync running, if any (one asked for meanwhile runs when it ends). */
   get resyncing(): Promise<void> | undefined {
     return this.#resyncing;
   }
 
+  /**
+   * Resyncs once both connections are back: a resync before the subscriber is subscribed again
+   * could miss a move told between its read and the subscription (the later of 'up' and
+   * 'resubscribed' asks again). One at a time; asks during one coalesce into one more after it.
+   */
   #requestResync(): void {
     const { store } = this;
     if (!store.isAvailable || !store.isSubscribed) return;

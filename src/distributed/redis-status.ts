@@ -66,7 +66,8 @@ export class RedisStatus {
  * the query string and fragment dropped (ioredis takes `?password=` there too).
  */
 export function redactUrl(url: string): string {
-  if (url.startsWith('/')) return url; // a Unix socket path holds no credentials
+  // A Unix socket path: ioredis reads options (a password too) from its query string.
+  if (/^\/(?!\/)/.test(url)) return url.replace(/[?#].*$/s, '');
   try {
     const parsed = new URL(url);
     if (parsed.password === '' && parsed.search === '' && parsed.hash === '') return url;

@@ -85,8 +85,8 @@ export class RedisReplicaStore
   readonly #subscribers: Array<Redis | Cluster> = [];
   /** Subscriber connections that dropped and are not subscribed again yet. */
   readonly #droppedSubscribers = new Set<Redis | Cluster>();
-  /** Re-subscribes waiting to be tried again (see `#resubscribe`). */
-  readonly #retryTimers = new Set<NodeJS.Timeout>();
+  /** Re-subscribes waiting to be tried again, one per subscriber (see `#resubscribe`). */
+  readonly #retryTimers = new Map<Redis | Cluster, NodeJS.Timeout>();
   readonly #idleTimeoutMs: number;
   readonly #logger: Logger;
   readonly #epochKey: string;
@@ -446,7 +446,7 @@ export class RedisReplicaStore
     if (this.#isClosed) return;
     this.#isClosed = true;
     clearInterval(this.#epochTimer);
-    for (const timer of this.#retryTimers) clearTimeout(timer);
+    for (const timer of this.#retryTimers.values()) clearTimeout(timer);
     this.#retryTimers.clear();
     for (const subscriber of this.#subscribers) subscriber.disconnect();
     try {
@@ -597,22 +597,25 @@ export class RedisReplicaStore
    * in between. Replies on a connection come in order, so this reply means it is back.
    */
   async #resubscribe(subscriber: Redis | Cluster, name: string, attempt = 0): Promise<void> {
+    // One try at a time per subscriber: a reconnect's try replaces a retry still waiting.
+    clearTimeout(this.#retryTimers.get(subscriber));
+    this.#retryTimers.delete(subscriber);
     try {
       await subscriber.subscribe(name);
     } catch {
       // Dropped again: its next 'ready' tries again. But a command that timed out on a
       // connection that stayed up (a busy Redis) brings no 'ready': retry, or this proxy would
       // never resynchronise again.
-      if (this.#isClosed || subscriber.status !== 'ready') return;
+      if (this.#isClosed || subscriber.status !== 'ready' || this.#retryTimers.has(subscriber)) return;
       const timer = setTimeout(
         () => {
-          this.#retryTimers.delete(timer);
+          this.#retryTimers.delete(subscriber);
           if (this.#droppedSubscribers.has(subscriber)) void this.#resubscribe(subscriber, name, attempt + 1);
         },
         Math.min(RESUBSCRIBE_RETRY_MAX_MS, RESUBSCRIBE_RETRY_MS * 2 ** attempt),
       );
       timer.unref();
-      this.#retryTimers.add(timer);
+      this.#retryTimers.set(subscriber, timer);
       return;
     }
     if (this.#isClosed || !this.#droppedSubscribers.delete(subscriber)) return;

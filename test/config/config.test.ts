@@ -141,6 +141,14 @@ describe('parseConfig', () => {
     expect(problems.join('\n')).not.toContain('hunter2secret');
   });
 
+  it('refuses a redis.url of //host without echoing it (ioredis would read it as a URL, password and all)', () => {
+    const problems = problemsOf({ ...minimal, redis: { url: '//:hunter2secret@10.0.0.5:6379' } });
+    expect(problems.some((line) => line.startsWith('redis.url: must be a redis:// or rediss:// URL'))).toBe(
+      true,
+    );
+    expect(problems.join('\n')).not.toContain('hunter2secret');
+  });
+
   it('accepts a Unix socket path as redis.url, but not with a sentinel (its url gives only credentials)', () => {
     expect(parseConfig({ ...minimal, redis: { url: '/var/run/redis.sock' } }).redis.url).toBe(
       '/var/run/redis.sock',

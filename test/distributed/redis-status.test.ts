@@ -28,6 +28,7 @@ describe('RedisStatus', () => {
     ['redis://10.0.0.5:6379/0?username=u&password=s3cret&family=6', 'redis://10.0.0.5:6379/0'],
     ['redis://:secret@10.0.0.5:6379?password=s3cret#frag', 'redis://:***@10.0.0.5:6379'],
     ['/var/run/redis/redis.sock', '/var/run/redis/redis.sock'],
+    ['/var/run/redis/redis.sock?password=s3cret&db=2', '/var/run/redis/redis.sock'],
   ])('redacts the password of %s', (url, shown) => {
     expect(redactUrl(url)).toBe(shown);
   });
