@@ -67,11 +67,17 @@ const httpUrl = z.string({ error: 'must be a URL' }).refine(
  * (`new URL` in redis-connection.ts), and Node puts the whole input, password included, on
  * that error; the message never echoes the value.
  */
+/**
+ * A Unix socket path, which ioredis takes as it is (standalone only: see the redis object's
+ * check). Not `//…`: ioredis reads that as a URL without a scheme, credentials and all.
+ */
+export function isRedisSocketPath(value: string): boolean {
+  return /^\/(?!\/)/.test(value);
+}
+
 const redisUrl = z.string({ error: 'must be a URL' }).refine(
   (value) => {
-    // A Unix socket path, which ioredis takes as it is (standalone only: see the object's check).
-    // Not `//…`: ioredis reads that as a URL without a scheme, credentials and all.
-    if (/^\/(?!\/)/.test(value)) return true;
+    if (isRedisSocketPath(value)) return true;
     try {
       const url = new URL(value);
       return url.protocol === 'redis:' || url.protocol === 'rediss:';
@@ -248,7 +254,7 @@ export const configSchema = z
             message: 'cannot be set together with redis.sentinel: Redis is found through one of them',
           });
         }
-        if ((redis.sentinel !== undefined || redis.cluster !== undefined) && redis.url.startsWith('/')) {
+        if ((redis.sentinel !== undefined || redis.cluster !== undefined) && isRedisSocketPath(redis.url)) {
           ctx.addIssue({
             code: 'custom',
             path: ['url'],

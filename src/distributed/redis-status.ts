@@ -1,3 +1,4 @@
+import { isRedisSocketPath } from '../config/index.js';
 import { ReplicaStoreError } from '../errors.js';
 import type { RedisSettings } from '../replication/index.js';
 
@@ -67,7 +68,7 @@ export class RedisStatus {
  */
 export function redactUrl(url: string): string {
   // A Unix socket path: ioredis reads options (a password too) from its query string.
-  if (/^\/(?!\/)/.test(url)) return url.replace(/[?#].*$/s, '');
+  if (isRedisSocketPath(url)) return url.replace(/[?#].*$/s, '');
   try {
     const parsed = new URL(url);
     if (parsed.password === '' && parsed.search === '' && parsed.hash === '') return url;

@@ -1,3 +1,5 @@
+import { backoffMs } from '../backoff.js';
+
 /** A worker up this long before dying was not crash-looping: the backoff starts over. */
 export const STABLE_UPTIME_MS = 10_000;
 const FIRST_DELAY_MS = 100;
@@ -16,7 +18,6 @@ export class RespawnBackoff {
   /** Records a death after `uptimeMs`; returns the delay before its replacement (ms). */
   next(uptimeMs: number): number {
     this.#quickDeaths = uptimeMs < STABLE_UPTIME_MS ? this.#quickDeaths + 1 : 0;
-    if (this.#quickDeaths <= 1) return 0;
-    return Math.min(FIRST_DELAY_MS * 2 ** (this.#quickDeaths - 2), MAX_DELAY_MS);
+    return backoffMs(this.#quickDeaths, FIRST_DELAY_MS, MAX_DELAY_MS);
   }
 }

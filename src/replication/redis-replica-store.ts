@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Cluster, type Redis } from 'ioredis';
+import { backoffMs } from '../backoff.js';
 import { ReplicaStoreError } from '../errors.js';
 import { createSilentLogger, type Logger } from '../log.js';
 import type { JsonValue } from '../session/index.js';
@@ -612,7 +613,7 @@ export class RedisReplicaStore
           this.#retryTimers.delete(subscriber);
           if (this.#droppedSubscribers.has(subscriber)) void this.#resubscribe(subscriber, name, attempt + 1);
         },
-        Math.min(RESUBSCRIBE_RETRY_MAX_MS, RESUBSCRIBE_RETRY_MS * 2 ** attempt),
+        backoffMs(attempt + 2, RESUBSCRIBE_RETRY_MS, RESUBSCRIBE_RETRY_MAX_MS),
       );
       timer.unref();
       this.#retryTimers.set(subscriber, timer);

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { backoffMs } from '../backoff.js';
 import { ReplicaStoreError } from '../errors.js';
 import { SECRET_HEADER } from '../protocol.js';
 import { openReplicaChannel } from './replica-channel-handshake.js';
@@ -165,10 +166,8 @@ export class ChannelReplicaTransport implements ReplicaTransport {
       (error: unknown) => {
         this.#connecting = undefined;
         this.#failedAttempts++;
-        this.#retryAtMs =
-          this.#failedAttempts === 1
-            ? 0
-            : Date.now() + Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (this.#failedAttempts - 2));
+        const waitMs = backoffMs(this.#failedAttempts, FIRST_BACKOFF_MS, MAX_BACKOFF_MS);
+        this.#retryAtMs = waitMs === 0 ? 0 : Date.now() + waitMs;
         this.#lastFailure = toStoreError('replica store unreachable', error);
         throw this.#lastFailure;
       },
