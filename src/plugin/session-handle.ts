@@ -20,16 +20,25 @@ export type SessionWrite =
       readonly key: string;
       readonly entry: SessionEntry<CompartmentData>;
       /**
-       * This request created the session in the store (new, or again after it was destroyed,
-       * expired or dropped here), or made its first write since (version 1 to 2: a request
-       * that only read it created it). A new life starts over at version 1, so a replica of an
-       * earlier life of its key must go first, or it would outrank every new version (`stale`)
-       * until it expired. (The node cannot tell which keys have one: a copy may have been
-       * dropped without an event, by an eviction of the proxy's or a restart.)
+       * The first write of the session's life handed over: a request created it in the store
+       * (new, or again after it was destroyed, expired or dropped here) and no write of it was
+       * handed over since. A new life starts over at version 1, so a replica of an earlier life
+       * of its key must go first, or it would outrank every new version (`stale`) until it
+       * expired. (The node cannot tell which keys have one: a copy may have been dropped without
+       * an event, by an eviction of the proxy's or a restart.)
        */
       readonly isNew: boolean;
     }
   | { readonly kind: 'deleted'; readonly key: string };
+
+/**
+ * Entries created by a request whose life no write has announced yet. Whichever request hands
+ * a write of the entry over first takes the mark, not necessarily the one that made version 2:
+ * two requests may finish their writes in one order and reach `onSend` in the other, and the
+ * removal of an earlier life's replica must never follow (and drop) a later version of this
+ * one. Weak: a mark goes with its entry, a read-only session's when it expires.
+ */
+const unannounced = new WeakSet<SessionEntry<CompartmentData>>();
 
 /**
  * The session of one request, as an app sees it (`request.session`). Nothing touches the
@@ -51,8 +60,6 @@ export class SessionHandle {
   /** Why there is no usable id (missing or malformed header); thrown on first access. */
   readonly #problem: string | undefined;
   #isUsed = false;
-  /** This request created the session in the store (see SessionWrite's `isNew`). */
-  #isNew = false;
   #pendingWrite: SessionWrite | undefined;
 
   constructor(
@@ -145,17 +152,10 @@ export class SessionHandle {
       // replicated copy was installed under it (`put`): fn's result would overwrite that.
       const code = (error as { code?: unknown }).code;
       if (code !== 'SLB_SESSION_NOT_FOUND' && code !== 'SLB_VERSION_CONFLICT') throw error;
-      if (this.#store.peek(key) === undefined) {
-        this.#store.create(key, createSessionData());
-        this.#isNew = true;
-      }
+      if (this.#store.peek(key) === undefined) unannounced.add(this.#store.create(key, createSessionData()));
       entry = await this.#store.updateAsync(key, apply);
     }
-    // The first write of a session's life (writes are serialised: exactly one goes from
-    // version 1 to 2) may come in a later request than its creation, when a read created it:
-    // the old life's replica must still go first.
-    if (entry.version === 2) this.#isNew = true;
-    this.#pendingWrite = { kind: 'updated', key, entry, isNew: this.#isNew };
+    this.#pendingWrite = { kind: 'updated', key, entry, isNew: false };
     return result as T;
   }
 
@@ -172,6 +172,7 @@ export class SessionHandle {
   takePendingWrite(): SessionWrite | undefined {
     const write = this.#pendingWrite;
     this.#pendingWrite = undefined;
+    if (write?.kind === 'updated' && unannounced.delete(write.entry)) return { ...write, isNew: true };
     return write;
   }
 
@@ -191,7 +192,8 @@ export class SessionHandle {
     const entry = this.#isUsed ? this.#store.peek(key) : this.#store.get(key);
     this.#isUsed = true;
     if (entry !== undefined) return entry;
-    this.#isNew = true;
-    return this.#store.create(key, createSessionData());
+    const created = this.#store.create(key, createSessionData());
+    unannounced.add(created);
+    return created;
   }
 }

@@ -85,6 +85,16 @@ async function startNode(
     await request.session.set('count', 2);
     return { version: request.session.version };
   });
+  // Writes, then answers only when the test opens `gate` (a handler with more work after its write).
+  let openGate: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
+  app.post('/increment-then-wait', async (request) => {
+    await request.session.update((data) => {
+      setValue(data, '', 'count', ((getValue(data, '', 'count') as number | undefined) ?? 0) + 1);
+    });
+    await gate;
+    return { version: request.session.version };
+  });
   // "Start again": the usual log-out-and-in pattern, one request.
   app.post('/restart', async (request) => {
     request.session.destroy();
@@ -101,6 +111,7 @@ async function startNode(
     store,
     replicator,
     transport,
+    openGate: () => openGate(),
     get replicas() {
       return transport.store;
     },
@@ -187,6 +198,26 @@ describe('replicateSessions: a session created again under its key', () => {
     const read = await node.app.inject({ method: 'GET', url: '/count', headers });
     expect(read.json()).toEqual({ count: 0 });
     await expectStartedOver(node);
+  });
+
+  it('the first write of a new life answers after a later write: the acknowledged later write is the replica', async () => {
+    const node = await startNode();
+    close = node.close;
+    for (let i = 0; i < 5; i++) await post(node.app, '/increment');
+    node.store.delete(KEY);
+    await node.app.inject({ method: 'GET', url: '/count', headers });
+    // Version 2 is written by a request still busy after its write; version 3, by a request that
+    // answers first (acknowledged: sync mode). Were the new life announced by version 2 alone,
+    // version 3 would be refused as stale by the old life's version 6 (count 5), which a
+    // failover would then restore, until the slow request answered.
+    const slow = node.app.inject({ method: 'POST', url: '/increment-then-wait', headers });
+    await expect.poll(() => node.store.peek(KEY)?.version).toBe(2);
+    expect((await post(node.app, '/increment')).json()).toEqual({ count: 2 });
+    const expected = { version: 3, data: { values: { count: 2 } } };
+    expect(await node.replicas.read(KEY)).toMatchObject(expected);
+    node.openGate();
+    expect((await slow).statusCode).toBe(200);
+    expect(await node.replicas.read(KEY)).toMatchObject(expected);
   });
 
   it('two writes in the request after a read created it: the replica is the last one', async () => {
