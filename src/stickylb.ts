@@ -145,7 +145,7 @@ export class StickyLb implements AdminControl {
                   incoming: node.incoming,
                 })),
               movedEntries: () => this.affinity.movedEntries(),
-              recordUsed: (key, nodeId, version) => this.affinity.record(key, nodeId, false, version),
+              recordUsed: (key, nodeId, version) => this.recordUsed(key, nodeId, version),
               mayReplay: (key) => this.mayReplay(key),
               reportFailure: (nodeId, reason, evidence) =>
                 this.health.reportFailure(nodeId, reason, evidence),
@@ -410,6 +410,20 @@ export class StickyLb implements AdminControl {
   async mayReplay(key: string): Promise<boolean> {
     const replica = await this.replicas.read(key);
     return replica === undefined || replica.version <= this.affinity.versionOf(key);
+  }
+
+  /**
+   * A data-plane worker's report that `nodeId` served session `key` (reports come in batches,
+   * up to 20 ms late). One about a node that went down meanwhile would pin to the dead node a
+   * session its failover did not list, counted there until the session's next request: it
+   * moves now, as the failover would have moved it.
+   */
+  recordUsed(key: string, nodeId: string, version: number): void {
+    this.affinity.record(key, nodeId, false, version);
+    if (this.registry.get(nodeId)?.isHealthy !== false || this.affinity.nodeOf(key) !== nodeId) return;
+    this.failover.moveSession(key, nodeId).catch((error: unknown) => {
+      this.#logger.warn({ node: nodeId, err: error }, 'moving a session reported from a down node failed');
+    });
   }
 
   /** Drains a node and moves every session off it, state and all: then it can be stopped with nothing lost. */

@@ -113,6 +113,19 @@ describe('failover with state', () => {
     expect(after.nodes.reduce((sum, node) => sum + node.sessions, 0)).toBe(after.sessions.total);
   });
 
+  it('a worker report that reaches the control plane after its node went down moves the session off it', async () => {
+    cluster = await startCluster({ nodeCount: 2 });
+    await cluster.nodes[0]?.kill('SIGKILL');
+    await waitFor(async () => (await adminState(cluster as Cluster)).nodes[0]?.state === 'down');
+    // What a worker reports, up to 20 ms late, for a session it created on node-1 just before the kill.
+    const key = 'l4t3r3p0rt3ds3ss10nk3y';
+    cluster.lb.recordUsed(key, 'node-1', 1);
+    await waitFor(() => cluster?.lb.nodeOfSession(key)?.id === 'node-2');
+    const state = await adminState(cluster);
+    expect(state.nodes.map((node) => node.sessions)).toEqual([0, 1]);
+    expect(state.sessions.total).toBe(1);
+  });
+
   it('replays a POST sent on a keep-alive socket the killed node had closed: no error page', async () => {
     cluster = await startCluster({ nodeCount: 3 });
     // Several sessions, each with pooled proxy→node sockets, written again right after the kill.
