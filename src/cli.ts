@@ -93,7 +93,7 @@ async function runProxy(
     try {
       const next = loadConfig(configFile);
       const notes = lb.reload(next);
-      void nodes?.reload(next.nodes, next.health.path);
+      void nodes?.reload(lb.config);
       logger.info(
         { notes },
         `config reloaded from ${configFile}${notes.length ? `: ${notes.join('; ')}` : ''}`,

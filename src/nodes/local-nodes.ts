@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, isIP } from 'node:net';
-import type { NodeConfig } from '../config/index.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Config, NodeConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 
 /** Set for nodes `start` runs: they exit when their stdin (a pipe from `start`) closes. */
@@ -22,6 +25,8 @@ export class LocalNodes {
   /** The URL of every local node of the config last applied, running or not (see `reload`). */
   #urls = new Map<string, string>();
   #reloading: Promise<void> = Promise.resolve();
+  /** The config file nodes started by a reload read (see `reload`); created on the first one. */
+  #runningConfigFile: string | undefined;
   readonly #cliPath: string;
   readonly #configFile: string;
   readonly #env: NodeJS.ProcessEnv;
@@ -41,12 +46,16 @@ export class LocalNodes {
   }
 
   /** Starts every local node of the list that is not running yet, and waits until each answers /health. */
-  async start(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+  start(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+    return this.#start(nodes, healthPath, this.#configFile);
+  }
+
+  async #start(nodes: readonly NodeConfig[], healthPath: string, configFile: string): Promise<void> {
     const started = nodes.filter((node) => isLocalNode(node) && !this.#children.has(node.id));
     for (const node of started) this.#urls.set(node.id, node.url);
     // A process already on a node's port would answer its health checks and take its traffic.
     await Promise.all(started.map((node) => assertPortFree(node)));
-    const children = started.map((node) => this.#spawn(node));
+    const children = started.map((node) => this.#spawn(node, configFile));
     await Promise.all(
       started.map(async (node, index) => {
         const child = children[index] as ChildProcess;
@@ -68,30 +77,37 @@ export class LocalNodes {
   }
 
   /**
-   * Config reload: stops the nodes no longer listed, restarts those whose URL changed (the
-   * proxy now sends their traffic there) and starts the new ones. A node that died stays down
-   * as before (`stickylb backend --id` brings it back, maybe already has). Never throws: a node
-   * that cannot start (its port taken) is logged and the rest go on, the proxy keeps running.
+   * Config reload, given the config the proxy now runs: stops the nodes no longer listed,
+   * restarts those whose URL changed (the proxy now sends their traffic there) and starts the
+   * new ones. A node that died stays down as before (`stickylb backend --id` brings it back,
+   * maybe already has). Never throws: a node that cannot start (its port taken) is logged and
+   * the rest go on, the proxy keeps running.
+   *
+   * The nodes it starts read `running`, not the edited file: a setting there that waits for a
+   * restart (`replication.listen`, `session.*`) would make them disagree with the proxy and
+   * the other nodes (replicate to a port nothing listens on, say).
    */
-  reload(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+  reload(running: Config): Promise<void> {
     // One at a time: two SIGHUPs close together must not both start (or restart) a node.
     this.#reloading = this.#reloading
-      .then(() => this.#reload(nodes, healthPath))
+      .then(() => this.#reload(running))
       .catch((error: unknown) => this.#logger.error({ err: error }, 'applying the reloaded nodes failed'));
     return this.#reloading;
   }
 
-  async #reload(nodes: readonly NodeConfig[], healthPath: string): Promise<void> {
+  async #reload(running: Config): Promise<void> {
     const previous = this.#urls;
-    const local = nodes.filter(isLocalNode);
+    const local = running.nodes.filter(isLocalNode);
     this.#urls = new Map(local.map((node) => [node.id, node.url]));
     const gone = [...previous.keys()].filter((id) => this.#urls.get(id) !== previous.get(id));
     await Promise.all(gone.map((id) => this.#stop(id)));
     const fresh = local.filter((node) => previous.get(node.id) !== node.url);
+    if (fresh.length === 0) return;
+    const configFile = this.#writeRunningConfig(running);
     await Promise.all(
       fresh.map(async (node) => {
         try {
-          await this.start([node], healthPath);
+          await this.#start([node], running.health.path, configFile);
         } catch (error) {
           this.#logger.error(
             { node: node.id },
@@ -106,12 +122,33 @@ export class LocalNodes {
   async stopAll(graceMs = 5000): Promise<void> {
     this.#isStopping = true;
     await Promise.all([...this.#children.keys()].map((id) => this.#stop(id, graceMs)));
+    this.#removeRunningConfig();
   }
 
-  #spawn(node: NodeConfig): ChildProcess {
+  /**
+   * Writes the running config where the nodes a reload starts read it: JSON (which YAML
+   * reads), durations in ms, in a folder of its own only this user can read (it may hold a
+   * `redis.url` password). Rewritten by each reload; removed when `start` stops or exits.
+   */
+  #writeRunningConfig(running: Config): string {
+    if (this.#runningConfigFile === undefined) {
+      this.#runningConfigFile = join(mkdtempSync(join(tmpdir(), 'stickylb-running-')), 'config.yaml');
+      process.once('exit', () => this.#removeRunningConfig());
+    }
+    writeFileSync(this.#runningConfigFile, `${JSON.stringify(running, null, 2)}\n`, { mode: 0o600 });
+    return this.#runningConfigFile;
+  }
+
+  #removeRunningConfig(): void {
+    if (this.#runningConfigFile === undefined) return;
+    rmSync(join(this.#runningConfigFile, '..'), { recursive: true, force: true });
+    this.#runningConfigFile = undefined;
+  }
+
+  #spawn(node: NodeConfig, configFile: string): ChildProcess {
     const child = spawn(
       process.execPath,
-      [this.#cliPath, 'backend', '--id', node.id, '--config', this.#configFile],
+      [this.#cliPath, 'backend', '--id', node.id, '--config', configFile],
       // stdin is a pipe the child watches: it closes when this process dies, however it dies
       // (even kill -9), so no node outlives the `start` that owns it.
       // Detached: a process group of its own, so a terminal's Ctrl-C (SIGINT to the whole

@@ -137,7 +137,7 @@ describe('stickylb CLI', () => {
     expect(proc.output()).toContain('node-9');
   });
 
-  it('SIGHUP adds a node and changes weights without dropping the proxy; a bad file is refused', async () => {
+  it('SIGHUP adds a node and changes weights without dropping the proxy; the new node runs the running config; a bad file is refused', async () => {
     const { file, proxyUrl, adminUrl } = await clusterConfig(1);
     const proc = run(['start', '--config', file]);
     await waitFor(async () => (await fetch(`${proxyUrl}/health`)).ok, 20_000);
@@ -148,6 +148,9 @@ describe('stickylb CLI', () => {
     const config = parse(readFileSync(file, 'utf8'));
     config.nodes[0].weight = 3;
     config.nodes.push({ id: 'node-2', url: `http://127.0.0.1:${await freePort()}` });
+    // Needs a restart: the proxy keeps its replica store where it is, and so must node-2, or
+    // its writes would go where nothing listens.
+    config.replication.listen.port = await freePort();
     writeFileSync(file, stringify(config));
     proc.child.kill('SIGHUP');
     const state = await waitFor(async () => {
@@ -162,6 +165,19 @@ describe('stickylb CLI', () => {
     ]);
     await waitFor(async () => (await fetch(`${config.nodes[1].url}/health`)).ok, 20_000);
     expect((await client.request('POST', '/api/counter')).json.count).toBe(2);
+    // Least sessions, weighted: node-1 holds 1 of its 3, so a new session goes to node-2 once
+    // its health checks pass.
+    await waitFor(async () => {
+      const body = (await (await fetch(`${adminUrl}/api/state`)).json()) as {
+        nodes: Array<{ id: string; state: string }>;
+      };
+      return body.nodes.find((node) => node.id === 'node-2')?.state === 'up';
+    }, 20_000);
+    const onNode2 = new Client(proxyUrl);
+    for (const count of [1, 2]) {
+      const { status, json } = await onNode2.request('POST', '/api/counter');
+      expect({ status, ...json }).toMatchObject({ status: 200, node: 'node-2', count });
+    }
 
     writeFileSync(file, 'nodes: []\n');
     proc.child.kill('SIGHUP');

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { NodeConfig } from '../../src/config/index.js';
+import { parseConfig, type NodeConfig } from '../../src/config/index.js';
 import { createSilentLogger } from '../../src/log.js';
 import { LocalNodes } from '../../src/nodes/local-nodes.js';
 import { CLI, freePort, waitFor, writeConfig } from './harness.js';
@@ -60,9 +60,9 @@ describe('LocalNodes.reload (SIGHUP with `stickylb start`)', () => {
     process.kill(pid2 as number, 'SIGKILL');
     await waitFor(async () => !(await answers(url2)));
 
-    // The file the children read: node-1 moved, node-3 and node-4 new.
-    writeFileSync(file, stringify({ nodes: after }));
-    await expect(nodes.reload(after, HEALTH)).resolves.toBeUndefined();
+    // The config the proxy now runs (the nodes it starts read it, not the file): node-1
+    // moved, node-3 and node-4 new.
+    await expect(nodes.reload(parseConfig({ nodes: after }))).resolves.toBeUndefined();
     expect(await answers(movedUrl1)).toBe(true);
     expect(await answers(url1)).toBe(false);
     expect(await answers(url3)).toBe(true);
