@@ -369,10 +369,13 @@ describe('the fast path', () => {
     cluster = await startFaultCluster({ timeouts: { upstream: '60s' } });
     const c = cluster;
     const current = c.lb.config;
+    expect(c.lb.proxy.timeoutSweepMs).toBe(1000);
     c.lb.reload({
       ...current,
       proxy: { ...current.proxy, timeouts: { ...current.proxy.timeouts, upstream: 300 } },
     });
+    // Checked as often as a 300 ms timeout set at start would be: a quarter of it.
+    expect(c.lb.proxy.timeoutSweepMs).toBe(75);
     c.node.behaviour = () => undefined;
     // Bounded well under the old 60 s: only the reloaded timeout can answer in time.
     const answer = await clientRequest(c.proxyPort, {}, 10_000);

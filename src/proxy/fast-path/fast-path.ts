@@ -68,7 +68,8 @@ export class FastPath {
   readonly #inherited = new WeakMap<Socket, Inherited>();
   readonly #fullPath: (socket: Socket) => void;
   #timeouts: Config['proxy']['timeouts'];
-  readonly #timer: NodeJS.Timeout;
+  #timer: NodeJS.Timeout;
+  #sweepIntervalMs: number;
 
   constructor(options: FastPathOptions) {
     const { config, server } = options;
@@ -89,8 +90,19 @@ export class FastPath {
     server.removeListener('connection', nodeHandler);
     this.#fullPath = (socket) => nodeHandler.call(server, socket);
     server.on('connection', this.#accept);
-    this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalOf(config.timeouts));
-    this.#timer.unref();
+    this.#sweepIntervalMs = sweepIntervalOf(config.timeouts);
+    this.#timer = this.#startSweeps();
+  }
+
+  /** How often timeouts are checked: a quarter of the shortest timeout, between 10 ms and 1 s. */
+  get sweepIntervalMs(): number {
+    return this.#sweepIntervalMs;
+  }
+
+  #startSweeps(): NodeJS.Timeout {
+    const timer = setInterval(() => this.sweep(performance.now()), this.#sweepIntervalMs);
+    timer.unref();
+    return timer;
   }
 
   readonly #accept = (socket: Socket): void => {
@@ -122,6 +134,13 @@ export class FastPath {
     this.maxPipelinedBytes = config.maxHeaderBytes + this.limits.maxBodyBytes;
     this.#timeouts = config.timeouts;
     this.keepAliveLines = keepAliveLinesOf(config.timeouts.idle);
+    // A lowered timeout is checked as often as one set at start, not up to 1 s late.
+    const interval = sweepIntervalOf(config.timeouts);
+    if (interval !== this.#sweepIntervalMs) {
+      clearInterval(this.#timer);
+      this.#sweepIntervalMs = interval;
+      this.#timer = this.#startSweeps();
+    }
   }
 
   /** Applies the timeouts: idle keep-alive, a request slow to arrive, a node slow to answer. */
