@@ -133,7 +133,7 @@ describe('demo app', () => {
       expect(body).toMatchObject({
         sessionId: ALICE,
         node: NODE_ID,
-        data: { values: { count: 1 }, children: {} },
+        data: { values: { count: 1 } },
       });
       expect(body.version).toEqual(expect.any(Number));
     });

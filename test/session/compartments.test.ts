@@ -24,8 +24,8 @@ function shopData(): CompartmentData {
 }
 
 describe('compartments', () => {
-  it('creates an empty root compartment', () => {
-    expect(createSessionData()).toEqual({ values: {}, children: {} });
+  it('creates an empty root compartment, without a children object until it has a child', () => {
+    expect(createSessionData()).toStrictEqual({ values: {} });
   });
 
   it('enters a nested compartment, creating its parents', () => {
@@ -55,6 +55,27 @@ describe('compartments', () => {
     expect(listCompartments(root)).toEqual(['cart']);
     expect(getValue(root, 'checkout/shipping', 'city')).toBeUndefined();
     expect(getValue(root, '', 'count')).toBe(3);
+  });
+
+  it('leaving the last child drops the children object: the data is as if it never had one', () => {
+    const root = createSessionData();
+    setValue(root, 'wizard/step1', 'done', true);
+    expect(leaveCompartment(root, 'wizard/step1')).toBe(true);
+    expect(root).toStrictEqual({ values: {}, children: { wizard: { values: {} } } });
+    expect(leaveCompartment(root, 'wizard')).toBe(true);
+    expect(root).toStrictEqual({ values: {} });
+    expect(JSON.stringify(root)).toBe('{"values":{}}');
+    expect(leaveCompartment(root, 'wizard')).toBe(false);
+    expect(listCompartments(root)).toEqual([]);
+  });
+
+  it('reads data written before children became optional (an empty children object)', () => {
+    const old = JSON.parse('{"values":{"count":2},"children":{}}') as CompartmentData;
+    expect(getValue(old, '', 'count')).toBe(2);
+    expect(listCompartments(old)).toEqual([]);
+    expect(compartmentSizes(old)).toEqual([{ path: '', bytes: jsonBytes(old) }]);
+    setValue(old, 'cart', 'items', 1);
+    expect(listCompartments(old)).toEqual(['cart']);
   });
 
   it('leaves a child without touching its parent or siblings', () => {
@@ -94,7 +115,7 @@ describe('compartments', () => {
     expect(deleteValue(root, 'checkout/shipping', 'city')).toBe(true);
     expect(deleteValue(root, 'checkout/shipping', 'city')).toBe(false);
     expect(deleteValue(root, 'absent', 'city')).toBe(false);
-    expect(findCompartment(root, 'checkout/shipping')).toEqual({ values: {}, children: {} });
+    expect(findCompartment(root, 'checkout/shipping')).toStrictEqual({ values: {} });
   });
 
   it('lists compartments depth-first, parents before children', () => {
