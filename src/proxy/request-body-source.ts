@@ -17,6 +17,10 @@ export class RequestBodySource extends EventEmitter {
   /** Read by undici (util.isDestroyed). */
   destroyed = false;
   readonly #req: SourcedRequest;
+  /** undici has started writing the body (its first `resume`): it listens from then on. */
+  #isWriting = false;
+  /** The request ended before that: its `end` waits for undici. */
+  #isEndPending = false;
 
   constructor(req: IncomingMessage) {
     super();
@@ -35,8 +39,25 @@ export class RequestBodySource extends EventEmitter {
   }
 
   resume(): this {
+    this.#isWriting = true;
     this.#req.resume();
+    if (this.#isEndPending) {
+      this.#isEndPending = false;
+      // After undici's resume call returns, as a stream's own events come.
+      process.nextTick(emitEnd, this);
+    }
     return this;
+  }
+
+  /**
+   * The request ended. A paused stream still emits `end` when nothing is buffered (an empty
+   * chunked body that came in the head's packet: `0\r\n\r\n`), possibly before undici has
+   * sent the head and listens: passed on then, undici waited for an end that had come and went,
+   * and the request hung with its node never asked.
+   */
+  ended(): void {
+    if (this.#isWriting) this.emit('end');
+    else this.#isEndPending = true;
   }
 
   /** undici only tests for it (a stream has `pipe`); never called. */
@@ -63,7 +84,11 @@ function onRequestData(this: SourcedRequest, chunk: Buffer): void {
 }
 
 function onRequestEnd(this: SourcedRequest): void {
-  this[kSource]?.emit('end');
+  this[kSource]?.ended();
+}
+
+function emitEnd(source: RequestBodySource): void {
+  if (!source.destroyed) source.emit('end');
 }
 
 /** The client went away before its body ended: undici aborts the upstream request. */
