@@ -216,7 +216,11 @@ export class Recovery {
       return;
     }
     const body = req[kBody];
-    if (res.destroyed || body === null) return;
+    if (res.destroyed || body === null) {
+      // Over maxBodyBytes once read whole: not replayable, and the client still gets an answer.
+      if (!res.destroyed) sendError(res, toClientError(new Error('request body too large to replay')));
+      return;
+    }
     const head = req[kHead] as RequestHead;
     setSessionHeader(head, decision.sessionId);
     res[kProxyReq] = this.#forwarder().forward(req, res, decision.node.upstream, head, body ?? [], true);

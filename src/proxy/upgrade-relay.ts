@@ -3,7 +3,13 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { AffinityView, SessionCookie } from '../affinity/index.js';
-import { NoHealthyNodeError, NotFoundError, StickyError, UpstreamTimeoutError } from '../errors.js';
+import {
+  BadRequestError,
+  NoHealthyNodeError,
+  NotFoundError,
+  StickyError,
+  UpstreamTimeoutError,
+} from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
@@ -71,7 +77,7 @@ export class UpgradeRelay {
     counters.requests++;
     // Before http-proxy attaches its own, a reset would otherwise crash the process (http-proxy#1468).
     socket.on('error', onClientSocketError);
-    const problem = checkRequestHead(req, this.#options.maxHeaderCount());
+    const problem = checkRequestHead(req, this.#options.maxHeaderCount()) ?? checkUpgrade(req);
     if (problem !== undefined || isInternalPath(req.url ?? '/')) {
       if (problem !== undefined) counters.clientErrors++;
       sendSocketError(socket, problem ?? NOT_FOUND);
@@ -202,4 +208,20 @@ function appendSetCookie(headers: IncomingMessage['headers'], value: string): vo
 
 function onClientSocketError(this: Duplex): void {
   this.destroy();
+}
+
+const NOT_WEBSOCKET = new BadRequestError(
+  'only WebSocket upgrades (GET with Upgrade: websocket) are proxied; send this request without Upgrade',
+);
+
+/**
+ * Any other upgrade (h2c from `curl --http2`, a POST asking for a WebSocket) reaches this
+ * handler too, as Node hands every `Connection: Upgrade` request to it; http-proxy would
+ * destroy the socket without a word.
+ */
+function checkUpgrade(req: IncomingMessage): BadRequestError | undefined {
+  const upgrade = req.headers.upgrade;
+  return req.method === 'GET' && upgrade !== undefined && upgrade.toLowerCase() === 'websocket'
+    ? undefined
+    : NOT_WEBSOCKET;
 }
