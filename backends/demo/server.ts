@@ -10,9 +10,9 @@ import {
   RedisReplicaStore,
   redisConnectionOf,
   replicaEndpointOf,
+  readSession,
   replicateSessions,
   Replicator,
-  sessionsAsTheyAre,
   StoreReplicaTransport,
 } from '../../src/replication/index.js';
 import { loadSecret } from '../../src/secret-file.js';
@@ -113,7 +113,7 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     // writes would refuse them as stale).
     onEpochChange: async () => {
       const ids = [...store.entries()].map((entry) => entry.id);
-      await replicator.seed(sessionsAsTheyAre(store, ids));
+      await replicator.seed(ids, readSession(store));
     },
     // A failover moved the session away while this node was cut off: never serve a stale copy.
     onSessionMoved: (key) => store.delete(key),

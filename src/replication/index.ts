@@ -41,4 +41,4 @@ export {
 export { SessionMovedError } from '../errors.js';
 export { REPLICA_PATH_PREFIX, REPLICA_ROUTES } from './replication-protocol.js';
 export { replicaEndpointOf } from './replica-endpoint.js';
-export { replicateSessions, sessionsAsTheyAre } from './session-replication.js';
+export { readSession, replicateSessions } from './session-replication.js';

@@ -1,7 +1,13 @@
 import { ReplicaStoreError, SessionMovedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CompartmentData, JsonValue } from '../session/index.js';
-import { ReplicaQueue, batchWrites, serialiseWrite, type PendingWrite } from './replica-queue.js';
+import {
+  MAX_RECORDS_BYTES,
+  ReplicaQueue,
+  batchWrites,
+  serialiseWrite,
+  type PendingWrite,
+} from './replica-queue.js';
 import type { WriteOutcome } from './replica-store.js';
 import { HttpReplicaTransport, type ReplicaTransport } from './replica-transport.js';
 import { MAX_KEYS_PER_REQUEST, NODE_ID_PATTERN } from './replication-protocol.js';
@@ -148,15 +154,34 @@ export class Replicator {
   }
 
   /**
-   * Writes every given session, in batches of ≤ 500, beside the queue: after an epoch change
-   * the store has lost them. Pass a snapshot (an array, or a generator over a snapshot of
-   * ids), not a live store iterator, which may end early when sessions expire meanwhile.
-   * Rejects with ReplicaStoreError if a batch fails: call it again (writing a version twice
-   * is harmless, the second is `stale`).
+   * Writes every session of `keys` that `read` still returns, in batches of ≤ 500, beside the
+   * queue: after an epoch change the store has lost them. Each session is read as its batch is
+   * built, right before it is sent, never ahead: a copy read ahead would wait out the previous
+   * batch's round trip, and sent after its session was destroyed, or began a new life, it
+   * would bring the old one back. (A session that overflows a batch's bytes is read again for
+   * the next one.) One `read` returns nothing for (gone meanwhile) is skipped. Rejects with
+   * ReplicaStoreError if a batch fails: call it again (writing a version twice is harmless,
+   * the second is `stale`).
    */
-  async seed(sessions: Iterable<ReplicatedSession>): Promise<SeedResult> {
+  async seed(
+    keys: readonly string[],
+    read: (key: string) => ReplicatedSession | undefined,
+  ): Promise<SeedResult> {
     const result: SeedResult = { written: 0, stale: 0, moved: 0, skipped: 0 };
-    for (const batch of batchWrites(this.#serialiseAll(sessions, result), SEED_BATCH_RECORDS)) {
+    let next = 0;
+    while (next < keys.length) {
+      const batch: PendingWrite[] = [];
+      let bytes = 0;
+      while (next < keys.length && batch.length < SEED_BATCH_RECORDS) {
+        const write = this.#serialiseForSeed(read(keys[next] as string), result);
+        if (write !== undefined) {
+          if (batch.length > 0 && bytes + write.bytes > MAX_RECORDS_BYTES) break;
+          batch.push(write);
+          bytes += write.bytes + 1; // the comma
+        }
+        next++;
+      }
+      if (batch.length === 0) continue;
       const outcomes = await this.#postWrites(batch);
       outcomes.forEach((outcome, i) => {
         if (outcome === 'ok') result.written++;
@@ -170,14 +195,14 @@ export class Replicator {
     return result;
   }
 
-  /** Serialises sessions for `seed`; one that cannot be replicated is skipped, not fatal to the rest. */
-  *#serialiseAll(sessions: Iterable<ReplicatedSession>, result: SeedResult): Generator<PendingWrite> {
-    for (const session of sessions) {
-      try {
-        yield serialiseWrite(session.key, session.version, session.data, session.lastAccessAt);
-      } catch (error) {
-        if (result.skipped++ === 0) this.#logger.warn({ err: error }, 'seed skipped a session');
-      }
+  /** A session for `seed`, serialised; one that cannot be replicated is skipped, not fatal to the rest. */
+  #serialiseForSeed(session: ReplicatedSession | undefined, result: SeedResult): PendingWrite | undefined {
+    if (session === undefined) return undefined;
+    try {
+      return serialiseWrite(session.key, session.version, session.data, session.lastAccessAt);
+    } catch (error) {
+      if (result.skipped++ === 0) this.#logger.warn({ err: error }, 'seed skipped a session');
+      return undefined;
     }
   }
 

@@ -38,19 +38,18 @@ export function replicateSessions(
 }
 
 /**
- * The sessions among `ids` still live in `store`, each read when the iteration reaches it (a
- * re-seed sends them batch by batch, over seconds): one destroyed meanwhile is skipped, one
- * written again goes as it is then. A copy taken up front could reach the store after its
- * session's new life, and its older version would refuse the new life's writes as stale.
+ * Reads a session of `store` for `Replicator.seed`, as it is now, without touching it
+ * (undefined once it is gone). A re-seed sends sessions batch by batch, over seconds: each is
+ * read as its batch is sent, so one destroyed meanwhile is skipped and one written again goes
+ * as it is then.
  */
-export function* sessionsAsTheyAre(
+export function readSession(
   store: SessionStore<CompartmentData>,
-  ids: readonly string[],
-): Generator<ReplicatedSession> {
-  for (const id of ids) {
-    const entry = store.peek(id);
-    if (entry !== undefined) {
-      yield { key: id, version: entry.version, data: entry.value, lastAccessAt: entry.lastAccessAt };
-    }
-  }
+): (key: string) => ReplicatedSession | undefined {
+  return (key) => {
+    const entry = store.peek(key);
+    return entry === undefined
+      ? undefined
+      : { key, version: entry.version, data: entry.value, lastAccessAt: entry.lastAccessAt };
+  };
 }

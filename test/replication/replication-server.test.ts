@@ -11,6 +11,7 @@ import {
   Replicator,
   SessionMovedError,
   buildReplicationServer,
+  type ReplicatedSession,
   type ReplicatorOptions,
 } from '../../src/replication/index.js';
 
@@ -126,6 +127,12 @@ class HeldStore extends MemoryReplicaStore {
     await super.remove(...args);
     if (this.isHolding.remove) await this.#gate;
   }
+}
+
+/** `Replicator.seed` over sessions given up front. */
+function seedAll(replicator: Replicator, sessions: readonly ReplicatedSession[]) {
+  const byKey = new Map(sessions.map((session) => [session.key, session]));
+  return replicator.seed([...byKey.keys()], (key) => byKey.get(key));
 }
 
 describe('buildReplicationServer', () => {
@@ -397,7 +404,7 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
     const replicator: Replicator = startReplicator(kind, first.endpoint, {
       onEpochChange: (epoch) => {
         changes.push(epoch);
-        reseeded = replicator.seed(sessions);
+        reseeded = seedAll(replicator, sessions);
       },
     });
     await replicator.write('k1', 1, {}, Date.now());
@@ -421,7 +428,7 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
       onEpochChange: async () => {
         // The first seed fails (one batch timed out, say); the epoch stays the same.
         if (calls++ === 0) throw new Error('replica store did not answer');
-        await replicator.seed(sessions);
+        await seedAll(replicator, sessions);
       },
     });
     await replicator.write('only-read', 3, { n: 3 }, Date.now());
@@ -437,7 +444,7 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
     const { endpoint, store } = await startServer();
     const replicator = startReplicator(kind, endpoint);
     const at = Date.now();
-    const result = await replicator.seed([
+    const result = await seedAll(replicator, [
       { key: 'good-1', version: 1, data: {}, lastAccessAt: at },
       { key: 'bad key', version: 1, data: {}, lastAccessAt: at },
       { key: 'good-2', version: 1, data: {}, lastAccessAt: at },

@@ -6,9 +6,9 @@ import { SESSION_HEADER } from '../../src/protocol.js';
 import { ReplicaStoreError } from '../../src/errors.js';
 import {
   MemoryReplicaStore,
+  readSession,
   replicateSessions,
   Replicator,
-  sessionsAsTheyAre,
   StoreReplicaTransport,
   type ReplicaTransport,
   type SerialisedRecord,
@@ -23,10 +23,15 @@ class TestTransport implements ReplicaTransport {
   store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
   /** Calls of `remove` still to fail, as an unreachable store would. */
   failRemoves = 0;
+  /** Writes wait for it (a batch slow on the wire) before they reach the store. */
+  holdWrites: Promise<void> | undefined;
+  writesStarted = 0;
   get #direct(): StoreReplicaTransport {
     return new StoreReplicaTransport(this.store);
   }
-  write(node: string, records: readonly SerialisedRecord[]) {
+  async write(node: string, records: readonly SerialisedRecord[]) {
+    this.writesStarted++;
+    await this.holdWrites;
     return this.#direct.write(node, records);
   }
   touch(node: string, keys: readonly string[]) {
@@ -262,7 +267,12 @@ describe('Replicator re-seed', () => {
         // The first seed is slow: the store restarts again before it ends.
         if (seeded.length === 0) await new Promise<void>((resolve) => (releaseFirst = resolve));
         seeded.push(epoch);
-        await replicator.seed([{ key: 'only-read', version: 2, data: {}, lastAccessAt: Date.now() }]);
+        await replicator.seed(['only-read'], (key) => ({
+          key,
+          version: 2,
+          data: {},
+          lastAccessAt: Date.now(),
+        }));
       },
     });
     close = async () => {
@@ -281,16 +291,58 @@ describe('Replicator re-seed', () => {
   });
 });
 
-describe('sessionsAsTheyAre', () => {
-  it('reads each session when reached: one destroyed since the listing is skipped, one written since goes as it is', () => {
+describe('Replicator.seed after a proxy restart', () => {
+  /** 501 sessions (two batches); `k500`, the one in the second batch, at count 99. */
+  async function seeding() {
     const store = new SessionStore<CompartmentData>({ idleTimeoutMs: 60_000 });
-    store.create('gone', { values: {}, children: {} });
-    store.create('kept', { values: { n: 1 }, children: {} });
-    const sessions = sessionsAsTheyAre(store, ['gone', 'kept']);
-    store.delete('gone');
-    store.update('kept', (data) => ({ ...data, values: { n: 2 } }));
-    expect([...sessions].map(({ key, version, data }) => ({ key, version, data }))).toEqual([
-      { key: 'kept', version: 2, data: { values: { n: 2 }, children: {} } },
-    ]);
+    const transport = new TestTransport();
+    const replicator = new Replicator({
+      nodeId: 'node-1',
+      mode: 'sync',
+      flushIntervalMs: 10,
+      logger: createSilentLogger(),
+      transport,
+    });
+    close = async () => {
+      await replicator.close();
+      await transport.store.close();
+    };
+    const ids = Array.from({ length: 501 }, (_, i) => `k${i}`);
+    for (const id of ids) store.create(id, { values: { count: 0 } });
+    store.update('k500', (data) => ({ values: { ...data.values, count: 99 } }));
+    let release: () => void = () => undefined;
+    transport.holdWrites = new Promise((resolve) => (release = resolve));
+    const seeded = replicator.seed(ids, readSession(store));
+    // The first batch (500 sessions) is on the wire.
+    await expect.poll(() => transport.writesStarted).toBe(1);
+    return { store, transport, seeded, release };
+  }
+
+  it('a session destroyed while an earlier batch is in flight is not brought back', async () => {
+    const { store, transport, seeded, release } = await seeding();
+    store.delete('k500');
+    release();
+    await expect(seeded).resolves.toMatchObject({ written: 500 });
+    expect(await transport.store.read('k500')).toBeUndefined();
+  });
+
+  it('a session written again meanwhile goes as it is then', async () => {
+    const { store, transport, seeded, release } = await seeding();
+    store.update('k500', () => ({ values: { count: 100 } }));
+    release();
+    await expect(seeded).resolves.toMatchObject({ written: 501 });
+    expect(await transport.store.read('k500')).toMatchObject({
+      version: 3,
+      data: { values: { count: 100 } },
+    });
+  });
+
+  it('reads a session as it is when its batch is built, without touching it', () => {
+    const store = new SessionStore<CompartmentData>({ idleTimeoutMs: 60_000 });
+    store.create('kept', { values: { n: 1 } });
+    const read = readSession(store);
+    store.update('kept', () => ({ values: { n: 2 } }));
+    expect(read('kept')).toMatchObject({ key: 'kept', version: 2, data: { values: { n: 2 } } });
+    expect(read('gone')).toBeUndefined();
   });
 });
