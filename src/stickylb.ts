@@ -320,13 +320,18 @@ export class StickyLb implements AdminControl {
     StickyLb.assertAdminIsSafe(next);
     const previous = this.#config;
     const { applied, notes: kept } = applicableReload(previous, next);
-    const { added, removed } = this.registry.reconcile(applied.nodes);
+    const { added, removed, moved } = this.registry.reconcile(applied.nodes);
     const notes: string[] = [];
     if (added.length) notes.push(`nodes added: ${added.map((node) => node.id).join(', ')}`);
     if (removed.length) notes.push(`nodes removed: ${removed.map((node) => node.id).join(', ')}`);
+    if (moved.length) notes.push(`nodes at a new URL: ${moved.map((node) => node.id).join(', ')}`);
     notes.push(...kept);
     this.health.updateSettings(healthSettingsFrom(applied.health));
     this.health.setTargets(applied.nodes);
+    // A new URL is a new process (`start` restarts a local node there), which holds none of
+    // the node's sessions: they fail over, state and all, as if it had gone down, and the node
+    // takes new sessions once its health checks pass there.
+    for (const node of moved) this.#onHealth(node.id, false, `its URL changed to ${node.url}`);
     // Timeouts and limits of both request paths (in worker mode, each worker does the same).
     this.proxy.reconfigure(applied.proxy);
     // The workers route on their own copy of the nodes: without this they keep the start-up

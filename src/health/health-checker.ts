@@ -105,7 +105,8 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
   /**
    * Replaces the set of nodes (config reload). New ones start in their `initialState`; kept
    * ones keep their state; removed ones are dropped with their probe and emit nothing more.
-   * A node whose URL changed starts counting afresh. While running, new and moved nodes are
+   * A node whose URL changed is a new node there: down until `rise` probes pass at the new
+   * URL (silently: its owner says it went down). While running, new and moved nodes are
    * probed at once rather than an interval later.
    */
   setTargets(targets: readonly HealthTarget[]): void {
@@ -130,6 +131,8 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
         known.probeUrl = probeUrl;
         known.successes = 0;
         known.failures = 0;
+        known.isUp = false;
+        known.suspect = undefined;
         fresh.push(known);
         continue;
       }

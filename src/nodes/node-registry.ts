@@ -86,9 +86,10 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   /**
    * Applies a reloaded node list: adds new nodes, removes missing ones, updates url and
-   * weight of the rest. Counts and health of kept nodes are preserved.
+   * weight of the rest. Counts and health of kept nodes are preserved; `moved` lists those
+   * whose URL changed (another process there, most likely: the caller fails them over).
    */
-  reconcile(nodes: readonly NodeConfig[]): { added: ProxyNode[]; removed: ProxyNode[] } {
+  reconcile(nodes: readonly NodeConfig[]): { added: ProxyNode[]; removed: ProxyNode[]; moved: ProxyNode[] } {
     const wanted = new Set(nodes.map((node) => node.id));
     const removed = this.#all.filter((node) => !wanted.has(node.id));
     for (const node of removed) {
@@ -97,11 +98,15 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       closeUpstreamTarget(node.upstream);
     }
     const added: ProxyNode[] = [];
+    const moved: ProxyNode[] = [];
     for (const config of nodes) {
       const existing = this.#byId.get(config.id);
       if (existing) {
         existing.weight = config.weight;
-        if (existing.url !== config.url) existing.setUrl(config.url, this.#agent);
+        if (existing.url !== config.url) {
+          existing.setUrl(config.url, this.#agent);
+          moved.push(existing);
+        }
       } else {
         added.push(this.#add(config));
       }
@@ -109,7 +114,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     this.#all = nodes.map((config) => this.#byId.get(config.id) as ProxyNode);
     this.#refresh();
     if (added.length || removed.length) this.emit('changed', added, removed);
-    return { added, removed };
+    return { added, removed, moved };
   }
 
   /** Closes every node's connection pool (shutdown): requests in flight finish first. */

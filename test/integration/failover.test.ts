@@ -1,6 +1,7 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SESSION_HEADER } from '../../src/protocol.js';
-import { Client, startCluster, waitFor, type Cluster } from './harness.js';
+import { Client, freePort, NodeProcess, startCluster, waitFor, type Cluster } from './harness.js';
 
 let cluster: Cluster | undefined;
 afterEach(async () => {
@@ -285,6 +286,36 @@ describe('failover with state', () => {
     }
     const fresh = await seedSessions(c, 4, 1);
     expect([...fresh.values()].every((last) => last.node === 'node-1')).toBe(true);
+  });
+
+  it('a reload that gives a node a new URL (a new process there) fails its sessions over, counters intact', async () => {
+    cluster = await startCluster({ nodeCount: 2 });
+    const c = cluster;
+    const sessions = await seedSessions(c, 10, 3);
+    const old = c.nodes[0] as NodeProcess;
+    const newUrl = `http://127.0.0.1:${await freePort()}`;
+    // What `stickylb start` does on SIGHUP: the proxy takes the new URL, the node's old process
+    // stops and an empty one starts there (or, with `stickylb proxy`, one the operator started).
+    const configFile = c.configFile.replace(/\.yaml$/, '-moved.yaml');
+    writeFileSync(configFile, readFileSync(c.configFile, 'utf8').split(old.url).join(newUrl));
+    const moved = new NodeProcess('node-1', newUrl, configFile);
+    c.nodes.push(moved);
+    await moved.ready();
+    const running = c.lb.config;
+    c.lb.reload({
+      ...running,
+      nodes: running.nodes.map((node) => (node.id === 'node-1' ? { ...node, url: newUrl } : node)),
+    });
+    await old.kill('SIGTERM');
+    for (const [client, last] of sessions) {
+      const { status, json } = await client.request('POST', '/api/counter');
+      expect({ status, count: json.count }).toEqual({ status: 200, count: last.count + 1 });
+    }
+    // Up again at its new URL once its health checks pass there, and taking new sessions.
+    await waitFor(() => c.lb.registry.get('node-1')?.state === 'up');
+    expect(c.lb.registry.get('node-1')?.url).toBe(newUrl);
+    const fresh = await seedSessions(c, 4, 1);
+    expect([...fresh.values()].some((last) => last.node === 'node-1')).toBe(true);
   });
 
   it('drain stops new sessions going to a node; its sessions stay', async () => {
