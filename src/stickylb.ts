@@ -419,13 +419,13 @@ export class StickyLb implements AdminControl {
 
   /**
    * A data-plane worker's report that `nodeId` served session `key` (reports come in batches,
-   * up to 20 ms late). One about a node that went down meanwhile would pin to the dead node a
-   * session its failover did not list, counted there until the session's next request: it
-   * moves now, as the failover would have moved it.
+   * up to 20 ms late). One about a node that went down (or a reload removed) meanwhile would
+   * pin there a session its failover did not list, until the session's next request: it moves
+   * now, as the failover would have moved it.
    */
   recordUsed(key: string, nodeId: string, version: number): void {
     this.affinity.record(key, nodeId, false, version);
-    if (this.registry.get(nodeId)?.isHealthy !== false || this.affinity.nodeOf(key) !== nodeId) return;
+    if (this.registry.get(nodeId)?.isHealthy === true || this.affinity.nodeOf(key) !== nodeId) return;
     this.failover.moveSession(key, nodeId).catch((error: unknown) => {
       this.#logger.warn({ node: nodeId, err: error }, 'moving a session reported from a down node failed');
     });

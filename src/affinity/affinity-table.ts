@@ -1,5 +1,5 @@
 import { SessionLimitError } from '../errors.js';
-import type { NodeRegistry } from '../nodes/index.js';
+import type { NodeRegistry, ProxyNode } from '../nodes/index.js';
 import { SessionStore, type SessionEntry } from '../session/index.js';
 import type { AffinityView } from './affinity-view.js';
 
@@ -56,6 +56,13 @@ export class AffinityTable implements AffinityView {
       if (this.#moved.delete(entry.id)) this.onMovedChange?.(entry.id, undefined);
     };
     this.store.on('expired', release);
+    // A node added back by a reload is a new ProxyNode counting from 0, while sessions still
+    // pinned to its id (a failover that could not move them, or is still moving them) count
+    // down on it as they go: it starts from what the table holds.
+    this.#registry.on('changed', (added: readonly ProxyNode[]) => {
+      for (const node of added)
+        node.sessions = this.store.idsWhere((entry) => entry.value.nodeId === node.id).length;
+    });
     this.store.on('evicted', release);
     this.store.on('deleted', release);
   }

@@ -129,7 +129,8 @@ function measure(
     for (const name of Object.keys(children)) {
       const childPath = path === '' ? name : `${path}/${name}`;
       const child = children[name] as CompartmentData;
-      bytes += (members++ > 0 ? 1 : 0) + utf8Length(JSON.stringify(name)) + 1 + measure(child, childPath, out);
+      bytes +=
+        (members++ > 0 ? 1 : 0) + utf8Length(JSON.stringify(name)) + 1 + measure(child, childPath, out);
     }
   }
   slot.bytes = bytes;

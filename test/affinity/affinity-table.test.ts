@@ -24,6 +24,20 @@ describe('AffinityTable', () => {
     expect(affinity.size).toBe(2);
   });
 
+  it('a node a reload removes and adds back counts the sessions still pinned to it, down to 0 as they go', () => {
+    const { affinity, registry } = table();
+    for (const key of ['k1', 'k2', 'k3']) affinity.record(key, 'c');
+    const config = registry.all.map((node) => ({ id: node.id, url: node.url, weight: 1 }));
+    registry.reconcile(config.filter((node) => node.id !== 'c'));
+    // Its failover moved one session before the node came back; the others are still pinned to it.
+    affinity.assign('k1', 'a', 'c');
+    registry.reconcile(config);
+    expect(registry.get('c')?.sessions).toBe(2);
+    affinity.assign('k2', 'b', 'c');
+    affinity.delete('k3');
+    expect(registry.all.map((node) => node.sessions)).toEqual([1, 1, 0]);
+  });
+
   it('never re-pins a session when a late answer comes from its old node', () => {
     const { affinity, registry } = table();
     affinity.record('k1', 'a');

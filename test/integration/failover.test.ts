@@ -114,7 +114,7 @@ describe('failover with state', () => {
     expect(after.nodes.reduce((sum, node) => sum + node.sessions, 0)).toBe(after.sessions.total);
   });
 
-  it('a worker report that reaches the control plane after its node went down moves the session off it', async () => {
+  it('a worker report that reaches the control plane after its node went down, or was removed, moves the session off it', async () => {
     cluster = await startCluster({ nodeCount: 2 });
     await cluster.nodes[0]?.kill('SIGKILL');
     await waitFor(async () => (await adminState(cluster as Cluster)).nodes[0]?.state === 'down');
@@ -125,6 +125,15 @@ describe('failover with state', () => {
     const state = await adminState(cluster);
     expect(state.nodes.map((node) => node.sessions)).toEqual([0, 1]);
     expect(state.sessions.total).toBe(1);
+
+    // The same for a node a reload removed.
+    const running = cluster.lb.config;
+    cluster.lb.reload({ ...running, nodes: running.nodes.filter((node) => node.id !== 'node-1') });
+    // After the removal's own move (joined here) listed the node's sessions.
+    await cluster.lb.failover.moveAll('node-1', 'down');
+    cluster.lb.recordUsed('r3m0v3dn0d3s3ss10nk3y', 'node-1', 1);
+    await waitFor(() => cluster?.lb.nodeOfSession('r3m0v3dn0d3s3ss10nk3y')?.id === 'node-2');
+    expect((await adminState(cluster)).sessions.total).toBe(2);
   });
 
   it('replays a POST sent on a keep-alive socket the killed node had closed: no error page', async () => {
