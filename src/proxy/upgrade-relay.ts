@@ -158,12 +158,14 @@ export class UpgradeRelay {
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
       disarm();
       upgrade[kState] = 'open';
-      this.#options.affinity.record(
-        decision.key,
-        decision.node.id,
-        decision.isNew,
-        Number(proxyRes.headers[SESSION_USED_HEADER]) || 0,
-      );
+      const used = proxyRes.headers[SESSION_USED_HEADER];
+      // A new id is recorded (and counted on its node) only once the node says it stored the
+      // session, as on the plain path; a WebSocket endpoint that never touches it (the demo's
+      // /ws) leaves no session behind. The id still goes out on the 101: a reconnect with it
+      // reaches the same node by its route.
+      if (!decision.isNew || used !== undefined) {
+        this.#options.affinity.record(decision.key, decision.node.id, decision.isNew, Number(used) || 0);
+      }
       delete proxyRes.headers[SESSION_USED_HEADER];
       if (decision.setCookie)
         appendSetCookie(proxyRes.headers, this.#options.cookie.serialize(decision.sessionId));

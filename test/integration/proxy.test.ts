@@ -224,7 +224,11 @@ describe('sticky sessions through the proxy', () => {
     socket.close();
   });
 
-  it('gives a WebSocket without a session a fresh id on the 101', async () => {
+  it('gives a WebSocket without a session a fresh id on the 101, counted nowhere while no node stored it', async () => {
+    const total = async (): Promise<number> =>
+      ((await (await fetch(`${cluster.adminUrl}/api/state`)).json()) as { sessions: { total: number } })
+        .sessions.total;
+    const before = await total();
     const wsUrl = `${cluster.proxyUrl.replace('http', 'ws')}/ws`;
     const socket = new WebSocket(wsUrl);
     // Both listeners before any await: the first message can arrive in the same packet as the 101.
@@ -240,6 +244,8 @@ describe('sticky sessions through the proxy', () => {
     expect(cookie).toBeDefined();
     expect(cookie).toContain(JSON.parse(first).sessionId);
     socket.close();
+    // The demo's /ws never touches the session: no node holds it, and /api/state counts none.
+    expect(await total()).toBe(before);
   });
 
   it('answers a WebSocket to an internal path with 404 and stays up', async () => {
