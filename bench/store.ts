@@ -565,8 +565,9 @@ must read its entry to check the expiry time (one more dependent miss: the peek 
 the entry to the recent end writes both its neighbours in the access list (two more random
 misses: get against peek). The clock is no longer part of it: one read per turn.
 
-## Heap per small session (after GC; id, value \`{values:{count},children:{}}\`, bookkeeping)
-Both sides hold the 22-character id (40 bytes) and the value (152 bytes); the store adds its entry
+## Heap per small session (after GC; id, value \`{values:{count}}\`, bookkeeping)
+Both sides hold the 22-character id (40 bytes) and the value (~90 bytes: a compartment without
+children has no \`children\` object; with an empty one it was 152); the store adds its entry
 object (72 bytes: 6 fields, links included) to the Map slot. The Map slot itself is ~29 bytes at
 1M but ~37 at 100k (the table is a power of two: 131,072 slots for 100,000 entries).
 
