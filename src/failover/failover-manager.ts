@@ -231,6 +231,21 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     // And between that pass and the planning pass over every key (~60 ms at 334 000).
     if (isLarge) await yieldToEventLoop();
     const report = await this.#moveKeys(keys, nodeId, reason);
+    // Sessions pinned to the node after that listing: it was up again for a moment (a call
+    // for it meanwhile joined this run), or a worker's report came late. One more pass takes
+    // them, while the node still cannot serve them.
+    if (this.#registry.get(nodeId)?.isServing !== true) {
+      const listed = new Set(keys);
+      const late = this.#affinity
+        .sessionsOf(nodeId, reason === 'down')
+        .filter((key) => !listed.has(key) && !this.#moving.has(key));
+      if (late.length > 0) {
+        // Announced only if the first pass had nothing (then this is the move).
+        mergeReport(report, await this.#moveKeys(late, nodeId, reason, undefined, keys.length === 0));
+        report.durationMs = Date.now() - report.startedAt;
+        keys.push(...late);
+      }
+    }
     if (keys.length > 0) this.emit('move:end', report);
     return report;
   }
@@ -240,10 +255,12 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     fromNodeId: string,
     reason: MoveReason,
     accepts: (candidate: ProxyNode) => boolean = () => true,
+    isAnnounced = true,
   ): Promise<MoveReport> {
     const report = emptyReport(fromNodeId, reason);
-    // A node with no sessions (e.g. down before it ever served) is no event worth reporting.
-    if (reason !== 'rebalance' && keys.length > 0) {
+    // A node with no sessions (e.g. down before it ever served) is no event worth reporting,
+    // nor is a later pass of the same move (`isAnnounced` false).
+    if (isAnnounced && reason !== 'rebalance' && keys.length > 0) {
       this.totals.failovers += reason === 'down' ? 1 : 0;
       this.emit('move:start', fromNodeId, reason, keys.length);
     }

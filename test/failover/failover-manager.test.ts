@@ -269,6 +269,31 @@ describe('FailoverManager', () => {
     expect(target.installs.flat()).toHaveLength(2);
   });
 
+  it('a node up and down again while its failover runs: the sessions it took meanwhile move in the same run', async () => {
+    const { failover, affinity, registry, replicas, target, keys } = await setUp(3);
+    target.hold = () => true;
+    const first = failover.moveAll('a', 'down');
+    await target.installsReceived(1);
+    // Back for a moment: it takes a new session, then goes down again (that call joins the run).
+    registry.setHealthy('a', true);
+    affinity.record('meanwhile', 'a');
+    await replicas.write('a', [
+      { key: 'meanwhile', version: 1, data: { count: 7 }, lastAccessAt: Date.now() },
+    ]);
+    registry.setHealthy('a', false);
+    const second = failover.moveAll('a', 'down');
+    target.hold = () => false;
+    target.release();
+
+    const report = await second;
+
+    expect(await first).toBe(report);
+    expect(report).toMatchObject({ moved: 4, failed: 0 });
+    for (const key of [...keys, 'meanwhile']) expect(affinity.nodeOf(key)).toBe('b');
+    expect(target.installs.flat()).toContain('meanwhile');
+    expect(registry.get('a')?.sessions).toBe(0);
+  });
+
   it('moves the most recently used sessions of a dead node first', async () => {
     const { failover, affinity, target, keys } = await setUp(40);
     // The last ten were used again just now.
