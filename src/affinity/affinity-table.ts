@@ -58,10 +58,11 @@ export class AffinityTable implements AffinityView {
     this.store.on('expired', release);
     // A node added back by a reload is a new ProxyNode counting from 0, while sessions still
     // pinned to its id (a failover that could not move them, or is still moving them) count
-    // down on it as they go: it starts from what the table holds.
+    // down on it as they go: it starts from what the table holds, expired ones not yet swept
+    // included (the sweep counts each of them down).
     this.#registry.on('changed', (added: readonly ProxyNode[]) => {
       for (const node of added)
-        node.sessions = this.store.idsWhere((entry) => entry.value.nodeId === node.id).length;
+        node.sessions = this.store.countWhere((entry) => entry.value.nodeId === node.id);
     });
     this.store.on('evicted', release);
     this.store.on('deleted', release);

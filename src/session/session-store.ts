@@ -222,6 +222,14 @@ export class SessionStore<V> extends QuietEmitter<StoreEvents<V>> {
   }
 
   /**
+   * How many stored sessions `select` accepts, expired ones not yet swept included: each of
+   * those still leaves through an `expired` event, so a count kept from events starts here.
+   */
+  countWhere(select: (entry: SessionEntry<V>) => boolean): number {
+    return this.list.idsWhere(-Infinity, select, false).length;
+  }
+
+  /**
    * Counters now. `idle` includes sessions expired but not yet swept. `expiredPerSec` and
    * `evictedPerSec` cover the last closed window of ≥ 1 s (windows close on sweep ticks and
    * on this call). `bytesPerSession` is an estimate from ≤ 64 recent sessions, refreshed at

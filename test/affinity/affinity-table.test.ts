@@ -38,6 +38,19 @@ describe('AffinityTable', () => {
     expect(registry.all.map((node) => node.sessions)).toEqual([1, 1, 0]);
   });
 
+  it('a node added back counts its expired sessions not yet swept: the sweep takes it to 0, not below', async () => {
+    let now = 1_000_000;
+    const { affinity, registry } = table(() => now);
+    affinity.record('k1', 'c');
+    affinity.record('k2', 'c');
+    const config = registry.all.map((node) => ({ id: node.id, url: node.url, weight: 1 }));
+    registry.reconcile(config.filter((node) => node.id !== 'c'));
+    now += 61_000; // both past the idle timeout, not swept yet
+    registry.reconcile(config);
+    await affinity.store.sweep();
+    expect(registry.get('c')?.sessions).toBe(0);
+  });
+
   it('never re-pins a session when a late answer comes from its old node', () => {
     const { affinity, registry } = table();
     affinity.record('k1', 'a');
