@@ -172,7 +172,11 @@ export class SessionHandle {
   takePendingWrite(): SessionWrite | undefined {
     const write = this.#pendingWrite;
     this.#pendingWrite = undefined;
-    if (write?.kind === 'updated' && unannounced.delete(write.entry)) return { ...write, isNew: true };
+    if (write?.kind !== 'updated') return write;
+    // Its entry is no longer the session (another request destroyed it, maybe began a new life,
+    // while this one went on): replicated now, it would bring back what the destroy removed.
+    if (this.#store.peek(write.key) !== write.entry) return undefined;
+    if (unannounced.delete(write.entry)) return { ...write, isNew: true };
     return write;
   }
 

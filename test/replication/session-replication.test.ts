@@ -100,6 +100,7 @@ async function startNode(
     await gate;
     return { version: request.session.version };
   });
+  app.post('/destroy', async (request) => ({ existed: request.session.destroy() }));
   // "Start again": the usual log-out-and-in pattern, one request.
   app.post('/restart', async (request) => {
     request.session.destroy();
@@ -223,6 +224,22 @@ describe('replicateSessions: a session created again under its key', () => {
     node.openGate();
     expect((await slow).statusCode).toBe(200);
     expect(await node.replicas.read(KEY)).toMatchObject(expected);
+  });
+
+  it('destroyed by another request while a write of it is still busy: the late write does not bring it back', async () => {
+    const node = await startNode();
+    close = node.close;
+    for (let i = 0; i < 3; i++) await post(node.app, '/increment');
+    const slow = node.app.inject({ method: 'POST', url: '/increment-then-wait', headers });
+    await expect.poll(() => node.store.peek(KEY)?.version).toBe(5);
+    // Log out: the session and its replica go.
+    const destroy = await node.app.inject({ method: 'POST', url: '/destroy', headers });
+    expect(destroy.statusCode).toBe(200);
+    await expect.poll(() => node.replicas.read(KEY)).toBeUndefined();
+    node.openGate();
+    expect((await slow).statusCode).toBe(200);
+    await node.replicator.flush();
+    expect(await node.replicas.read(KEY)).toBeUndefined();
   });
 
   it('two writes in the request after a read created it: the replica is the last one', async () => {

@@ -70,6 +70,7 @@ export class FastPath {
   #timeouts: Config['proxy']['timeouts'];
   #timer: NodeJS.Timeout;
   #sweepIntervalMs: number;
+  #isClosed = false;
 
   constructor(options: FastPathOptions) {
     const { config, server } = options;
@@ -136,7 +137,7 @@ export class FastPath {
     this.keepAliveLines = keepAliveLinesOf(config.timeouts.idle);
     // A lowered timeout is checked as often as one set at start, not up to 1 s late.
     const interval = sweepIntervalOf(config.timeouts);
-    if (interval !== this.#sweepIntervalMs) {
+    if (interval !== this.#sweepIntervalMs && !this.#isClosed) {
       clearInterval(this.#timer);
       this.#sweepIntervalMs = interval;
       this.#timer = this.#startSweeps();
@@ -191,6 +192,7 @@ export class FastPath {
   }
 
   close(): void {
+    this.#isClosed = true;
     clearInterval(this.#timer);
   }
 }
