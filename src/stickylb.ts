@@ -327,11 +327,9 @@ export class StickyLb implements AdminControl {
     if (moved.length) notes.push(`nodes at a new URL: ${moved.map((node) => node.id).join(', ')}`);
     notes.push(...kept);
     this.health.updateSettings(healthSettingsFrom(applied.health));
+    // A node at a new URL goes down here (health's `node:down`): its sessions fail over, state
+    // and all, and it takes new ones once its health checks pass there.
     this.health.setTargets(applied.nodes);
-    // A new URL is a new process (`start` restarts a local node there), which holds none of
-    // the node's sessions: they fail over, state and all, as if it had gone down, and the node
-    // takes new sessions once its health checks pass there.
-    for (const node of moved) this.#onHealth(node.id, false, `its URL changed to ${node.url}`);
     // Timeouts and limits of both request paths (in worker mode, each worker does the same).
     this.proxy.reconfigure(applied.proxy);
     // The workers route on their own copy of the nodes: without this they keep the start-up

@@ -231,25 +231,35 @@ export class FailoverManager extends EventEmitter<FailoverEvents> {
     // And between that pass and the planning pass over every key (~60 ms at 334 000).
     if (isLarge) await yieldToEventLoop();
     const report = await this.#moveKeys(keys, nodeId, reason);
-    // Sessions pinned to the node after that listing: it was up again for a moment (a call
-    // for it meanwhile joined this run), or a worker's report came late. One more pass takes
-    // them, while the node still cannot serve them. Its count tells whether there are any
-    // beyond those that could not move, without a walk over the table (~20 ms at 1M sessions).
-    const source = this.#registry.get(nodeId);
-    if (source !== undefined && !source.isServing && source.sessions > report.failed) {
-      const listed = new Set(keys);
-      const late = this.#affinity
-        .sessionsOf(nodeId, reason === 'down')
-        .filter((key) => !listed.has(key) && !this.#moving.has(key));
-      if (late.length > 0) {
-        // Announced only if the first pass had nothing (then this is the move).
-        mergeReport(report, await this.#moveKeys(late, nodeId, reason, undefined, keys.length === 0));
-        report.durationMs = Date.now() - report.startedAt;
-        keys.push(...late);
-      }
-    }
-    if (keys.length > 0) this.emit('move:end', report);
+    const late = await this.#moveLate(nodeId, reason, keys, report);
+    if (keys.length + late > 0) this.emit('move:end', report);
     return report;
+  }
+
+  /**
+   * Sessions pinned to the node after `#moveAll` listed it: it was up again for a moment (a
+   * call for it meanwhile joined that run), or a worker's report came late. One more pass takes
+   * them, into `report`, while the node still cannot serve them; resolves to how many. The
+   * node's count tells whether there are any beyond those that could not move, without a walk
+   * over the table (~20 ms at 1M sessions).
+   */
+  async #moveLate(
+    nodeId: string,
+    reason: MoveReason,
+    listed: readonly string[],
+    report: MoveReport,
+  ): Promise<number> {
+    const source = this.#registry.get(nodeId);
+    if (source === undefined || source.isServing || source.sessions <= report.failed) return 0;
+    const wasListed = new Set(listed);
+    const late = this.#affinity
+      .sessionsOf(nodeId, reason === 'down')
+      .filter((key) => !wasListed.has(key) && !this.#moving.has(key));
+    if (late.length === 0) return 0;
+    // Announced only if the first pass had nothing (then this is the move).
+    mergeReport(report, await this.#moveKeys(late, nodeId, reason, undefined, listed.length === 0));
+    report.durationMs = Date.now() - report.startedAt;
+    return late.length;
   }
 
   async #moveKeys(

@@ -105,9 +105,9 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
   /**
    * Replaces the set of nodes (config reload). New ones start in their `initialState`; kept
    * ones keep their state; removed ones are dropped with their probe and emit nothing more.
-   * A node whose URL changed is a new node there: down until `rise` probes pass at the new
-   * URL (silently: its owner says it went down). While running, new and moved nodes are
-   * probed at once rather than an interval later.
+   * A node whose URL changed is a new node there (another process, which holds none of its
+   * state): `node:down` if it was up, and down until `rise` probes pass at the new URL. While
+   * running, new and moved nodes are probed at once rather than an interval later.
    */
   setTargets(targets: readonly HealthTarget[]): void {
     const wanted = new Map<string, HealthTarget>();
@@ -131,8 +131,8 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
         known.probeUrl = probeUrl;
         known.successes = 0;
         known.failures = 0;
-        known.isUp = false;
         known.suspect = undefined;
+        if (known.isUp) this.#markDown(known, `its URL changed to ${url}`);
         fresh.push(known);
         continue;
       }

@@ -77,10 +77,10 @@ export class UpgradeRelay {
     counters.requests++;
     // Before http-proxy attaches its own, a reset would otherwise crash the process (http-proxy#1468).
     socket.on('error', onClientSocketError);
-    const problem = checkRequestHead(req, this.#options.maxHeaderCount());
-    const isInternal = problem === undefined && isInternalPath(req.url ?? '/');
     // An internal path is a 404 whatever protocol it asks for (the replication channel's own).
-    const refusal = problem ?? (isInternal ? NOT_FOUND : checkUpgrade(req));
+    const refusal =
+      checkRequestHead(req, this.#options.maxHeaderCount()) ??
+      (isInternalPath(req.url ?? '/') ? NOT_FOUND : checkUpgrade(req));
     if (refusal !== undefined) {
       if (refusal !== NOT_FOUND) counters.clientErrors++;
       sendSocketError(socket, refusal);
