@@ -416,6 +416,8 @@ describe('failover with state', () => {
     await adminPost(c, '/api/nodes/node-2/drain');
     const sessions = await seedSessions(c, 20, 2);
     expect([...sessions.values()].every((last) => last.node === 'node-1')).toBe(true);
+    // With proxy workers the control plane learns of sessions from their reports, up to 20 ms late.
+    await waitFor(async () => (await adminState(c)).sessions.total === 20);
     await adminPost(c, '/api/nodes/node-2/undrain');
     const { json } = await adminPost(c, '/api/rebalance');
     expect(json.report.moved).toBeGreaterThanOrEqual(8);
