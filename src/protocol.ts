@@ -8,6 +8,12 @@
 export const SESSION_HEADER = 'x-stickylb-session';
 
 /**
+ * Request header, value `1`: the proxy minted the session id for this request, so the node
+ * has nothing to restore when the session is missing from its store (it skips the read).
+ */
+export const SESSION_NEW_HEADER = 'x-stickylb-session-new';
+
+/**
  * Response header: the node used the session for this request (so the proxy keeps it); its
  * value is the session's version after the request.
  */

@@ -21,6 +21,8 @@ export interface DemoAppOptions {
   logger?: Logger;
   /** Awaited after each request's session write (the replication seam of the session plugin). */
   onWrite?: SessionPluginOptions['onWrite'];
+  /** Fetches a session missing here after a restart (the session plugin's `restore`). */
+  restore?: SessionPluginOptions['restore'];
   /** The replication secret: enables the node-internal routes failover uses. */
   internalSecret?: string;
   /** More numbers for the proxy's admin, served with the store metrics. */
@@ -73,6 +75,7 @@ export async function buildDemoApp(options: DemoAppOptions): Promise<FastifyInst
   await app.register(sessionPlugin, {
     store,
     ...(options.onWrite ? { onWrite: options.onWrite } : {}),
+    ...(options.restore ? { restore: options.restore } : {}),
     ...(options.internalSecret ? { internalSecret: options.internalSecret } : {}),
     ...(options.nodeMetrics ? { nodeMetrics: options.nodeMetrics } : {}),
   });

@@ -132,6 +132,9 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
       ...(redisStore === undefined ? {} : { redis: redisStore.isAvailable ? 'up' : 'down' }),
     }),
     onWrite,
+    // A session this process never had but the proxy still sends here: this node restarted
+    // faster than the health checks noticed, and its replica holds the state.
+    restore: (key) => replicator.read(key),
   });
   try {
     await app.listen({ host, port });

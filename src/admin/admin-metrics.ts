@@ -15,7 +15,9 @@ const SNAPSHOT_TTL_MS = 250;
  */
 
 /** A node row of /api/state with the node's own report (see NodeMetrics). */
-type NodeWithStore = { store?: { replication?: { pending: number; failedRequests: number } } };
+type NodeWithStore = {
+  store?: { replication?: { pending: number; failedRequests: number; restored?: number } };
+};
 
 export function createAdminMetrics(control: AdminControl, extra: { sseClients: () => number }): AdminMetrics {
   const registry = new Registry();
@@ -85,6 +87,12 @@ export function createAdminMetrics(control: AdminControl, extra: { sseClients: (
     'Replication requests from the node that failed',
     ['node'],
     () => perNode((node) => (node as NodeWithStore).store?.replication?.failedRequests ?? 0),
+  );
+  counter(
+    'stickylb_node_sessions_restored_total',
+    'Sessions the node restored from the replica store after losing them (restarted before health checks noticed)',
+    ['node'],
+    () => perNode((node) => (node as NodeWithStore).store?.replication?.restored ?? 0),
   );
   gauge('stickylb_node_weight', 'Balancing weight of the node', ['node'], () =>
     perNode((node) => node.weight),

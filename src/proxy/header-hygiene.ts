@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { BadRequestError, HeadersTooLargeError, type StickyError } from '../errors.js';
+import { SESSION_NEW_HEADER } from '../protocol.js';
 
 /*
  * Hop-by-hop headers (RFC 9110 §7.6.1) describe the client↔proxy connection, not the
@@ -189,9 +190,16 @@ export function readRequestHead(
   return { headers, cookie, hasBody, hasFraming, host, hostCount };
 }
 
-/** Sets the value of the session header readRequestHead reserved (again on a retry to another node). */
-export function setSessionHeader(head: RequestHead, sessionId: string): void {
-  head.headers[head.headers.length - 1] = sessionId;
+/**
+ * Sets the value of the session header readRequestHead reserved (again on a retry to another
+ * node), and for an id minted for this request adds SESSION_NEW_HEADER before it, once.
+ */
+export function setSessionHeader(head: RequestHead, decision: { sessionId: string; isNew: boolean }): void {
+  const headers = head.headers;
+  if (decision.isNew && headers[headers.length - 4] !== SESSION_NEW_HEADER) {
+    headers.splice(headers.length - 2, 0, SESSION_NEW_HEADER, '1');
+  }
+  headers[headers.length - 1] = decision.sessionId;
 }
 
 const HOP_BY_HOP_RAW = new Set<string>(['connection', 'upgrade', ...HOP_BY_HOP]);

@@ -288,7 +288,7 @@ export class ProxyServer {
     }
     proxied[kAttempts] = 1;
     decision.node.inFlight++;
-    setSessionHeader(head, decision.sessionId);
+    setSessionHeader(head, decision);
     proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
   };
 
@@ -344,7 +344,7 @@ export class ProxyServer {
     decision.node.inFlight++;
     if (failure === undefined) {
       // A node the fast path does not reach (https), or all its connections busy.
-      setSessionHeader(head, decision.sessionId);
+      setSessionHeader(head, decision);
       proxied[kProxyReq] = this.#forwarder.forward(req, res, decision.node.upstream, head);
       return;
     }

@@ -95,7 +95,7 @@ export class Recovery {
     res[kAttempts] = 1;
     node.inFlight++;
     const head = req[kHead] as RequestHead;
-    setSessionHeader(head, decision.sessionId);
+    setSessionHeader(head, decision);
     res[kProxyReq] = this.#forwarder().forward(req, res, node.upstream, head);
   }
 
@@ -141,7 +141,7 @@ export class Recovery {
     node.inFlight++;
     this.#router.reroute(decision, node);
     const head = req[kHead] as RequestHead;
-    setSessionHeader(head, decision.sessionId);
+    setSessionHeader(head, decision);
     res[kProxyReq] = this.#forwarder().forward(req, res, node.upstream, head, body);
   }
 
@@ -222,7 +222,7 @@ export class Recovery {
       return;
     }
     const head = req[kHead] as RequestHead;
-    setSessionHeader(head, decision.sessionId);
+    setSessionHeader(head, decision);
     res[kProxyReq] = this.#forwarder().forward(req, res, decision.node.upstream, head, body ?? [], true);
   }
 

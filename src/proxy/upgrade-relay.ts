@@ -12,7 +12,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
-import { SESSION_HEADER, SESSION_USED_HEADER } from '../protocol.js';
+import { SESSION_HEADER, SESSION_NEW_HEADER, SESSION_USED_HEADER } from '../protocol.js';
 import { checkRequestHead, normalizeAddress, sanitizeRequestHeaders } from './header-hygiene.js';
 import { isInternalPath } from './internal-path.js';
 import type { ProxyCounters } from './proxy-counters.js';
@@ -104,6 +104,7 @@ export class UpgradeRelay {
       return;
     }
     req.headers[SESSION_HEADER] = decision.sessionId;
+    if (decision.isNew) req.headers[SESSION_NEW_HEADER] = '1';
     this.#proxy.ws(req, socket, head, decision.node.proxyOptions, this.#onError);
   };
 
@@ -135,6 +136,7 @@ export class UpgradeRelay {
     if (socket.destroyed) return;
     this.#options.router.reroute(decision, node);
     req.headers[SESSION_HEADER] = decision.sessionId;
+    if (decision.isNew) req.headers[SESSION_NEW_HEADER] = '1';
     this.#proxy.ws(req, socket, head, node.proxyOptions, this.#onError);
   }
 

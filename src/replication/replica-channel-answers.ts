@@ -1,5 +1,5 @@
-import { encodeAck } from './replica-frames.js';
-import type { WriteOutcome } from './replica-store.js';
+import { encodeAck, encodeRecord } from './replica-frames.js';
+import type { ReplicaRecord, WriteOutcome } from './replica-store.js';
 
 /** What a ChannelAnswers needs from its connection. */
 export interface ChannelAnswersOptions {
@@ -35,6 +35,15 @@ class Answer {
 
   readonly onOutcomes = (outcomes: WriteOutcome[]): void => this.#ack(outcomes);
   readonly onDone = (): void => this.#ack(undefined);
+  readonly onRecord = (record: ReplicaRecord | undefined): void => {
+    let frame: Buffer;
+    try {
+      frame = encodeRecord(this.id, this.#options.epochOf(), record && JSON.stringify(record));
+    } catch (error) {
+      frame = this.#options.errorFrameOf(this.id, error);
+    }
+    this.#answers.settle(this, frame);
+  };
   readonly onError = (error: unknown): void => {
     this.#answers.settle(this, this.#options.errorFrameOf(this.id, error));
   };
@@ -93,6 +102,12 @@ export class ChannelAnswers {
   answerDone(id: number, pending: Promise<void>): void {
     const answer = this.#enqueue(id);
     pending.then(answer.onDone, answer.onError);
+  }
+
+  /** Answers a read `id` once the store settled it: the record (or none), or an error. */
+  answerRead(id: number, pending: Promise<ReplicaRecord | undefined>): void {
+    const answer = this.#enqueue(id);
+    pending.then(answer.onRecord, answer.onError);
   }
 
   /** Calls `callback` once every answer owed now was sent (at once if none is owed). */

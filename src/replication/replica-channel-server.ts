@@ -14,7 +14,7 @@ import {
   type Frame,
 } from './replica-frames.js';
 import { ChannelAnswers } from './replica-channel-answers.js';
-import { parseKeysPayload, parseWritePayload } from './replica-payload.js';
+import { parseKeysPayload, parseReadPayload, parseWritePayload } from './replica-payload.js';
 import type { ReplicaStore } from './replica-store.js';
 import { MAX_BODY_BYTES, REPLICA_ROUTES } from './replication-protocol.js';
 
@@ -42,7 +42,13 @@ export interface ReplicaChannel {
   closeAll(): void;
 }
 
-const REQUEST_TYPES = new Set<number>([FrameType.write, FrameType.touch, FrameType.remove, FrameType.epoch]);
+const REQUEST_TYPES = new Set<number>([
+  FrameType.write,
+  FrameType.touch,
+  FrameType.remove,
+  FrameType.epoch,
+  FrameType.read,
+]);
 const isRequestType = (type: number): boolean => REQUEST_TYPES.has(type);
 
 /**
@@ -158,6 +164,8 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
       } else if (type === FrameType.remove) {
         const { node, keys } = parseKeysPayload(payload);
         answers.answerDone(id, store.remove(node, keys));
+      } else if (type === FrameType.read) {
+        answers.answerRead(id, store.read(parseReadPayload(payload).key));
       } else {
         answers.answerNow(encodeAck(id, store.epoch));
       }

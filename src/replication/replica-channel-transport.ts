@@ -12,8 +12,14 @@ import {
   type Frame,
 } from './replica-frames.js';
 import type { WriteOutcome } from './replica-store.js';
-import type { ReplicaTransport, SerialisedRecord, TransportWriteResult } from './replica-transport.js';
-import { REPLICA_ROUTES } from './replication-protocol.js';
+import {
+  checkedRecord,
+  type ReplicaTransport,
+  type SerialisedRecord,
+  type TransportReadResult,
+  type TransportWriteResult,
+} from './replica-transport.js';
+import { MAX_BODY_BYTES, REPLICA_ROUTES } from './replication-protocol.js';
 
 /** Options of a ChannelReplicaTransport. */
 export interface ChannelReplicaTransportOptions {
@@ -25,10 +31,11 @@ export interface ChannelReplicaTransportOptions {
   timeoutMs: number;
 }
 
-/** An answer: the epoch and, for a write, one outcome per record. */
+/** An answer: the epoch and, for a write, one outcome per record; for a read, the record's JSON ('' for none). */
 interface Ack {
   epoch: string;
   outcomes: WriteOutcome[];
+  recordJson?: string;
 }
 
 interface InFlight {
@@ -41,15 +48,16 @@ interface InFlight {
   isRetry: boolean;
 }
 
-/** Largest answer frame accepted: an ack of the most records a write may carry is ~1 KiB. */
-const MAX_ANSWER_FRAME_BYTES = 64 * 1024;
+/** Largest answer frame accepted: a read's record, at most what a write may carry. */
+const MAX_ANSWER_FRAME_BYTES = MAX_BODY_BYTES + 1024;
 /**
  * Reconnect backoff after failed attempts: none after the first (a restarted store is
  * reached by the next call), then 25 ms doubling up to 500 ms; calls fail at once meanwhile.
  */
 const FIRST_BACKOFF_MS = 25;
 const MAX_BACKOFF_MS = 500;
-const isAnswerType = (type: number): boolean => type === FrameType.ack || type === FrameType.error;
+const isAnswerType = (type: number): boolean =>
+  type === FrameType.ack || type === FrameType.error || type === FrameType.record;
 
 /**
  * The `memory` store's transport on the framed channel: one persistent connection to the
@@ -113,6 +121,19 @@ export class ChannelReplicaTransport implements ReplicaTransport {
 
   async remove(node: string, keys: readonly string[]): Promise<{ epoch: unknown }> {
     return { epoch: (await this.#call(FrameType.remove, JSON.stringify({ node, keys }))).epoch };
+  }
+
+  async read(node: string, key: string): Promise<TransportReadResult> {
+    const ack = await this.#call(FrameType.read, JSON.stringify({ node, key }));
+    if (ack.recordJson === undefined)
+      throw new ReplicaStoreError('replica store answered a read with an ack');
+    let record: unknown;
+    try {
+      record = ack.recordJson === '' ? undefined : JSON.parse(ack.recordJson);
+    } catch (error) {
+      throw toStoreError('replica store answered a read with unreadable JSON', error);
+    }
+    return { epoch: ack.epoch, record: checkedRecord(record) };
   }
 
   async epoch(): Promise<unknown> {
@@ -254,6 +275,11 @@ export class ChannelReplicaTransport implements ReplicaTransport {
       return;
     }
     const epochBytes = payload[0] ?? 0;
+    const epoch = payload.toString('latin1', 1, 1 + epochBytes);
+    if (type === FrameType.record) {
+      call.resolve({ epoch, outcomes: [], recordJson: payload.toString('utf8', 1 + epochBytes) });
+      return;
+    }
     const outcomes: WriteOutcome[] = [];
     for (let at = 1 + epochBytes; at < payload.length; at++) {
       const outcome = OUTCOME_CODES[payload[at] as number];
@@ -265,7 +291,7 @@ export class ChannelReplicaTransport implements ReplicaTransport {
       }
       outcomes.push(outcome);
     }
-    call.resolve({ epoch: payload.toString('latin1', 1, 1 + epochBytes), outcomes });
+    call.resolve({ epoch, outcomes });
   }
 }
 

@@ -17,10 +17,14 @@ export const FrameType = {
   touch: 0x02,
   remove: 0x03,
   epoch: 0x04,
+  /** `{"node","key"}`: one session's replica, answered with a `record` frame. */
+  read: 0x05,
   /** Answer: u8 epoch length, the epoch (ASCII), then for a write one outcome byte per record. */
   ack: 0x81,
   /** Answer: JSON `{"error": CODE, "message": TEXT}`. */
   error: 0x82,
+  /** Answer to a read: u8 epoch length, the epoch, then the record's JSON (nothing: no replica). */
+  record: 0x83,
 } as const;
 
 /** Bytes of type and request id, counted in the length. */
@@ -66,6 +70,21 @@ export function encodeAck(id: number, epoch: string, outcomes?: readonly string[
     if (code === -1) throw new RangeError(`unknown write outcome ${String(outcomes?.[i])}`);
     frame[at++] = code;
   }
+  return frame;
+}
+
+/** Encodes a read's answer: the epoch, then the record as JSON, or nothing when there is none. */
+export function encodeRecord(id: number, epoch: string, recordJson: string | undefined): Buffer {
+  const epochBytes = Buffer.byteLength(epoch, 'latin1');
+  if (epochBytes > 255) throw new RangeError('epoch longer than 255 bytes');
+  const recordBytes = recordJson === undefined ? 0 : Buffer.byteLength(recordJson);
+  const frame = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + 1 + epochBytes + recordBytes);
+  frame.writeUInt32BE(FRAME_HEADER_BYTES + 1 + epochBytes + recordBytes, 0);
+  frame[4] = FrameType.record;
+  frame.writeUInt32BE(id, 5);
+  frame[FRAME_PREFIX_BYTES] = epochBytes;
+  frame.write(epoch, FRAME_PREFIX_BYTES + 1, 'latin1');
+  if (recordJson !== undefined) frame.write(recordJson, FRAME_PREFIX_BYTES + 1 + epochBytes, 'utf8');
   return frame;
 }
 

@@ -6,6 +6,7 @@ import {
   MAX_RECORDS_PER_REQUEST,
   NODE_ID_PATTERN,
   type KeysRequest,
+  type ReadRequest,
 } from './replication-protocol.js';
 
 /*
@@ -55,6 +56,18 @@ export function parseKeysPayload(payload: Buffer): KeysRequest {
     }
   }
   return { node, keys: keys as string[] };
+}
+
+/** Parses and checks a `read` body (`{"node","key"}`). */
+export function parseReadPayload(payload: Buffer): ReadRequest {
+  const body = parseObject(payload);
+  checkFields(body, 'node', 'key');
+  const node = checkNode(body.node);
+  const key = body.key;
+  if (typeof key !== 'string' || !KEY_REGEXP.test(key)) {
+    throw new BadRequestError(`body/key must match pattern "${KEY_PATTERN}"`);
+  }
+  return { node, key };
 }
 
 function parseObject(payload: Buffer): Record<string, unknown> {

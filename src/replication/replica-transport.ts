@@ -1,7 +1,7 @@
 import type { Agent } from 'node:http';
 import { ReplicaStoreError } from '../errors.js';
 import { ReplicaHttpClient } from './replica-http-client.js';
-import type { ReplicaStore, ReplicaWrite, WriteOutcome } from './replica-store.js';
+import type { ReplicaRecord, ReplicaStore, ReplicaWrite, WriteOutcome } from './replica-store.js';
 import { REPLICA_ROUTES } from './replication-protocol.js';
 
 /** One record as the Replicator sends it: its key and its JSON (`{"key","version","lastAccessAt","data"}`). */
@@ -14,6 +14,12 @@ export interface SerialisedRecord {
 export interface TransportWriteResult {
   epoch: unknown;
   outcomes: WriteOutcome[];
+}
+
+/** What a read returns: the store's epoch and the replica, if there is one. */
+export interface TransportReadResult {
+  epoch: unknown;
+  record: ReplicaRecord | undefined;
 }
 
 /**
@@ -31,6 +37,8 @@ export interface ReplicaTransport {
   write(node: string, records: readonly SerialisedRecord[]): Promise<TransportWriteResult>;
   touch(node: string, keys: readonly string[]): Promise<{ epoch: unknown }>;
   remove(node: string, keys: readonly string[]): Promise<{ epoch: unknown }>;
+  /** The live replica of `key`, whoever owns it (`record` undefined: none). */
+  read(node: string, key: string): Promise<TransportReadResult>;
   /** The store's epoch now. */
   epoch(): Promise<unknown>;
   /** Releases what the transport itself opened (not a store it was given). */
@@ -76,6 +84,14 @@ export class HttpReplicaTransport implements ReplicaTransport {
     return this.#postKeys(REPLICA_ROUTES.remove, node, keys);
   }
 
+  async read(node: string, key: string): Promise<TransportReadResult> {
+    const answer = (await this.#client.post(REPLICA_ROUTES.read, JSON.stringify({ node, key }))) as {
+      epoch?: unknown;
+      record?: unknown;
+    };
+    return { epoch: answer.epoch, record: checkedRecord(answer.record) };
+  }
+
   async epoch(): Promise<unknown> {
     const answer = (await this.#client.get(REPLICA_ROUTES.epoch)) as { epoch?: unknown };
     return answer.epoch;
@@ -119,6 +135,11 @@ export class StoreReplicaTransport implements ReplicaTransport {
     return { epoch: this.#store.epoch };
   }
 
+  async read(_node: string, key: string): Promise<TransportReadResult> {
+    const record = await this.#call(() => this.#store.read(key));
+    return { epoch: this.#store.epoch, record };
+  }
+
   epoch(): Promise<unknown> {
     return Promise.resolve(this.#store.epoch);
   }
@@ -136,4 +157,23 @@ export class StoreReplicaTransport implements ReplicaTransport {
         : new ReplicaStoreError(`replica store failed: ${String(error)}`, { cause: error });
     }
   }
+}
+
+/**
+ * A replica as a read answered it (JSON `null`: none), checked as far as a node relies on it:
+ * anything else is an answer the store should never give, refused like an unreadable one.
+ */
+export function checkedRecord(value: unknown): ReplicaRecord | undefined {
+  if (value === null || value === undefined) return undefined;
+  const record = value as Partial<ReplicaRecord>;
+  if (
+    typeof record.key !== 'string' ||
+    typeof record.owner !== 'string' ||
+    !Number.isSafeInteger(record.version) ||
+    !Number.isSafeInteger(record.lastAccessAt) ||
+    record.data === undefined
+  ) {
+    throw new ReplicaStoreError('replica store answered a read with a malformed record');
+  }
+  return record as ReplicaRecord;
 }

@@ -1,6 +1,6 @@
 import { NODE_ID_PATTERN as CONFIG_NODE_ID_PATTERN } from '../config/index.js';
 import { INTERNAL_PATH_PREFIX } from '../protocol.js';
-import type { WriteOutcome } from './replica-store.js';
+import type { ReplicaRecord, WriteOutcome } from './replica-store.js';
 
 /*
  * The wire protocol between a node's Replicator and the proxy's replication server, named
@@ -16,6 +16,8 @@ export const REPLICA_ROUTES = {
   touch: `${REPLICA_PATH_PREFIX}touch`,
   remove: `${REPLICA_PATH_PREFIX}remove`,
   epoch: `${REPLICA_PATH_PREFIX}epoch`,
+  /** `POST {"node","key"}`: one session's replica (a node restores a session it lost by restarting). */
+  read: `${REPLICA_PATH_PREFIX}read`,
   /** `GET` with `Upgrade: stickylb-replica/1`: the framed channel (replica-frames.ts). */
   channel: `${REPLICA_PATH_PREFIX}channel`,
 } as const;
@@ -48,6 +50,18 @@ export interface WriteResponse {
 export interface KeysRequest {
   node: string;
   keys: string[];
+}
+
+/** `POST read` body: the reading node and the session's key. */
+export interface ReadRequest {
+  node: string;
+  key: string;
+}
+
+/** `POST read` answer: the replica, or `null` when the store holds none. */
+export interface ReadResponse {
+  epoch: string;
+  record: ReplicaRecord | null;
 }
 
 /** Every answer carries the store's epoch, so a node notices a restarted store on any call. */

@@ -21,6 +21,8 @@ import {
   REPLICA_ROUTES,
   type EpochResponse,
   type KeysRequest,
+  type ReadRequest,
+  type ReadResponse,
   type WriteRequest,
   type WriteResponse,
 } from './replication-protocol.js';
@@ -80,6 +82,13 @@ const keysBody = {
   properties: { node, keys },
 } as const;
 
+const readBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'key'],
+  properties: { node, key: { type: 'string', pattern: KEY_PATTERN } },
+} as const;
+
 const epochReply = {
   200: { type: 'object', required: ['epoch'], properties: { epoch: { type: 'string' } } },
 } as const;
@@ -103,7 +112,7 @@ function createSecretCheck(secret: string): (given: string | string[] | undefine
 }
 
 /**
- * The proxy-side HTTP endpoint nodes replicate to (`POST write | touch | remove`,
+ * The proxy-side HTTP endpoint nodes replicate to (`POST write | touch | remove | read`,
  * `GET epoch`, under `/_stickylb/replica/`), and on the same listener the framed channel
  * (`GET channel` with an Upgrade, replica-channel-server.ts) that nodes of the `memory`
  * store use. Every route and the upgrade require the shared secret; bodies are checked
@@ -177,6 +186,13 @@ export async function buildReplicationServer(options: ReplicationServerOptions):
       await store.remove(request.body.node, request.body.keys);
       return { epoch: store.epoch };
     },
+  );
+
+  // No response schema: the record's `data` is whatever JSON the node wrote, sent back as stored.
+  app.post<{ Body: ReadRequest; Reply: ReadResponse }>(
+    REPLICA_ROUTES.read,
+    { schema: { body: readBody } },
+    async (request) => ({ epoch: store.epoch, record: (await store.read(request.body.key)) ?? null }),
   );
 
   app.get<{ Reply: EpochResponse }>(REPLICA_ROUTES.epoch, { schema: { response: epochReply } }, async () => ({

@@ -76,6 +76,8 @@ export class Replicator {
     recordsSent: 0,
     touchRequests: 0,
     removeRequests: 0,
+    readRequests: 0,
+    restored: 0,
     failedRequests: 0,
   };
 
@@ -151,6 +153,32 @@ export class Replicator {
       return resolved;
     }
     return new Promise((resolve, reject) => this.#queue.addRemove(key, { resolve, reject }));
+  }
+
+  /**
+   * The replica of session `key`, if this node owns it: what a node that lost its memory (a
+   * restart faster than the health checks) restores on the session's next request. Undefined
+   * when the store holds none, when another node owns it (a failover moved it: only the proxy
+   * moves a session back), and when a write or removal of it is queued here (this node's own
+   * word on the session is newer than the replica: an eviction's removal, say). Rejects with
+   * ReplicaStoreError when the store cannot be reached.
+   */
+  async read(key: string): Promise<ReplicatedSession | undefined> {
+    if (this.#isClosed) throw new ReplicaStoreError('replicator is closed');
+    if (this.#queue.has(key)) return undefined;
+    this.#stats.readRequests++;
+    let answer;
+    try {
+      answer = await this.#client.read(this.#nodeId, key);
+    } catch (error) {
+      throw this.#noteFailure(error);
+    }
+    this.#noteSuccess();
+    this.#noteEpoch(answer.epoch);
+    const record = answer.record;
+    if (record === undefined || record.owner !== this.#nodeId || this.#queue.has(key)) return undefined;
+    this.#stats.restored++;
+    return { key, version: record.version, data: record.data, lastAccessAt: record.lastAccessAt };
   }
 
   /**

@@ -38,11 +38,47 @@ describe('client-sent headers', () => {
     'X-STICKYLB-SESSION-USED: 99',
     'x-stickylb-secret: guess',
     'X_StickyLB_Secret: guess',
-  ])('strips %s and sets its own session header', async (line) => {
+    'x-stickylb-session-new: 0',
+  ])('strips %s and sets its own session headers', async (line) => {
     const seen = await headersSeenByNode(`${line}\r\n`);
     const internal = Object.keys(seen).filter((name) => /^x[-_]stickylb[-_]/i.test(name));
-    expect(internal).toEqual(['x-stickylb-session']);
+    // No cookie: the id is minted for this request, and the node is told so.
+    expect(internal.sort()).toEqual(['x-stickylb-session', 'x-stickylb-session-new']);
     expect(seen['x-stickylb-session']).toMatch(/^[A-Za-z0-9_-]{22}\./);
+    expect(seen['x-stickylb-session-new']).toBe('1');
+  });
+
+  it('marks only the request its id was minted for as new; a client cannot claim it', async () => {
+    const { response } = await rawExchange(
+      proxy.port,
+      'GET /api/session HTTP/1.1\r\nHost: lb.test\r\nConnection: close\r\n\r\n',
+    );
+    const cookie = String(response?.headers['set-cookie']).split(';')[0] as string;
+    expect(cookie).toMatch(/^SESSIONID=/);
+    const node = proxy.nodes.find((candidate) =>
+      candidate.seen.some((seen) => seen.headers['x-stickylb-session'] === cookie.slice(10)),
+    );
+    // Keep-alive and close alike (fetch keeps its connection, the raw exchange closes it).
+    const sends = [
+      () =>
+        rawExchange(
+          proxy.port,
+          `GET /api/headers HTTP/1.1\r\nHost: lb.test\r\nCookie: ${cookie}\r\n` +
+            'x-stickylb-session-new: 1\r\nConnection: close\r\n\r\n',
+        ),
+      () =>
+        fetch(`http://127.0.0.1:${proxy.port}/api/headers`, {
+          headers: { cookie, 'x-stickylb-session-new': '1' },
+        }).then((answer) => answer.text()),
+    ];
+    for (const send of sends) {
+      const seenBefore = node?.seen.length ?? 0;
+      await send();
+      expect(node?.seen.length).toBe(seenBefore + 1);
+      const seen = node?.seen.at(-1)?.headers as Record<string, string>;
+      expect(seen['x-stickylb-session']).toBe(cookie.slice(10));
+      expect(seen['x-stickylb-session-new']).toBeUndefined();
+    }
   });
 
   it('replaces X-Forwarded-For/-Proto/-Host and drops Forwarded from an untrusted client', async () => {

@@ -114,6 +114,34 @@ describe('failover with state', () => {
     expect(after.nodes.reduce((sum, node) => sum + node.sessions, 0)).toBe(after.sessions.total);
   });
 
+  it('a node killed and restarted before the health checks notice: each session is restored from its replica there, counter intact', async () => {
+    // 5 failed checks 2 s apart to be marked down: the restart (about a second) goes unnoticed.
+    cluster = await startCluster({
+      nodeCount: 2,
+      config: { health: { interval: '2s', timeout: '1s', fall: 5 } },
+    });
+    const sessions = await seedSessions(cluster, 12, 3);
+    const victim = busiest(sessions);
+    await cluster.nodes.find((node) => node.id === victim)?.restart();
+
+    for (const [client, last] of sessions) {
+      const { status, json } = await client.request('POST', '/api/counter');
+      expect(status).toBe(200);
+      expect(json.count).toBe(last.count + 1);
+      // Served where it was: nothing moved it, the restarted node restored it.
+      expect(json.node).toBe(last.node);
+    }
+    const state = await adminState(cluster);
+    expect(state.nodes.find((node) => node.id === victim)?.state).toBe('up');
+    // Counted where an operator looks (the node's report reaches the admin within a poll).
+    const restored = [...sessions.values()].filter(({ node }) => node === victim).length;
+    await waitFor(async () =>
+      (await (await fetch(`${(cluster as Cluster).adminUrl}/metrics`)).text()).includes(
+        `stickylb_node_sessions_restored_total{node="${victim}"} ${restored}`,
+      ),
+    );
+  });
+
   it('a worker report that reaches the control plane after its node went down, or was removed, moves the session off it', async () => {
     cluster = await startCluster({ nodeCount: 2 });
     await cluster.nodes[0]?.kill('SIGKILL');

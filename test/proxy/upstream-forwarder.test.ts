@@ -58,7 +58,7 @@ async function proxyTo(
   targets.push(target);
   const url = await listen((req, res) => {
     const head = readRequestHead(req.rawHeaders, '127.0.0.1', false, false, 'x-stickylb-session');
-    setSessionHeader(head, 'id-1');
+    setSessionHeader(head, { sessionId: 'id-1', isNew: false });
     forwarder.forward(req, res, target, head);
   });
   return { url, seen };

@@ -141,6 +141,7 @@ describe('buildReplicationServer', () => {
     { method: 'POST', path: REPLICA_ROUTES.touch, body: { node: 'node-1', keys: ['k1'] } },
     { method: 'POST', path: REPLICA_ROUTES.remove, body: { node: 'node-1', keys: ['k1'] } },
     { method: 'GET', path: REPLICA_ROUTES.epoch, body: undefined },
+    { method: 'POST', path: REPLICA_ROUTES.read, body: { node: 'node-1', key: 'k1' } },
   ];
 
   it.each(
@@ -201,6 +202,9 @@ describe('buildReplicationServer', () => {
     { case: 'a body that is not JSON', path: REPLICA_ROUTES.write, body: '{"node":' },
     { case: 'keys not an array', path: REPLICA_ROUTES.touch, body: { node: 'n', keys: 'k1' } },
     { case: 'a malformed key', path: REPLICA_ROUTES.remove, body: { node: 'n', keys: ['k 1'] } },
+    { case: 'a read of a malformed key', path: REPLICA_ROUTES.read, body: { node: 'n', key: 'k/1' } },
+    { case: 'a read without a key', path: REPLICA_ROUTES.read, body: { node: 'n' } },
+    { case: 'a read with keys', path: REPLICA_ROUTES.read, body: { node: 'n', key: 'k', keys: [] } },
   ])('answers 400 JSON to a body with $case', async ({ path, body }) => {
     const { endpoint, store } = await startServer();
     const answer = await call(endpoint, 'POST', path, body);
@@ -289,6 +293,37 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
       message: expect.stringContaining('401'),
     });
     expect(store.stats().records).toBe(0);
+  });
+
+  it('reads back a replica this node owns, and nothing for one it does not or one that is gone', async () => {
+    const { endpoint, store } = await startServer();
+    const replicator = startReplicator(kind, endpoint);
+    const at = Date.now() - 1000;
+    // Bigger than an ack frame ever is: a read's answer carries the whole session.
+    const data = { values: { blob: 'x'.repeat(200_000) } };
+    await replicator.write('k1', 3, data, at);
+    expect(await replicator.read('k1')).toEqual({ key: 'k1', version: 3, data, lastAccessAt: at });
+    await store.write('node-2', [{ key: 'k2', version: 1, lastAccessAt: at, data: {} }]);
+    expect(await replicator.read('k2')).toBeUndefined();
+    expect(await replicator.read('never-written')).toBeUndefined();
+    expect(replicator.stats()).toMatchObject({ readRequests: 3, restored: 1 });
+    expect(replicator.epoch).toBe(store.epoch);
+  });
+
+  it('does not read a session whose write is still queued here: its own word is newer', async () => {
+    const { endpoint, store } = await startServer();
+    const replicator = startReplicator(kind, endpoint, { mode: 'async', flushIntervalMs: 60_000 });
+    await store.write('node-1', [{ key: 'k1', version: 1, lastAccessAt: Date.now(), data: { old: 1 } }]);
+    await replicator.remove('k1');
+    expect(await replicator.read('k1')).toBeUndefined();
+    expect(replicator.stats().readRequests).toBe(0);
+  });
+
+  it('rejects a read with ReplicaStoreError when the store is unreachable', async () => {
+    const { endpoint, close } = await startServer();
+    await close();
+    const replicator = startReplicator(kind, endpoint);
+    await expect(replicator.read('k1')).rejects.toMatchObject({ code: 'SLB_REPLICA_UNAVAILABLE' });
   });
 
   it('rejects a write with a malformed key before sending anything', async () => {

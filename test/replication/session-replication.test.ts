@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSilentLogger } from '../../src/log.js';
 import { sessionPlugin } from '../../src/plugin/index.js';
-import { SESSION_HEADER } from '../../src/protocol.js';
+import { SESSION_HEADER, SESSION_NEW_HEADER } from '../../src/protocol.js';
 import { ReplicaStoreError } from '../../src/errors.js';
 import {
   MemoryReplicaStore,
@@ -23,6 +23,8 @@ class TestTransport implements ReplicaTransport {
   store = new MemoryReplicaStore({ idleTimeoutMs: 60_000 });
   /** Calls of `remove` still to fail, as an unreachable store would. */
   failRemoves = 0;
+  /** Calls of `read` still to fail. */
+  failReads = 0;
   /** Writes wait for it (a batch slow on the wire) before they reach the store. */
   holdWrites: Promise<void> | undefined;
   writesStarted = 0;
@@ -44,6 +46,13 @@ class TestTransport implements ReplicaTransport {
     }
     return this.#direct.remove(node, keys);
   }
+  async read(node: string, key: string) {
+    if (this.failReads > 0) {
+      this.failReads--;
+      throw new ReplicaStoreError('replica store did not answer');
+    }
+    return this.#direct.read(node, key);
+  }
   epoch() {
     return this.#direct.epoch();
   }
@@ -55,7 +64,15 @@ class TestTransport implements ReplicaTransport {
  * touches, evictions and expiries replicated into a real memory replica store.
  */
 async function startNode(
-  options: { maxSessions?: number; mode?: 'sync' | 'async'; now?: () => number } = {},
+  options: {
+    maxSessions?: number;
+    mode?: 'sync' | 'async';
+    now?: () => number;
+    /** Wire the plugin's `restore` to the replicator, as the demo server does. */
+    restore?: boolean;
+    /** Another process of the same node: shares this transport's replica store (not closed here). */
+    transport?: TestTransport;
+  } = {},
 ) {
   const store = new SessionStore<CompartmentData>({
     idleTimeoutMs: 60_000,
@@ -63,7 +80,7 @@ async function startNode(
     ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
     ...(options.now !== undefined ? { now: options.now } : {}),
   });
-  const transport = new TestTransport();
+  const transport = options.transport ?? new TestTransport();
   const replicator = new Replicator({
     nodeId: 'node-1',
     mode: options.mode ?? 'sync',
@@ -75,6 +92,7 @@ async function startNode(
   await app.register(sessionPlugin, {
     store,
     onWrite: replicateSessions(store, replicator, createSilentLogger()),
+    ...(options.restore ? { restore: (key: string) => replicator.read(key) } : {}),
   });
   app.post('/increment', async (request) => {
     const count = await request.session.update((data) => {
@@ -110,7 +128,7 @@ async function startNode(
   const close = async (): Promise<void> => {
     await app.close();
     await replicator.close();
-    await transport.store.close();
+    if (options.transport === undefined) await transport.store.close();
   };
   return {
     app,
@@ -185,7 +203,7 @@ describe('replicateSessions: a session created again under its key', () => {
     await expectStartedOver(node);
   });
 
-  it('dropped on the node without an event (a copy deleted, a restart) and back: the replica is the new session', async () => {
+  it('dropped on the node without an event (a copy deleted; a restart without `restore`) and back: the replica is the new session', async () => {
     const node = await startNode();
     close = node.close;
     for (let i = 0; i < 3; i++) await post(node.app, '/increment');
@@ -265,6 +283,85 @@ describe('replicateSessions: a session created again under its key', () => {
     const replica = await node.replicas.read(KEY);
     expect(replica?.data).toMatchObject({ values: { cart: 'fresh' } });
     expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+  });
+});
+
+describe('restore: a node that lost its sessions (restarted before the proxy noticed)', () => {
+  /** node-1 with 3 acknowledged writes of KEY, and node-1 again as a new process (empty store, same replica store). */
+  async function restartedNode() {
+    const before = await startNode({ restore: true });
+    for (let i = 0; i < 3; i++) expect((await post(before.app, '/increment')).statusCode).toBe(200);
+    await before.app.close();
+    await before.replicator.close();
+    const after = await startNode({ restore: true, transport: before.transport });
+    close = async () => {
+      await after.close();
+      await before.transport.store.close();
+    };
+    return after;
+  }
+
+  it('restores the session from its replica on its next request: the counter goes on', async () => {
+    const node = await restartedNode();
+    expect(node.store.peek(KEY)).toBeUndefined();
+
+    const response = await post(node.app, '/increment');
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ count: 4 });
+    expect(node.replicator.stats()).toMatchObject({ readRequests: 1, restored: 1 });
+    const replica = await node.replicas.read(KEY);
+    expect(replica?.data).toMatchObject({ values: { count: 4 } });
+    expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+  });
+
+  it('concurrent requests of the missing session share one read', async () => {
+    const node = await restartedNode();
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => node.app.inject({ method: 'GET', url: '/count', headers })),
+    );
+    expect(answers.map((answer) => answer.json())).toEqual(Array(5).fill({ count: 3 }));
+    expect(node.replicator.stats()).toMatchObject({ readRequests: 1, restored: 1 });
+  });
+
+  it('does not read for an id the proxy minted for this request (x-stickylb-session-new)', async () => {
+    const node = await startNode({ restore: true });
+    close = node.close;
+    const response = await node.app.inject({
+      method: 'POST',
+      url: '/increment',
+      headers: { ...headers, [SESSION_NEW_HEADER]: '1' },
+    });
+    expect(response.json()).toEqual({ count: 1 });
+    expect(node.replicator.stats().readRequests).toBe(0);
+    // A session the store holds is never read either.
+    await post(node.app, '/increment');
+    expect(node.replicator.stats().readRequests).toBe(0);
+  });
+
+  it('never takes a session another node owns (a failover moved it there)', async () => {
+    const node = await startNode({ restore: true });
+    close = node.close;
+    await node.replicas.write('node-2', [
+      { key: KEY, version: 7, lastAccessAt: Date.now(), data: { values: { count: 7 } } },
+    ]);
+    const response = await node.app.inject({ method: 'GET', url: '/count', headers });
+    expect(response.json()).toEqual({ count: 0 });
+    expect(node.replicator.stats()).toMatchObject({ readRequests: 1, restored: 0 });
+    expect(await node.replicas.read(KEY)).toMatchObject({ owner: 'node-2', version: 7 });
+  });
+
+  it('answers 503 when the replica store cannot be read, and starts nothing over', async () => {
+    const node = await restartedNode();
+    node.transport.failReads = 1;
+    const failed = await post(node.app, '/increment');
+    expect(failed.statusCode).toBe(503);
+    // This bare app answers with Fastify's default error body; the demo app's is `{error, message}`.
+    expect(failed.json().message).toMatch(/replica store did not answer/);
+    expect(node.store.peek(KEY)).toBeUndefined();
+    expect((await node.replicas.read(KEY))?.data).toMatchObject({ values: { count: 3 } });
+
+    // The store answers again: the session is back, nothing lost.
+    expect((await post(node.app, '/increment')).json()).toEqual({ count: 4 });
   });
 });
 

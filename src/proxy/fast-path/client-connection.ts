@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { SESSION_HEADER } from '../../protocol.js';
+import { SESSION_HEADER, SESSION_NEW_HEADER } from '../../protocol.js';
 import type { ProxyNode, RawPool } from '../../nodes/index.js';
 import { isInternalPath } from '../internal-path.js';
 import { isConnectionLost, isConnectRefused, isIdempotent } from '../upstream-errors.js';
@@ -26,6 +26,8 @@ export const enum Phase {
 
 /** A body up to this size is sent in the same write as its head (one syscall, latin1 is byte-exact). */
 const INLINE_BODY_BYTES = 16 * 1024;
+/** Follows the session header's value on a request whose id was minted for it (see SESSION_NEW_HEADER). */
+const NEW_SESSION_LINE = `\r\n${SESSION_NEW_HEADER}: 1`;
 
 /**
  * One client connection on the fast path: reads each request, routes it, writes it to a
@@ -181,7 +183,7 @@ export class ClientConnection implements AnswerSink {
     this.#upstream = upstream;
     upstream.send(
       this,
-      `${this.#head}${decision.sessionId}\r\n\r\n${this.#inlineBody}`,
+      `${this.#head}${decision.sessionId}${decision.isNew ? NEW_SESSION_LINE : ''}\r\n\r\n${this.#inlineBody}`,
       this.#body,
       this.#isHeadRequest,
     );
