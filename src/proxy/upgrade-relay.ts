@@ -18,15 +18,18 @@ import { isInternalPath } from './internal-path.js';
 import type { ProxyCounters } from './proxy-counters.js';
 import type { RouteDecision, Router } from './router.js';
 import { sendSocketError } from './send-error.js';
-import { isNodeFailure, toClientError } from './upstream-errors.js';
+import { isConnectRefused, isNodeFailure, toClientError } from './upstream-errors.js';
 
 const kRoute = Symbol('stickylb.upgradeRoute');
 const kState = Symbol('stickylb.upgradeState');
+const kRetried = Symbol('stickylb.upgradeRetried');
 
 /** An upgrade request: 'pending' until the node's 101, then 'open'; 'abandoned' if the client left first. */
 type UpgradeRequest = IncomingMessage & {
   [kRoute]?: RouteDecision;
   [kState]?: 'pending' | 'open' | 'abandoned';
+  /** Sent once more, to another node, after its node refused the connection. */
+  [kRetried]?: boolean;
 };
 
 const NOT_FOUND = new NotFoundError();
@@ -100,7 +103,7 @@ export class UpgradeRelay {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     if (decision.mustMove) {
-      void this.#moveThenRelay(req, socket, head, decision);
+      void this.#moveThenRelay(req, socket, head, decision, decision.fromNodeId);
       return;
     }
     req.headers[SESSION_HEADER] = decision.sessionId;
@@ -123,10 +126,11 @@ export class UpgradeRelay {
     socket: Duplex,
     head: Buffer,
     decision: RouteDecision,
+    fromNodeId: string,
   ): Promise<void> {
     let node: ProxyNode;
     try {
-      node = await this.#options.moveOrPick(decision, decision.fromNodeId);
+      node = await this.#options.moveOrPick(decision, fromNodeId);
     } catch (error) {
       // A move that ran out of time counts as the plain request path counts it (`#refuse`).
       if (error instanceof UpstreamTimeoutError) this.#options.counters.upstreamTimeouts++;
@@ -197,6 +201,16 @@ export class UpgradeRelay {
       socket.destroy();
       return;
     }
+    if (decision !== undefined && upgrade[kRetried] !== true && isConnectRefused(error)) {
+      // Refused: the node never saw the handshake. Like a plain request, it goes to the
+      // session's new node (moved, state and all), once.
+      upgrade[kRetried] = true;
+      counters.retries++;
+      keepThroughNextEnd(socket);
+      // No head: http-proxy put the bytes after the handshake back into the socket already.
+      void this.#moveThenRelay(req, socket, EMPTY, decision, decision.node.id);
+      return;
+    }
     const clientError = toClientError(error);
     this.#options.logger.warn(
       { node: decision?.node.id, code: (error as NodeJS.ErrnoException).code, error: error.message },
@@ -211,6 +225,25 @@ function appendSetCookie(headers: IncomingMessage['headers'], value: string): vo
   const existing = headers['set-cookie'];
   if (existing === undefined) headers['set-cookie'] = [value];
   else existing.push(value);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * http-proxy ends the client's socket right after it calls our error callback, which would
+ * hang up on a client whose handshake we are about to send to another node: that one `end`
+ * is skipped (and the real one back on the next tick whatever happens).
+ */
+function keepThroughNextEnd(socket: Duplex): void {
+  const end = socket.end;
+  const restore = (): void => {
+    socket.end = end;
+  };
+  socket.end = function skipOnce(this: Duplex) {
+    restore();
+    return this;
+  } as Duplex['end'];
+  process.nextTick(restore);
 }
 
 function onClientSocketError(this: Duplex): void {
