@@ -124,6 +124,41 @@ describe.skipIf(!hasRedis)('replication.store: redis (real redis-server, one pro
   });
 });
 
+describe.skipIf(!hasRedis)(
+  'replication.store: redis, a node restarted before the health checks notice',
+  () => {
+    let redis: RedisServer | undefined;
+    let cluster: Cluster | undefined;
+    afterAll(async () => {
+      await cluster?.close();
+      await redis?.stop();
+    });
+
+    it('restores each session from Redis on its next request there, counter intact', async () => {
+      redis = await startRedisServer();
+      // 5 failed checks 2 s apart to be marked down: the restart (about a second) goes unnoticed.
+      cluster = await startCluster({
+        nodeCount: 2,
+        config: {
+          replication: { store: 'redis' },
+          redis: { url: redis.url },
+          health: { interval: '2s', timeout: '1s', fall: 5 },
+        },
+      });
+      const c = cluster;
+      const sessions = await seedSessions(c, 12, 3);
+      const victim = busiest(sessions);
+      await c.nodes.find((node) => node.id === victim)?.restart();
+      for (const [client, before] of sessions) {
+        const { status, json } = await client.request('POST', '/api/counter');
+        expect(status).toBe(200);
+        expect(json).toMatchObject({ node: before.node, count: before.count + 1 });
+      }
+      expect(c.lb.registry.get(victim)?.isHealthy).toBe(true);
+    });
+  },
+);
+
 describe.skipIf(!hasRedis)('replication.store: redis, Redis unreachable', () => {
   it('fails start-up with an error naming redis.url', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
