@@ -13,7 +13,12 @@ import {
 import type { Logger } from '../log.js';
 import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER, SESSION_NEW_HEADER, SESSION_USED_HEADER } from '../protocol.js';
-import { checkRequestHead, normalizeAddress, sanitizeRequestHeaders } from './header-hygiene.js';
+import {
+  checkRequestHead,
+  isInternalHeaderName,
+  normalizeAddress,
+  sanitizeRequestHeaders,
+} from './header-hygiene.js';
 import { isInternalPath } from './internal-path.js';
 import type { ProxyCounters } from './proxy-counters.js';
 import type { RouteDecision, Router } from './router.js';
@@ -162,6 +167,8 @@ export class UpgradeRelay {
     const timer = setTimeout(() => proxyReq.destroy(new UpstreamTimeoutError(timeoutMs)), timeoutMs);
     const disarm = (): void => clearTimeout(timer);
     proxyReq.once('response', disarm);
+    // Before http-proxy's own listener, which writes a non-101 answer's headers as they are.
+    proxyReq.once('response', stripInternalHeaders);
     proxyReq.once('close', disarm);
     // Registered before http-proxy's own 'upgrade' listener, so the 101 it writes carries our cookie.
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
@@ -175,7 +182,7 @@ export class UpgradeRelay {
       if (!decision.isNew || used !== undefined) {
         this.#options.affinity.record(decision.key, decision.node.id, decision.isNew, Number(used) || 0);
       }
-      delete proxyRes.headers[SESSION_USED_HEADER];
+      stripInternalHeaders(proxyRes);
       if (decision.setCookie)
         appendSetCookie(proxyRes.headers, this.#options.cookie.serialize(decision.sessionId));
     });
@@ -228,6 +235,11 @@ function appendSetCookie(headers: IncomingMessage['headers'], value: string): vo
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Drops our internal headers (`x-stickylb-*`, the session-used one too) from a node's answer before it is relayed. */
+function stripInternalHeaders(res: IncomingMessage): void {
+  for (const name in res.headers) if (isInternalHeaderName(name)) delete res.headers[name];
+}
 
 /**
  * http-proxy ends the client's socket right after it calls our error callback, which would

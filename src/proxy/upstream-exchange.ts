@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { UpstreamTimeoutError } from '../errors.js';
 import { isReusedSocketError } from '../nodes/index.js';
 import { SESSION_USED_HEADER } from '../protocol.js';
-import { connectionListedNames } from './header-hygiene.js';
+import { connectionListedNames, isInternalHeaderName } from './header-hygiene.js';
 import type { RequestBodySource } from './request-body-source.js';
 
 /** What the forwarder asks of its owner, once per response head and once per failure. */
@@ -132,6 +132,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
           }
           break;
       }
+      // Our other internal headers are for us, never the client.
+      if (name.length > 10 && (name.charCodeAt(0) | 32) === 120 && isInternalHeaderName(name)) continue;
       headers.push(name, (raw[i + 1] as Buffer).toString('latin1'));
     }
     // Headers the node's `Connection:` lists are hop-by-hop too: they were meant for us.

@@ -130,6 +130,23 @@ describe('client-sent headers', () => {
     expect(seen?.headers['content-length']).toBe('11');
   });
 
+  it('never passes a node’s internal x-stickylb-* headers on to the client', async () => {
+    // A chunked body sends the request to the full path; fetch's plain GET takes the fast path.
+    const { response } = await rawExchange(
+      proxy.port,
+      'POST /api/internal-headers HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\n' +
+        'Connection: close\r\n\r\n0\r\n\r\n',
+    );
+    expect(response?.status).toBe(200);
+    const fetched = await fetch(`http://127.0.0.1:${proxy.port}/api/internal-headers`);
+    expect(fetched.status).toBe(200);
+    await fetched.text();
+    for (const names of [Object.keys(response?.headers ?? {}), [...fetched.headers.keys()]]) {
+      expect(names).toContain('content-type');
+      expect(names.filter((name) => /^x[-_]stickylb[-_]/i.test(name))).toEqual([]);
+    }
+  });
+
   it('answers the client with its own Connection terms, never the node’s', async () => {
     // The node keeps its socket to the proxy alive; the client asked to close: it is closed.
     const { response, closed } = await rawExchange(

@@ -26,6 +26,7 @@ export interface SeenRequest {
  * - `GET /health` → 200, `/_stickylb/…` → 404 (not recorded: the proxy's own polls)
  * - `GET /api/headers` → `{"headers":…}` the headers as received
  * - `GET /api/session` → uses the session (answers `x-stickylb-session-used`) and echoes its id
+ * - `GET /api/internal-headers` → answers with internal `x-stickylb-*` headers of its own
  * - `POST /upload` → reads the whole body, answers `{"bytes":N}`
  * - `POST /early` → answers 200 headers and a first chunk at once, ends when the body has arrived
  * - `GET /hold` → never answers (until the connection closes)
@@ -132,6 +133,15 @@ export class RecordingNode {
         req.resume();
         req.once('end', () =>
           json({ sessionId: req.headers['x-stickylb-session'] }, { [SESSION_USED_HEADER]: '1' }),
+        );
+        return;
+      case '/api/internal-headers':
+        req.resume();
+        req.once('end', () =>
+          json(
+            { ok: true },
+            { 'X-StickyLB-Secret': 'leaked', x_stickylb_debug: 'leaked', 'x-stickylb-session-new': '1' },
+          ),
         );
         return;
       case '/upload':

@@ -60,11 +60,16 @@ describe('WebSocket faults at the node', () => {
     cluster = await startFaultCluster();
     const c = cluster;
     c.node.behaviour = (socket) =>
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nnope');
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nx-stickylb-session-used: 3\r\n' +
+          'X-StickyLB-Debug: internal\r\ncontent-length: 4\r\n\r\nnope',
+      );
     const client = await rawClient(c.proxyPort, `${UPGRADE}\r\n`);
     await client.closed;
     expect(client.received()).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
     expect(client.received()).toMatch(/\r\n\r\nnope$/);
+    // The node's internal headers are ours, never the client's.
+    expect(client.received()).not.toMatch(/x-stickylb-/i);
     await expectUpgradesClosed(c);
     await expectServing(c);
   });

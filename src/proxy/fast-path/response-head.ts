@@ -1,4 +1,5 @@
 import { SESSION_USED_HEADER } from '../../protocol.js';
+import { isInternalHeaderName } from '../header-hygiene.js';
 
 /*
  * The fast path's reader of a node's answer head. The answer is relayed with the node's
@@ -127,6 +128,14 @@ export function readFastResponse(buf: Buffer, isHeadRequest: boolean): FastRespo
         }
         break;
     }
+    // Our other internal headers (`x-stickylb-*`, any case, `-` or `_`) are for us, never the client.
+    if (
+      !drop &&
+      colon > 10 &&
+      (line.charCodeAt(0) | 32) === 120 &&
+      isInternalHeaderName(line.slice(0, colon))
+    )
+      drop = true;
     if (drop) {
       head = (head ?? '') + text.slice(keptFrom, start - 2);
       keptFrom = lineEnd < 0 ? text.length : lineEnd;
