@@ -30,8 +30,10 @@ export interface ReplicaChannelOptions {
   frameTimeoutMs?: number;
   /** A channel with no traffic for this long is closed (default 65 000; nodes check the epoch every second). */
   idleTimeoutMs?: number;
-  /** Most bytes of answers a peer may leave unread before it is cut off (default 1 MiB). */
+  /** Most bytes of answers a peer may leave unread before it is cut off (default 1 MiB), read answers aside. */
   maxUnreadBytes?: number;
+  /** The same for read answers, each a whole session (default 4 of the largest: ~32 MiB). */
+  maxUnreadRecordBytes?: number;
 }
 
 /** What `attachReplicaChannel` returns. */
@@ -120,6 +122,8 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
   const logger = options.logger;
   const frameTimeoutMs = options.frameTimeoutMs ?? 10_000;
   const maxUnreadBytes = options.maxUnreadBytes ?? 1024 * 1024;
+  const maxUnreadRecordBytes =
+    options.maxUnreadRecordBytes ?? 4 * (MAX_BODY_BYTES + FRAME_HEADER_BYTES + 256);
   const parser = new FrameParser({
     maxFrameBytes: options.maxFrameBytes ?? MAX_BODY_BYTES + FRAME_HEADER_BYTES,
     isKnownType: isRequestType,
@@ -138,10 +142,24 @@ function serveChannel(socket: Socket, head: Buffer, options: ReplicaChannelOptio
     logClosed(reason);
     socket.destroy();
   };
+  // Read answers carry a whole session (up to the body limit, 8 MiB): they are counted apart,
+  // under a bound of their own, so one big session restored is not taken for a peer that
+  // stopped reading. (A write's callback runs once the kernel took its bytes.)
+  let recordBytesUnread = 0;
   const send = (frame: Buffer): void => {
     if (socket.destroyed) return;
-    socket.write(frame);
-    if (socket.writableLength > maxUnreadBytes) cutOff('peer does not read its answers');
+    if (frame[4] === FrameType.record) {
+      recordBytesUnread += frame.length;
+      socket.write(frame, () => (recordBytesUnread -= frame.length));
+    } else {
+      socket.write(frame);
+    }
+    if (
+      socket.writableLength - recordBytesUnread > maxUnreadBytes ||
+      recordBytesUnread > maxUnreadRecordBytes
+    ) {
+      cutOff('peer does not read its answers');
+    }
   };
   const errorFrameOf = (id: number, error: unknown): Buffer => {
     const known = error instanceof StickyError;

@@ -276,6 +276,10 @@ export class ChannelReplicaTransport implements ReplicaTransport {
     }
     const epochBytes = payload[0] ?? 0;
     const epoch = payload.toString('latin1', 1, 1 + epochBytes);
+    if (1 + epochBytes > payload.length) {
+      call.reject(new ReplicaStoreError('replica store sent a truncated answer'));
+      return;
+    }
     if (type === FrameType.record) {
       call.resolve({ epoch, outcomes: [], recordJson: payload.toString('utf8', 1 + epochBytes) });
       return;

@@ -36,7 +36,7 @@ export interface ReplicationServerOptions {
   /** Limits of the framed channel (defaults suit production; tests shorten the timeouts). */
   channel?: Pick<
     ReplicaChannelOptions,
-    'maxFrameBytes' | 'frameTimeoutMs' | 'idleTimeoutMs' | 'maxUnreadBytes'
+    'maxFrameBytes' | 'frameTimeoutMs' | 'idleTimeoutMs' | 'maxUnreadBytes' | 'maxUnreadRecordBytes'
   >;
 }
 

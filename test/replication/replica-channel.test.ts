@@ -164,6 +164,40 @@ describe('ChannelReplicaTransport', () => {
     expect(await connectionsOf(app)).toBe(1);
   });
 
+  it('reads back sessions as big as a write may carry, several at once, without cutting the channel', async () => {
+    const { store, endpoint, logs } = await startServer();
+    const transport = startTransport(endpoint);
+    const at = Date.now();
+    const big = (key: string, mib: number) => ({
+      key,
+      version: 1,
+      lastAccessAt: at,
+      data: { blob: 'x'.repeat(Math.round(mib * 1024 * 1024)) },
+    });
+    await store.write('node-1', [big('one', 7.5), big('a', 3), big('b', 3), big('c', 3)]);
+    const [one, ...three] = await Promise.all(
+      ['one', 'a', 'b', 'c'].map((key) => transport.read('node-1', key)),
+    );
+    expect(one.record).toEqual({ ...big('one', 7.5), owner: 'node-1' });
+    expect(three.map((answer) => answer.record?.key)).toEqual(['a', 'b', 'c']);
+    expect(await transport.read('node-1', 'none')).toEqual({ epoch: store.epoch, record: undefined });
+    expect(logs.filter((line) => line.msg === 'replication channel closed')).toEqual([]);
+  });
+
+  it('refuses a read answer cut short (no room for its epoch) instead of reading it as no session', async () => {
+    const fake = await FakeStore.start();
+    const transport = startTransport(`http://127.0.0.1:${fake.port}`);
+    const reading = transport.read('node-1', 'k1');
+    const [socket, frame] = await fake.nextFrame();
+    expect(frame.type).toBe(FrameType.read);
+    const answer = encodeFrame(FrameType.record, frame.id, '');
+    socket.write(answer);
+    await expect(reading).rejects.toMatchObject({
+      code: 'SLB_REPLICA_UNAVAILABLE',
+      message: expect.stringMatching(/truncated/),
+    });
+  });
+
   it('keeps many writes in flight on one connection and settles each with its own answer', async () => {
     const { store, endpoint, app } = await startServer();
     const transport = startTransport(endpoint);
@@ -487,6 +521,21 @@ describe('replication channel bad input', () => {
     );
     expect(store.stats().writeCalls).toBe(0);
     await expect(startTransport(endpoint).epoch()).resolves.toBe(store.epoch);
+  });
+
+  it('cuts off a peer that asks for sessions but does not read them, past maxUnreadRecordBytes', async () => {
+    const { port, logs, store } = await startServer({ channel: { maxUnreadRecordBytes: 1024 * 1024 } });
+    await store.write('node-1', [
+      { key: 'big', version: 1, lastAccessAt: Date.now(), data: 'x'.repeat(256 * 1024) },
+    ]);
+    const client = await RawClient.channel(port);
+    client.socket.pause();
+    const read = encodeFrame(FrameType.read, 1, JSON.stringify({ node: 'node-1', key: 'big' }));
+    client.socket.write(Buffer.concat(Array.from({ length: 400 }, () => read)));
+    await vi.waitFor(
+      () => expect(logs.some((line) => line.reason === 'peer does not read its answers')).toBe(true),
+      { timeout: 10_000 },
+    );
   });
 
   it('closes a channel idle for idleTimeoutMs', async () => {
