@@ -13,6 +13,7 @@ import {
   readSession,
   replicateSessions,
   Replicator,
+  SessionRestorer,
   StoreReplicaTransport,
 } from '../../src/replication/index.js';
 import { loadSecret } from '../../src/secret-file.js';
@@ -120,6 +121,13 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
   });
   // Touches and evictions replicated, and the plugin's write seam.
   const onWrite = replicateSessions(store, replicator, logger);
+  // A session this process never had but the proxy still sends here: this node restarted
+  // faster than the health checks noticed, and its replica holds the state. Past the idle
+  // timeout (plus the intervals that delay a replica's last refresh) no such replica is left.
+  const restorer = new SessionRestorer(store, replicator, {
+    windowMs:
+      config.session.idleTimeout + config.replication.touchInterval + config.replication.flushInterval,
+  });
   const app = await buildDemoApp({
     nodeId,
     store,
@@ -128,13 +136,11 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
     // Replication lag (writes queued) and failures, for the dashboard and /metrics.
     // `redis`: whether this node reaches Redis (distributed mode), so an outage shows per node.
     nodeMetrics: () => ({
-      replication: replicator.stats(),
+      replication: { ...replicator.stats(), restored: restorer.restored },
       ...(redisStore === undefined ? {} : { redis: redisStore.isAvailable ? 'up' : 'down' }),
     }),
     onWrite,
-    // A session this process never had but the proxy still sends here: this node restarted
-    // faster than the health checks noticed, and its replica holds the state.
-    restore: (key) => replicator.read(key),
+    restore: restorer.restore,
   });
   try {
     await app.listen({ host, port });

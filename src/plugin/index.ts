@@ -1,2 +1,2 @@
-export { sessionPlugin, type RestoredSession, type SessionPluginOptions } from './session-plugin.js';
+export { sessionPlugin, type SessionPluginOptions } from './session-plugin.js';
 export { SessionHandle, type SessionWrite } from './session-handle.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
-import { SessionMovedError, VersionConflictError } from '../errors.js';
+import { SessionMovedError } from '../errors.js';
 import { SESSION_HEADER, SESSION_NEW_HEADER, SESSION_USED_HEADER, sessionKeyOf } from '../protocol.js';
 import type { CompartmentData, SessionStore } from '../session/index.js';
 import { internalRoutes } from './internal-routes.js';
@@ -31,24 +31,18 @@ export interface SessionPluginOptions {
    */
   internalSecret?: string;
   /**
-   * Fetches the replica of a session this node should hold but does not: it restarted, and
-   * lost its memory, faster than the proxy's health checks noticed, so the proxy still sends
-   * the session here. Called before the handler for a request whose session is missing from
-   * the store, unless the proxy minted the id for this request (SESSION_NEW_HEADER); what it
-   * resolves to is installed (`store.put`), so the request goes on with the session's state
-   * instead of an empty one. A rejection answers the request with that error (503 for an
-   * unreachable replica store): starting the session over would lose it for good.
+   * Brings back a session this node should hold but does not: it restarted, and lost its
+   * memory, faster than the proxy's health checks noticed, so the proxy still sends the
+   * session here. Called before the handler for a request whose session is missing from the
+   * store, unless the proxy minted the id for this request (SESSION_NEW_HEADER); it may install
+   * the session (`store.put`, e.g. from its replica: SessionRestorer), so the request goes on
+   * with the session's state instead of an empty one. Concurrent requests of one session share
+   * a call. A rejection answers the request with that error (503 for an unreachable replica
+   * store): starting the session over would lose it for good.
    */
-  restore?: (key: string) => Promise<RestoredSession | undefined>;
+  restore?: (key: string) => Promise<void>;
   /** More of this node's numbers for the proxy's admin (e.g. its replication queue), served with the store metrics. */
   nodeMetrics?: () => Record<string, unknown>;
-}
-
-/** A session as `restore` returns it (a replica). */
-export interface RestoredSession {
-  version: number;
-  data: unknown;
-  lastAccessAt: number;
 }
 
 /** Ids are base64url parts joined by dots; anything else never reaches the store. */
@@ -94,16 +88,6 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
     const restore = options.restore;
     // Concurrent requests of one missing session (a page's assets after a restart) share a read.
     const restoring = new Map<string, Promise<void>>();
-    const restoreInto = async (key: string): Promise<void> => {
-      const session = await restore(key);
-      if (session === undefined || !isObject(session.data)) return;
-      try {
-        store.put(key, session.data as CompartmentData, session.version, session.lastAccessAt);
-      } catch (error) {
-        // Installed meanwhile (a failover's install) at the same or a newer version: keep that.
-        if (!(error instanceof VersionConflictError)) throw error;
-      }
-    };
     app.addHook('onRequest', (request, _reply, done) => {
       const header = request.headers[headerName];
       // The common case costs two header reads and a store lookup: the session is here.
@@ -118,7 +102,7 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
       }
       let pending = restoring.get(key);
       if (pending === undefined) {
-        pending = restoreInto(key).finally(() => restoring.delete(key));
+        pending = restore(key).finally(() => restoring.delete(key));
         restoring.set(key, pending);
       }
       pending.then(
@@ -168,10 +152,6 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
   );
   done();
 };
-
-function isObject(value: unknown): boolean {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
 
 /**
  * Gives every request of the app `request.session`, backed by the node's session store and

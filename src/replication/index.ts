@@ -42,3 +42,4 @@ export { SessionMovedError } from '../errors.js';
 export { REPLICA_PATH_PREFIX, REPLICA_ROUTES } from './replication-protocol.js';
 export { replicaEndpointOf } from './replica-endpoint.js';
 export { readSession, replicateSessions } from './session-replication.js';
+export { SessionRestorer, type SessionRestorerOptions } from './session-restorer.js';

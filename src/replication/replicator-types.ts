@@ -65,8 +65,6 @@ export interface ReplicatorStats {
   removeRequests: number;
   /** Replicas asked for by `read` (a session missing here that the proxy did not mint just now). */
   readRequests: number;
-  /** Reads that found a replica this node owns: sessions restored after losing them (restart). */
-  restored: number;
   failedRequests: number;
   /** Writes and removals waiting to be sent. */
   pending: number;

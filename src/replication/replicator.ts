@@ -77,7 +77,6 @@ export class Replicator {
     touchRequests: 0,
     removeRequests: 0,
     readRequests: 0,
-    restored: 0,
     failedRequests: 0,
   };
 
@@ -160,7 +159,9 @@ export class Replicator {
    * restart faster than the health checks) restores on the session's next request. Undefined
    * when the store holds none, when another node owns it (a failover moved it: only the proxy
    * moves a session back), and when a write or removal of it is queued here (this node's own
-   * word on the session is newer than the replica: an eviction's removal, say). Rejects with
+   * word on the session is newer than the replica: an eviction's removal, say). A removal
+   * already sent is not seen: on an ordered transport (the channel, Redis's one connection) the
+   * read is answered after it; over plain HTTP it could pass it. Rejects with
    * ReplicaStoreError when the store cannot be reached.
    */
   async read(key: string): Promise<ReplicatedSession | undefined> {
@@ -177,7 +178,6 @@ export class Replicator {
     this.#noteEpoch(answer.epoch);
     const record = answer.record;
     if (record === undefined || record.owner !== this.#nodeId || this.#queue.has(key)) return undefined;
-    this.#stats.restored++;
     return { key, version: record.version, data: record.data, lastAccessAt: record.lastAccessAt };
   }
 

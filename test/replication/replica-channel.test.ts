@@ -178,7 +178,7 @@ describe('ChannelReplicaTransport', () => {
     const [one, ...three] = await Promise.all(
       ['one', 'a', 'b', 'c'].map((key) => transport.read('node-1', key)),
     );
-    expect(one.record).toEqual({ ...big('one', 7.5), owner: 'node-1' });
+    expect(one?.record).toEqual({ ...big('one', 7.5), owner: 'node-1' });
     expect(three.map((answer) => answer.record?.key)).toEqual(['a', 'b', 'c']);
     expect(await transport.read('node-1', 'none')).toEqual({ epoch: store.epoch, record: undefined });
     expect(logs.filter((line) => line.msg === 'replication channel closed')).toEqual([]);

@@ -306,7 +306,7 @@ describe.each<TransportKind>(['http', 'channel'])('Replicator over %s', (kind) =
     await store.write('node-2', [{ key: 'k2', version: 1, lastAccessAt: at, data: {} }]);
     expect(await replicator.read('k2')).toBeUndefined();
     expect(await replicator.read('never-written')).toBeUndefined();
-    expect(replicator.stats()).toMatchObject({ readRequests: 3, restored: 1 });
+    expect(replicator.stats().readRequests).toBe(3);
     expect(replicator.epoch).toBe(store.epoch);
   });
 

@@ -9,6 +9,7 @@ import {
   readSession,
   replicateSessions,
   Replicator,
+  SessionRestorer,
   StoreReplicaTransport,
   type ReplicaTransport,
   type SerialisedRecord,
@@ -25,6 +26,9 @@ class TestTransport implements ReplicaTransport {
   failRemoves = 0;
   /** Calls of `read` still to fail. */
   failReads = 0;
+  reads = 0;
+  /** Runs before read number `n` (from 1) reaches the store: what happens meanwhile elsewhere. */
+  beforeRead: ((n: number) => Promise<void>) | undefined;
   /** Writes wait for it (a batch slow on the wire) before they reach the store. */
   holdWrites: Promise<void> | undefined;
   writesStarted = 0;
@@ -47,6 +51,7 @@ class TestTransport implements ReplicaTransport {
     return this.#direct.remove(node, keys);
   }
   async read(node: string, key: string) {
+    await this.beforeRead?.(++this.reads);
     if (this.failReads > 0) {
       this.failReads--;
       throw new ReplicaStoreError('replica store did not answer');
@@ -88,11 +93,15 @@ async function startNode(
     logger: createSilentLogger(),
     transport,
   });
+  const restorer = new SessionRestorer(store, replicator, {
+    windowMs: 60_000,
+    ...(options.now !== undefined ? { now: options.now } : {}),
+  });
   const app = Fastify();
   await app.register(sessionPlugin, {
     store,
     onWrite: replicateSessions(store, replicator, createSilentLogger()),
-    ...(options.restore ? { restore: (key: string) => replicator.read(key) } : {}),
+    ...(options.restore ? { restore: restorer.restore } : {}),
   });
   app.post('/increment', async (request) => {
     const count = await request.session.update((data) => {
@@ -134,6 +143,7 @@ async function startNode(
     app,
     store,
     replicator,
+    restorer,
     transport,
     openGate: () => openGate(),
     get replicas() {
@@ -308,7 +318,9 @@ describe('restore: a node that lost its sessions (restarted before the proxy not
     const response = await post(node.app, '/increment');
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ count: 4 });
-    expect(node.replicator.stats()).toMatchObject({ readRequests: 1, restored: 1 });
+    // Read, installed, ownership confirmed.
+    expect(node.replicator.stats().readRequests).toBe(2);
+    expect(node.restorer.restored).toBe(1);
     const replica = await node.replicas.read(KEY);
     expect(replica?.data).toMatchObject({ values: { count: 4 } });
     expect(replica?.version).toBe(node.store.peek(KEY)?.version);
@@ -320,7 +332,8 @@ describe('restore: a node that lost its sessions (restarted before the proxy not
       Array.from({ length: 5 }, () => node.app.inject({ method: 'GET', url: '/count', headers })),
     );
     expect(answers.map((answer) => answer.json())).toEqual(Array(5).fill({ count: 3 }));
-    expect(node.replicator.stats()).toMatchObject({ readRequests: 1, restored: 1 });
+    expect(node.replicator.stats().readRequests).toBe(2);
+    expect(node.restorer.restored).toBe(1);
   });
 
   it('does not read for an id the proxy minted for this request (x-stickylb-session-new)', async () => {
@@ -346,7 +359,8 @@ describe('restore: a node that lost its sessions (restarted before the proxy not
     ]);
     const response = await node.app.inject({ method: 'GET', url: '/count', headers });
     expect(response.json()).toEqual({ count: 0 });
-    expect(node.replicator.stats()).toMatchObject({ readRequests: 1, restored: 0 });
+    expect(node.replicator.stats().readRequests).toBe(1);
+    expect(node.restorer.restored).toBe(0);
     expect(await node.replicas.read(KEY)).toMatchObject({ owner: 'node-2', version: 7 });
   });
 
@@ -362,6 +376,62 @@ describe('restore: a node that lost its sessions (restarted before the proxy not
 
     // The store answers again: the session is back, nothing lost.
     expect((await post(node.app, '/increment')).json()).toEqual({ count: 4 });
+  });
+});
+
+describe('SessionRestorer', () => {
+  async function nodeWithReplica() {
+    const node = await startNode({ restore: true });
+    close = node.close;
+    await node.replicas.write('node-1', [
+      { key: KEY, version: 4, lastAccessAt: Date.now(), data: { values: { count: 4 } } },
+    ]);
+    return node;
+  }
+
+  it('drops its copy when a move took the session away while the read was out', async () => {
+    const node = await nodeWithReplica();
+    // Between the read and the confirming read, an evacuate moves the session to node-2 (its
+    // eviction of node-1's copy found nothing yet).
+    node.transport.beforeRead = async (n) => {
+      if (n === 2) await node.replicas.transfer(KEY, 'node-1', 'node-2');
+    };
+    await node.restorer.restore(KEY);
+    expect(node.store.peek(KEY)).toBeUndefined();
+    expect(node.restorer.restored).toBe(0);
+    expect(await node.replicas.read(KEY)).toMatchObject({ owner: 'node-2', version: 4 });
+  });
+
+  it('drops its copy and fails when ownership cannot be confirmed', async () => {
+    const node = await nodeWithReplica();
+    node.transport.beforeRead = async (n) => {
+      if (n === 2) node.transport.failReads = 1;
+    };
+    await expect(node.restorer.restore(KEY)).rejects.toMatchObject({ code: 'SLB_REPLICA_UNAVAILABLE' });
+    expect(node.store.peek(KEY)).toBeUndefined();
+    await node.restorer.restore(KEY);
+    expect(node.store.peek(KEY)?.value).toMatchObject({ values: { count: 4 } });
+  });
+
+  it('reads a key with nothing to restore once, not on every request', async () => {
+    const node = await startNode({ restore: true });
+    close = node.close;
+    for (let i = 0; i < 3; i++) {
+      const response = await node.app.inject({ method: 'GET', url: '/count', headers });
+      expect(response.json()).toEqual({ count: 0 });
+      // What a read-only request leaves: the session it created stays local until it expires.
+      node.store.delete(KEY);
+    }
+    expect(node.replicator.stats().readRequests).toBe(1);
+  });
+
+  it('reads nothing once its window is over: a replica it did not write has expired by then', async () => {
+    let now = Date.now();
+    const node = await startNode({ restore: true, now: () => now });
+    close = node.close;
+    now += 60_000;
+    await node.restorer.restore(KEY);
+    expect(node.replicator.stats().readRequests).toBe(0);
   });
 });
 
