@@ -28,6 +28,7 @@ import { isConnectRefused, isNodeFailure, toClientError } from './upstream-error
 const kRoute = Symbol('stickylb.upgradeRoute');
 const kState = Symbol('stickylb.upgradeState');
 const kRetried = Symbol('stickylb.upgradeRetried');
+const kProxyReq = Symbol('stickylb.upgradeProxyReq');
 
 /** An upgrade request: 'pending' until the node's 101, then 'open'; 'abandoned' if the client left first. */
 type UpgradeRequest = IncomingMessage & {
@@ -35,6 +36,8 @@ type UpgradeRequest = IncomingMessage & {
   [kState]?: 'pending' | 'open' | 'abandoned';
   /** Sent once more, to another node, after its node refused the connection. */
   [kRetried]?: boolean;
+  /** The request to the node of the current attempt. */
+  [kProxyReq]?: ClientRequest;
 };
 
 const NOT_FOUND = new NotFoundError();
@@ -155,11 +158,16 @@ export class UpgradeRelay {
     if (decision === undefined) return;
     upgrade[kState] = 'pending';
     // A client that leaves mid-handshake: http-proxy would keep the request to the node open.
-    req.socket.once('close', () => {
-      if (upgrade[kState] !== 'pending') return;
-      upgrade[kState] = 'abandoned';
-      proxyReq.destroy();
-    });
+    // One listener for every attempt: it aborts the current one (a retry replaces it).
+    const isFirstAttempt = upgrade[kProxyReq] === undefined;
+    upgrade[kProxyReq] = proxyReq;
+    if (isFirstAttempt) {
+      req.socket.once('close', () => {
+        if (upgrade[kState] !== 'pending') return;
+        upgrade[kState] = 'abandoned';
+        upgrade[kProxyReq]?.destroy();
+      });
+    }
     // http-proxy bounds no part of an upgrade: a node that accepts the connection (or a pooled
     // socket's queue, or a connect that never completes) and never answers would hold the client
     // forever. Its answer head gets the upstream timeout, as a plain request's does (then 504).

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Client, startCluster, waitFor, type Cluster } from '../integration/harness.js';
 import { clientRequest, startFaultCluster, type FaultCluster } from './fault-cluster.js';
+import { rawExchange } from './raw-client.js';
 import { okResponse } from './fault-node.js';
 
 let cluster: FaultCluster | undefined;
@@ -133,6 +134,35 @@ describe('WebSocket faults at the client', () => {
     client.socket.resetAndDestroy();
     await expectUpgradesClosed(c);
     await expectServing(c);
+  });
+
+  it('a client that leaves while its handshake is being retried on another node: that attempt is closed too', async () => {
+    cluster = await startFaultCluster({}, 2);
+    const c = cluster;
+    // A session pinned to whichever node answers first (it reports the session used).
+    for (const node of c.nodes) {
+      node.behaviour = (socket) =>
+        socket.write(
+          'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-stickylb-session-used: 1\r\n' +
+            'connection: keep-alive\r\n\r\n{}',
+        );
+    }
+    const { response } = await rawExchange(
+      c.proxyPort,
+      'GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    const cookie = String(response?.headers['set-cookie']).split(';')[0] as string;
+    const pinned = c.nodes.find((node) => node.appRequests.length === 1) as (typeof c.nodes)[number];
+    const other = c.nodes.find((node) => node !== pinned) as (typeof c.nodes)[number];
+    // Holds the retried handshake (and answers the proxy's own calls).
+    other.behaviour = (socket, request) =>
+      request.headers.upgrade === undefined ? socket.write(okResponse()) : undefined;
+    await pinned.close(); // refuses the first attempt
+    const client = await rawClient(c.proxyPort, `${UPGRADE}Cookie: ${cookie}\r\n\r\n`);
+    await waitFor(() => other.appRequests.some((request) => request.headers.upgrade !== undefined));
+    client.socket.resetAndDestroy();
+    const retried = other.appRequests.filter((request) => request.headers.upgrade !== undefined);
+    await waitFor(() => retried.every((request) => !other.isOpen(request.connectionId)));
   });
 
   it('a client that resets mid-stream: the tunnel to the node is closed', async () => {
