@@ -59,14 +59,21 @@ export class SessionHandle {
   readonly #store: SessionStore<CompartmentData>;
   /** Why there is no usable id (missing or malformed header); thrown on first access. */
   readonly #problem: string | undefined;
+  /**
+   * Set for a request whose answer never passes `onSend` (a WebSocket upgrade: the socket is
+   * handed over): each write is handed to it at once, and `update` resolves only then.
+   */
+  readonly #writeThrough: ((write: SessionWrite) => Promise<void>) | undefined;
   #isUsed = false;
   #pendingWrite: SessionWrite | undefined;
 
   constructor(
     store: SessionStore<CompartmentData>,
     identity: { id: string; key: string } | { problem: string },
+    writeThrough?: (write: SessionWrite) => Promise<void>,
   ) {
     this.#store = store;
+    this.#writeThrough = writeThrough;
     if ('problem' in identity) {
       this.id = undefined;
       this.key = undefined;
@@ -156,6 +163,10 @@ export class SessionHandle {
       entry = await this.#store.updateAsync(key, apply);
     }
     this.#pendingWrite = { kind: 'updated', key, entry, isNew: false };
+    if (this.#writeThrough !== undefined) {
+      const write = this.takePendingWrite();
+      if (write !== undefined) await this.#writeThrough(write);
+    }
     return result as T;
   }
 
@@ -165,6 +176,10 @@ export class SessionHandle {
     const existed = this.#store.delete(key);
     this.#isUsed = false;
     this.#pendingWrite = { kind: 'deleted', key };
+    if (this.#writeThrough !== undefined) {
+      // Not awaited (destroy is synchronous): a failure leaves the replica to expire on its own.
+      this.#writeThrough(this.takePendingWrite() as SessionWrite).catch(() => undefined);
+    }
     return existed;
   }
 

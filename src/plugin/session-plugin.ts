@@ -55,12 +55,19 @@ type RequestWithHandle = FastifyRequest & { [kHandle]: SessionHandle | null };
 function createHandle(
   store: SessionStore<CompartmentData>,
   header: string | string[] | undefined,
+  writeThrough: ((write: SessionWrite) => Promise<void>) | undefined,
 ): SessionHandle {
   if (header === undefined || header === '') return new SessionHandle(store, { problem: NO_ID_MESSAGE });
   if (typeof header !== 'string' || !SESSION_ID_PATTERN.test(header)) {
     return new SessionHandle(store, { problem: 'malformed session id header' });
   }
-  return new SessionHandle(store, { id: header, key: sessionKeyOf(header) });
+  return new SessionHandle(store, { id: header, key: sessionKeyOf(header) }, writeThrough);
+}
+
+/** A WebSocket handshake: its handler runs after the 101, on a socket that never passes `onSend`. */
+function isWebSocketUpgrade(request: FastifyRequest): boolean {
+  const upgrade = request.headers.upgrade;
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
 }
 
 const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done) => {
@@ -80,7 +87,12 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
   app.decorateRequest('session', {
     getter(this: FastifyRequest): SessionHandle {
       const request = this as RequestWithHandle;
-      return (request[kHandle] ??= createHandle(store, request.headers[headerName]));
+      // A WebSocket handler's writes are handed over as they are made (no answer to hold).
+      return (request[kHandle] ??= createHandle(
+        store,
+        request.headers[headerName],
+        isWebSocketUpgrade(request) ? onWrite : undefined,
+      ));
     },
   });
 

@@ -1,4 +1,8 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
+import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSilentLogger } from '../../src/log.js';
 import { sessionPlugin } from '../../src/plugin/index.js';
@@ -102,6 +106,22 @@ async function startNode(
     store,
     onWrite: replicateSessions(store, replicator, createSilentLogger()),
     ...(options.restore ? { restore: restorer.restore } : {}),
+  });
+  await app.register(fastifyWebsocket);
+  // Every message increments the counter from inside the WebSocket handler, answered once stored.
+  app.get('/ws-increment', { websocket: true }, (socket, request) => {
+    socket.on('message', (message) => {
+      const run =
+        message.toString() === 'destroy'
+          ? Promise.resolve(request.session.destroy())
+          : request.session.update((data) => {
+              setValue(data, '', 'count', ((getValue(data, '', 'count') as number | undefined) ?? 0) + 1);
+            });
+      run.then(
+        () => socket.send(JSON.stringify({ version: request.session.storedVersion })),
+        (error: Error) => socket.send(JSON.stringify({ error: error.message })),
+      );
+    });
   });
   app.post('/increment', async (request) => {
     const count = await request.session.update((data) => {
@@ -293,6 +313,30 @@ describe('replicateSessions: a session created again under its key', () => {
     const replica = await node.replicas.read(KEY);
     expect(replica?.data).toMatchObject({ values: { cart: 'fresh' } });
     expect(replica?.version).toBe(node.store.peek(KEY)?.version);
+  });
+});
+
+describe('writes made inside a WebSocket handler', () => {
+  it('are replicated as they are made (the 101 never passes onSend), each before the write resolves', async () => {
+    const node = await startNode();
+    close = node.close;
+    await node.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = node.app.server.address() as AddressInfo;
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws-increment`, { headers });
+    await once(ws, 'open');
+    for (let i = 1; i <= 3; i++) {
+      ws.send('increment');
+      const [answer] = (await once(ws, 'message')) as [Buffer];
+      const { version } = JSON.parse(answer.toString()) as { version: number };
+      // Already in the replica store when the handler's write resolved: nothing to wait for.
+      const replica = await node.replicas.read(KEY);
+      expect(replica).toMatchObject({ owner: 'node-1', version, data: { values: { count: i } } });
+    }
+    ws.send('destroy');
+    await once(ws, 'message');
+    await expect.poll(() => node.replicas.read(KEY)).toBeUndefined();
+    ws.close();
+    await once(ws, 'close');
   });
 });
 
