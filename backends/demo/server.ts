@@ -122,12 +122,8 @@ export async function startDemoNode(options: DemoNodeOptions): Promise<DemoNode>
   // Touches and evictions replicated, and the plugin's write seam.
   const onWrite = replicateSessions(store, replicator, logger);
   // A session this process never had but the proxy still sends here: this node restarted
-  // faster than the health checks noticed, and its replica holds the state. Past the idle
-  // timeout (plus the intervals that delay a replica's last refresh) no such replica is left.
-  const restorer = new SessionRestorer(store, replicator, {
-    windowMs:
-      config.session.idleTimeout + config.replication.touchInterval + config.replication.flushInterval,
-  });
+  // faster than the health checks noticed, and its replica holds the state.
+  const restorer = new SessionRestorer(store, replicator);
   const app = await buildDemoApp({
     nodeId,
     store,

@@ -108,12 +108,14 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
         return;
       }
       const key = sessionKeyOf(header);
-      if (store.peek(key) !== undefined || !SESSION_ID_PATTERN.test(header)) {
-        done();
-        return;
-      }
-      let pending = restoring.get(key);
+      // A restore of this session under way: wait for it, even with the copy already in the
+      // store (it may yet drop it, and a write meanwhile would be lost with it).
+      let pending = restoring.size > 0 ? restoring.get(key) : undefined;
       if (pending === undefined) {
+        if (store.peek(key) !== undefined || !SESSION_ID_PATTERN.test(header)) {
+          done();
+          return;
+        }
         pending = restore(key).finally(() => restoring.delete(key));
         restoring.set(key, pending);
       }

@@ -4,15 +4,11 @@ import type { Replicator } from './replicator.js';
 
 /** Keys remembered as having nothing to restore (first in, first out past this many). */
 const MAX_ABSENT_KEYS = 10_000;
+/** How long a key found with nothing to restore is not read again. */
+const ABSENT_TTL_MS = 30_000;
 
-/** Options of a SessionRestorer; durations in milliseconds. */
+/** Options of a SessionRestorer. */
 export interface SessionRestorerOptions {
-  /**
-   * How long after its start the node may find replicas of sessions it lost: the idle
-   * timeout plus the touch and flush intervals. A replica this process did not write or touch
-   * expires within that; later, a missing session is just gone, and costs no read.
-   */
-  windowMs: number;
   /** The clock (tests). */
   now?: () => number;
 }
@@ -25,32 +21,40 @@ export interface SessionRestorerOptions {
  * A move (evacuate, rebalance) can take the session away while the read is out: its eviction
  * of the local copy finds nothing yet, and the installed copy would stay behind, stale and
  * never evicted. So ownership is asked once more after the install; a move after that answer
- * evicts the copy, one before it shows in the answer and the copy is dropped.
+ * evicts the copy, one before it shows in the answer and the copy is dropped. (The plugin
+ * holds every request of the session until the restore is done, so none writes meanwhile.)
  *
- * Keys found with nothing to restore are remembered (bounded): none can gain a replica this
- * node owns except by this node's own writes or a move here, both of which put the session in
- * the store, which is asked first. So a valid id whose session is gone (logged out, expired)
- * costs one read, not one per request.
+ * A key found with nothing to restore is not read again for 30 s (up to 10 000 keys): a valid
+ * id whose session is gone (logged out, expired) costs a read every 30 s, not one per request.
+ * Not for good: a session can still become this node's without reaching its store, e.g. given
+ * back to it by a failover whose install here failed, and is then restored on a later request.
  */
 export class SessionRestorer {
   /** Sessions restored since start. */
   restored = 0;
   readonly #store: SessionStore<CompartmentData>;
   readonly #replicator: Replicator;
-  readonly #until: number;
   readonly #now: () => number;
-  readonly #absent = new Set<string>();
+  /** Key → when it may be read again. */
+  readonly #absent = new Map<string, number>();
 
-  constructor(store: SessionStore<CompartmentData>, replicator: Replicator, options: SessionRestorerOptions) {
+  constructor(
+    store: SessionStore<CompartmentData>,
+    replicator: Replicator,
+    options: SessionRestorerOptions = {},
+  ) {
     this.#store = store;
     this.#replicator = replicator;
     this.#now = options.now ?? Date.now;
-    this.#until = this.#now() + options.windowMs;
   }
 
   /** Installs session `key` from its replica if this node owns one; rejects with ReplicaStoreError when the store cannot be read. */
   readonly restore = async (key: string): Promise<void> => {
-    if (this.#absent.has(key) || this.#now() >= this.#until) return;
+    const retryAt = this.#absent.get(key);
+    if (retryAt !== undefined) {
+      if (this.#now() < retryAt) return;
+      this.#absent.delete(key);
+    }
     const session = await this.#replicator.read(key);
     const data = session?.data;
     if (session === undefined || data === null || typeof data !== 'object' || Array.isArray(data)) {
@@ -69,26 +73,27 @@ export class SessionRestorer {
     try {
       isStillOwned = (await this.#replicator.read(key)) !== undefined;
     } catch (error) {
-      // Unconfirmed: nothing was served from the copy yet, so it goes, and the request fails.
-      this.#dropIfSame(key, entry);
+      // Unconfirmed: the session's requests are still held, nothing was served from the copy.
+      this.#dropIfUnchanged(key, entry, session.version);
       throw error;
     }
     if (!isStillOwned) {
-      this.#dropIfSame(key, entry);
+      this.#dropIfUnchanged(key, entry, session.version);
       return;
     }
     this.restored++;
   };
 
-  #dropIfSame(key: string, entry: SessionEntry<CompartmentData>): void {
-    if (this.#store.peek(key) === entry) this.#store.delete(key);
+  /** Removes the installed copy unless something else (a move's install, say) replaced or wrote it since. */
+  #dropIfUnchanged(key: string, entry: SessionEntry<CompartmentData>, version: number): void {
+    if (this.#store.peek(key) === entry && entry.version === version) this.#store.delete(key);
   }
 
   #noteAbsent(key: string): void {
     if (this.#absent.size >= MAX_ABSENT_KEYS) {
-      const oldest = this.#absent.values().next().value;
+      const oldest = this.#absent.keys().next().value;
       if (oldest !== undefined) this.#absent.delete(oldest);
     }
-    this.#absent.add(key);
+    this.#absent.set(key, this.#now() + ABSENT_TTL_MS);
   }
 }
