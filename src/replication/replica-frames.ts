@@ -55,16 +55,9 @@ export function encodeFrame(type: number, id: number, payload: string): Buffer {
 
 /** Encodes an ack: the epoch, then the outcome bytes (none for touch, remove, epoch). */
 export function encodeAck(id: number, epoch: string, outcomes?: readonly string[]): Buffer {
-  const epochBytes = Buffer.byteLength(epoch, 'latin1');
-  if (epochBytes > 255) throw new RangeError('epoch longer than 255 bytes');
   const count = outcomes?.length ?? 0;
-  const frame = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + 1 + epochBytes + count);
-  frame.writeUInt32BE(FRAME_HEADER_BYTES + 1 + epochBytes + count, 0);
-  frame[4] = FrameType.ack;
-  frame.writeUInt32BE(id, 5);
-  frame[FRAME_PREFIX_BYTES] = epochBytes;
-  frame.write(epoch, FRAME_PREFIX_BYTES + 1, 'latin1');
-  let at = FRAME_PREFIX_BYTES + 1 + epochBytes;
+  const frame = epochAnswer(FrameType.ack, id, epoch, count);
+  let at = frame.length - count;
   for (let i = 0; i < count; i++) {
     const code = OUTCOME_CODES.indexOf(outcomes?.[i] as (typeof OUTCOME_CODES)[number]);
     if (code === -1) throw new RangeError(`unknown write outcome ${String(outcomes?.[i])}`);
@@ -75,16 +68,22 @@ export function encodeAck(id: number, epoch: string, outcomes?: readonly string[
 
 /** Encodes a read's answer: the epoch, then the record as JSON, or nothing when there is none. */
 export function encodeRecord(id: number, epoch: string, recordJson: string | undefined): Buffer {
+  const recordBytes = recordJson === undefined ? 0 : Buffer.byteLength(recordJson);
+  const frame = epochAnswer(FrameType.record, id, epoch, recordBytes);
+  if (recordJson !== undefined) frame.write(recordJson, frame.length - recordBytes, 'utf8');
+  return frame;
+}
+
+/** An answer frame with its prefix and the epoch (u8 length, ASCII) written, and `restBytes` left to fill at its end. */
+function epochAnswer(type: number, id: number, epoch: string, restBytes: number): Buffer {
   const epochBytes = Buffer.byteLength(epoch, 'latin1');
   if (epochBytes > 255) throw new RangeError('epoch longer than 255 bytes');
-  const recordBytes = recordJson === undefined ? 0 : Buffer.byteLength(recordJson);
-  const frame = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + 1 + epochBytes + recordBytes);
-  frame.writeUInt32BE(FRAME_HEADER_BYTES + 1 + epochBytes + recordBytes, 0);
-  frame[4] = FrameType.record;
+  const frame = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + 1 + epochBytes + restBytes);
+  frame.writeUInt32BE(FRAME_HEADER_BYTES + 1 + epochBytes + restBytes, 0);
+  frame[4] = type;
   frame.writeUInt32BE(id, 5);
   frame[FRAME_PREFIX_BYTES] = epochBytes;
   frame.write(epoch, FRAME_PREFIX_BYTES + 1, 'latin1');
-  if (recordJson !== undefined) frame.write(recordJson, FRAME_PREFIX_BYTES + 1 + epochBytes, 'utf8');
   return frame;
 }
 
