@@ -64,16 +64,22 @@ export class SessionHandle {
    * handed over): each write is handed to it at once, and `update` resolves only then.
    */
   readonly #writeThrough: ((write: SessionWrite) => Promise<void>) | undefined;
+  readonly #unavailable: Error | undefined;
   #isUsed = false;
   #pendingWrite: SessionWrite | undefined;
 
   constructor(
     store: SessionStore<CompartmentData>,
     identity: { id: string; key: string } | { problem: string },
-    writeThrough?: (write: SessionWrite) => Promise<void>,
+    options: {
+      writeThrough?: ((write: SessionWrite) => Promise<void>) | undefined;
+      /** Why the session cannot be had (its restore failed): thrown on first use. */
+      unavailable?: Error | null;
+    } = {},
   ) {
     this.#store = store;
-    this.#writeThrough = writeThrough;
+    this.#writeThrough = options.writeThrough;
+    this.#unavailable = options.unavailable ?? undefined;
     if ('problem' in identity) {
       this.id = undefined;
       this.key = undefined;
@@ -196,6 +202,7 @@ export class SessionHandle {
   }
 
   #requireKey(): string {
+    if (this.#unavailable !== undefined) throw this.#unavailable;
     if (this.key === undefined) throw new BadRequestError(this.#problem ?? 'no session id');
     return this.key;
   }

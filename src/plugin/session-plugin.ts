@@ -37,8 +37,9 @@ export interface SessionPluginOptions {
    * store, unless the proxy minted the id for this request (SESSION_NEW_HEADER); it may install
    * the session (`store.put`, e.g. from its replica: SessionRestorer), so the request goes on
    * with the session's state instead of an empty one. Concurrent requests of one session share
-   * a call. A rejection answers the request with that error (503 for an unreachable replica
-   * store): starting the session over would lose it for good.
+   * a call. After a rejection the request goes on, and its first use of the session throws
+   * that error (503 for an unreachable replica store): starting the session over would lose it
+   * for good, but a request that never uses it (an asset) is served.
    */
   restore?: (key: string) => Promise<void>;
   /** More of this node's numbers for the proxy's admin (e.g. its replication queue), served with the store metrics. */
@@ -50,18 +51,44 @@ const SESSION_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,255}$/;
 const NO_ID_MESSAGE = 'no session id: requests reach nodes through the stickylb proxy';
 
 const kHandle = Symbol('stickylb.sessionHandle');
-type RequestWithHandle = FastifyRequest & { [kHandle]: SessionHandle | null };
+const kRestoreFailure = Symbol('stickylb.restoreFailure');
+type RequestWithHandle = FastifyRequest & {
+  [kHandle]: SessionHandle | null;
+  /** Why the session could not be restored: thrown on its first use, not before. */
+  [kRestoreFailure]: Error | null;
+};
 
 function createHandle(
   store: SessionStore<CompartmentData>,
   header: string | string[] | undefined,
-  writeThrough: ((write: SessionWrite) => Promise<void>) | undefined,
+  options: {
+    writeThrough: ((write: SessionWrite) => Promise<void>) | undefined;
+    unavailable: Error | null;
+  },
 ): SessionHandle {
   if (header === undefined || header === '') return new SessionHandle(store, { problem: NO_ID_MESSAGE });
   if (typeof header !== 'string' || !SESSION_ID_PATTERN.test(header)) {
     return new SessionHandle(store, { problem: 'malformed session id header' });
   }
-  return new SessionHandle(store, { id: header, key: sessionKeyOf(header) }, writeThrough);
+  return new SessionHandle(store, { id: header, key: sessionKeyOf(header) }, options);
+}
+
+/**
+ * For a WebSocket handler, whose writes have no answer to wait on: each is handed over as it is
+ * made. One that fails (the replica store unreachable, the session moved to another node) also
+ * closes the connection, as a hang-up or an error answer would end an HTTP request: the
+ * client reconnects through the proxy, to the session's node.
+ */
+function writeThroughOf(
+  request: FastifyRequest,
+  onWrite: ((write: SessionWrite) => Promise<void>) | undefined,
+): ((write: SessionWrite) => Promise<void>) | undefined {
+  if (onWrite === undefined || !isWebSocketUpgrade(request)) return undefined;
+  return (write) =>
+    onWrite(write).catch((error: unknown) => {
+      request.raw.socket?.destroy();
+      throw error;
+    });
 }
 
 /** A WebSocket handshake: its handler runs after the 101, on a socket that never passes `onSend`. */
@@ -84,15 +111,14 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
   // The handle is built on first use of `request.session`, so a request that never looks
   // at its session (health checks, static files) allocates nothing and stores nothing.
   app.decorateRequest(kHandle, null);
+  app.decorateRequest(kRestoreFailure, null);
   app.decorateRequest('session', {
     getter(this: FastifyRequest): SessionHandle {
       const request = this as RequestWithHandle;
-      // A WebSocket handler's writes are handed over as they are made (no answer to hold).
-      return (request[kHandle] ??= createHandle(
-        store,
-        request.headers[headerName],
-        isWebSocketUpgrade(request) ? onWrite : undefined,
-      ));
+      return (request[kHandle] ??= createHandle(store, request.headers[headerName], {
+        writeThrough: writeThroughOf(request, onWrite),
+        unavailable: request[kRestoreFailure],
+      }));
     },
   });
 
@@ -119,9 +145,15 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
         pending = restore(key).finally(() => restoring.delete(key));
         restoring.set(key, pending);
       }
+      // A failed restore fails the request only if it uses the session (its handle throws):
+      // a page or an asset that never looks at it is served as before.
       pending.then(
         () => done(),
-        (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+        (error: unknown) => {
+          (request as RequestWithHandle)[kRestoreFailure] =
+            error instanceof Error ? error : new Error(String(error));
+          done();
+        },
       );
     });
   }

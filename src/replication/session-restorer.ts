@@ -63,7 +63,10 @@ export class SessionRestorer {
     }
     let entry: SessionEntry<CompartmentData>;
     try {
-      entry = this.#store.put(key, data as CompartmentData, session.version, session.lastAccessAt);
+      // Accessed now: its request is under way. (Installed at its old access time, an idle
+      // session would sit first in line for an eviction at maxSessions, whose removal of the
+      // replica would lose it during this very restore.)
+      entry = this.#store.put(key, data as CompartmentData, session.version);
     } catch (error) {
       // Installed meanwhile (a move's install) at the same or a newer version: keep that.
       if (error instanceof VersionConflictError) return;

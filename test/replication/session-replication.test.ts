@@ -30,6 +30,8 @@ class TestTransport implements ReplicaTransport {
   failRemoves = 0;
   /** Calls of `read` still to fail. */
   failReads = 0;
+  /** Calls of `write` still to fail. */
+  failWrites = 0;
   reads = 0;
   /** Runs before read number `n` (from 1) reaches the store: what happens meanwhile elsewhere. */
   beforeRead: ((n: number) => Promise<void>) | undefined;
@@ -42,6 +44,10 @@ class TestTransport implements ReplicaTransport {
   async write(node: string, records: readonly SerialisedRecord[]) {
     this.writesStarted++;
     await this.holdWrites;
+    if (this.failWrites > 0) {
+      this.failWrites--;
+      throw new ReplicaStoreError('replica store did not answer');
+    }
     return this.#direct.write(node, records);
   }
   touch(node: string, keys: readonly string[]) {
@@ -135,6 +141,8 @@ async function startNode(
     return { count };
   });
   app.get('/count', async (request) => ({ count: request.session.get('count') ?? 0 }));
+  // Never looks at the session (an asset, a static page).
+  app.get('/static', async () => ({ ok: true }));
   app.post('/twice', async (request) => {
     await request.session.set('count', 1);
     await request.session.set('count', 2);
@@ -341,6 +349,21 @@ describe('writes made inside a WebSocket handler', () => {
     ws.close();
     await once(ws, 'close');
   });
+
+  it('a write that cannot be replicated closes the connection: the client reconnects, as after an HTTP 503', async () => {
+    const node = await startNode();
+    close = node.close;
+    await node.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = node.app.server.address() as AddressInfo;
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws-increment`, { headers });
+    await once(ws, 'open');
+    node.transport.failWrites = 1;
+    const closed = once(ws, 'close');
+    ws.send('increment');
+    const [code] = (await closed) as [number];
+    // 1006: the connection was cut without a close frame (the node hung up, as on a dead node).
+    expect(code).toBe(1006);
+  });
 });
 
 describe('restore: a node that lost its sessions (restarted before the proxy noticed)', () => {
@@ -421,6 +444,11 @@ describe('restore: a node that lost its sessions (restarted before the proxy not
     expect(node.store.peek(KEY)).toBeUndefined();
     expect((await node.replicas.read(KEY))?.data).toMatchObject({ values: { count: 3 } });
 
+    // A request that never uses the session is served all the same.
+    node.transport.failReads = 1;
+    const page = await node.app.inject({ method: 'GET', url: '/static', headers });
+    expect(page.statusCode).toBe(200);
+
     // The store answers again: the session is back, nothing lost.
     expect((await post(node.app, '/increment')).json()).toEqual({ count: 4 });
   });
@@ -447,6 +475,24 @@ describe('SessionRestorer', () => {
     expect(node.store.peek(KEY)).toBeUndefined();
     expect(node.restorer.restored).toBe(0);
     expect(await node.replicas.read(KEY)).toMatchObject({ owner: 'node-2', version: 4 });
+  });
+
+  it('installs the session as accessed now: an eviction at maxSessions during the restore takes another', async () => {
+    const node = await startNode({ restore: true, maxSessions: 2 });
+    close = node.close;
+    // Idle half a minute in the replica store; another session was used here since.
+    await node.replicas.write('node-1', [
+      { key: KEY, version: 4, lastAccessAt: Date.now() - 30_000, data: { values: { count: 4 } } },
+    ]);
+    node.store.create('otherkey', { values: {} });
+    node.transport.beforeRead = async (n) => {
+      if (n === 2) node.store.create('thirdkey', { values: {} });
+    };
+    await node.restorer.restore(KEY);
+    expect(node.store.peek(KEY)?.value).toMatchObject({ values: { count: 4 } });
+    expect(node.store.peek('otherkey')).toBeUndefined();
+    expect(node.restorer.restored).toBe(1);
+    expect(await node.replicas.read(KEY)).toMatchObject({ owner: 'node-1', version: 4 });
   });
 
   it('drops its copy and fails when ownership cannot be confirmed', async () => {
