@@ -71,15 +71,13 @@ export class SessionHandle {
   constructor(
     store: SessionStore<CompartmentData>,
     identity: { id: string; key: string } | { problem: string },
-    options: {
-      writeThrough?: ((write: SessionWrite) => Promise<void>) | undefined;
-      /** Why the session cannot be had (its restore failed): thrown on first use. */
-      unavailable?: Error | null;
-    } = {},
+    writeThrough?: (write: SessionWrite) => Promise<void>,
+    /** Why the session cannot be had (its restore failed): thrown on first use. */
+    unavailable?: Error | null,
   ) {
     this.#store = store;
-    this.#writeThrough = options.writeThrough;
-    this.#unavailable = options.unavailable ?? undefined;
+    this.#writeThrough = writeThrough;
+    this.#unavailable = unavailable ?? undefined;
     if ('problem' in identity) {
       this.id = undefined;
       this.key = undefined;

@@ -61,16 +61,14 @@ type RequestWithHandle = FastifyRequest & {
 function createHandle(
   store: SessionStore<CompartmentData>,
   header: string | string[] | undefined,
-  options: {
-    writeThrough: ((write: SessionWrite) => Promise<void>) | undefined;
-    unavailable: Error | null;
-  },
+  writeThrough: ((write: SessionWrite) => Promise<void>) | undefined,
+  unavailable: Error | null,
 ): SessionHandle {
   if (header === undefined || header === '') return new SessionHandle(store, { problem: NO_ID_MESSAGE });
   if (typeof header !== 'string' || !SESSION_ID_PATTERN.test(header)) {
     return new SessionHandle(store, { problem: 'malformed session id header' });
   }
-  return new SessionHandle(store, { id: header, key: sessionKeyOf(header) }, options);
+  return new SessionHandle(store, { id: header, key: sessionKeyOf(header) }, writeThrough, unavailable);
 }
 
 /**
@@ -115,10 +113,12 @@ const plugin: FastifyPluginCallback<SessionPluginOptions> = (app, options, done)
   app.decorateRequest('session', {
     getter(this: FastifyRequest): SessionHandle {
       const request = this as RequestWithHandle;
-      return (request[kHandle] ??= createHandle(store, request.headers[headerName], {
-        writeThrough: writeThroughOf(request, onWrite),
-        unavailable: request[kRestoreFailure],
-      }));
+      return (request[kHandle] ??= createHandle(
+        store,
+        request.headers[headerName],
+        writeThroughOf(request, onWrite),
+        request[kRestoreFailure],
+      ));
     },
   });
 
