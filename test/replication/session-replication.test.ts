@@ -328,13 +328,19 @@ describe('replicateSessions: a session created again under its key', () => {
 });
 
 describe('writes made inside a WebSocket handler', () => {
-  it('are replicated as they are made (the 101 never passes onSend), each before the write resolves', async () => {
+  /** A node listening on a real port, and a WebSocket to its /ws-increment for KEY. */
+  async function openIncrementSocket() {
     const node = await startNode();
     close = node.close;
     await node.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = node.app.server.address() as AddressInfo;
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws-increment`, { headers });
     await once(ws, 'open');
+    return { node, ws };
+  }
+
+  it('are replicated as they are made (the 101 never passes onSend), each before the write resolves', async () => {
+    const { node, ws } = await openIncrementSocket();
     for (let i = 1; i <= 3; i++) {
       ws.send('increment');
       const [answer] = (await once(ws, 'message')) as [Buffer];
@@ -351,12 +357,7 @@ describe('writes made inside a WebSocket handler', () => {
   });
 
   it('a write that cannot be replicated closes the connection: the client reconnects, as after an HTTP 503', async () => {
-    const node = await startNode();
-    close = node.close;
-    await node.app.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = node.app.server.address() as AddressInfo;
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws-increment`, { headers });
-    await once(ws, 'open');
+    const { node, ws } = await openIncrementSocket();
     node.transport.failWrites = 1;
     const closed = once(ws, 'close');
     ws.send('increment');
