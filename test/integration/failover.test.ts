@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SESSION_HEADER } from '../../src/protocol.js';
 import { Client, freePort, NodeProcess, startCluster, waitFor, type Cluster } from './harness.js';
+import { busiest, seedSessions } from './seed-sessions.js';
 
 let cluster: Cluster | undefined;
 afterEach(async () => {
@@ -21,28 +22,6 @@ async function adminState(c: Cluster): Promise<AdminState> {
 async function adminPost(c: Cluster, path: string): Promise<{ status: number; json: any }> {
   const response = await fetch(`${c.adminUrl}${path}`, { method: 'POST' });
   return { status: response.status, json: await response.json() };
-}
-
-/** `count` clients, each with `writes` acknowledged counter increments; returns client → node. */
-async function seedSessions(
-  c: Cluster,
-  count: number,
-  writes: number,
-): Promise<Map<Client, { node: string; count: number }>> {
-  const clients = new Map<Client, { node: string; count: number }>();
-  await Promise.all(
-    Array.from({ length: count }, async () => {
-      const client = new Client(c.proxyUrl);
-      let last = { node: '', count: 0 };
-      for (let i = 0; i < writes; i++) {
-        const { status, json } = await client.request('POST', '/api/counter');
-        expect(status).toBe(200);
-        last = { node: json.node, count: json.count };
-      }
-      clients.set(client, last);
-    }),
-  );
-  return clients;
 }
 
 /**
@@ -82,12 +61,6 @@ function startWriters(
       return errors;
     },
   };
-}
-
-function busiest(sessions: Map<Client, { node: string }>): string {
-  const counts = new Map<string, number>();
-  for (const { node } of sessions.values()) counts.set(node, (counts.get(node) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
 }
 
 describe('failover with state', () => {

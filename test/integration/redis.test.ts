@@ -4,40 +4,13 @@ import { createSilentLogger } from '../../src/log.js';
 import { RedisReplicaStore } from '../../src/replication/index.js';
 import { StickyLb } from '../../src/stickylb.js';
 import { redisServerAvailable, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { Client, freePort, startCluster, waitFor, type Cluster } from './harness.js';
+import { freePort, startCluster, waitFor, type Client, type Cluster } from './harness.js';
+import { busiest, seedSessions } from './seed-sessions.js';
 
 const hasRedis = redisServerAvailable();
 
 /** The store key of a session id (its random part). */
 const keyOf = (client: Client): string => (client.sessionId as string).split('.')[0] as string;
-
-/** `count` clients with `writes` acknowledged counter increments each; client → last answer. */
-async function seedSessions(
-  cluster: Cluster,
-  count: number,
-  writes: number,
-): Promise<Map<Client, { node: string; count: number }>> {
-  const sessions = new Map<Client, { node: string; count: number }>();
-  await Promise.all(
-    Array.from({ length: count }, async () => {
-      const client = new Client(cluster.proxyUrl);
-      let last = { node: '', count: 0 };
-      for (let i = 0; i < writes; i++) {
-        const { status, json } = await client.request('POST', '/api/counter');
-        expect(status).toBe(200);
-        last = { node: json.node, count: json.count };
-      }
-      sessions.set(client, last);
-    }),
-  );
-  return sessions;
-}
-
-function busiest(sessions: Map<Client, { node: string }>): string {
-  const counts = new Map<string, number>();
-  for (const { node } of sessions.values()) counts.set(node, (counts.get(node) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
-}
 
 /** Every session's next POST answers 200 with its counter one higher, not on `gone`. */
 async function expectCountersKept(
