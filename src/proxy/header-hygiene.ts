@@ -43,11 +43,7 @@ export function sanitizeRequestHeaders(
   if (!isUpgrade) delete headers.upgrade;
   for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
 
-  for (const name in headers) {
-    // Cheap first-character test: this loop runs for every header of every request.
-    const first = name.charCodeAt(0);
-    if ((first === 120 || first === 88) && isInternalHeaderName(name)) delete headers[name];
-  }
+  deleteInternalHeaders(headers);
 
   const priorFor = isTrustedPeer ? headers['x-forwarded-for'] : undefined;
   const priorProto = isTrustedPeer ? headers['x-forwarded-proto'] : undefined;
@@ -59,9 +55,25 @@ export function sanitizeRequestHeaders(
   if (host !== undefined) headers['x-forwarded-host'] = host;
 }
 
-/** `x-stickylb-…` in any case, with `-` or `_`. */
+const INTERNAL_HEADER = /^x[-_]stickylb[-_]/i;
+
+/**
+ * `x-stickylb-…` in any case, with `-` or `_`; `name` may also be a whole `name: value` line.
+ * Two character tests before the regex: this runs for every header of every request and
+ * answer, and all but ours (X-Request-Id, X-Frame-Options…) stop there.
+ */
 export function isInternalHeaderName(name: string): boolean {
-  return name.length > 10 && /^x[-_]stickylb[-_]/i.test(name);
+  return (
+    name.length > 10 &&
+    (name.charCodeAt(0) | 32) === 120 &&
+    (name.charCodeAt(2) | 32) === 115 &&
+    INTERNAL_HEADER.test(name)
+  );
+}
+
+/** Deletes our internal headers from a headers object (a client's request, a node's answer to an upgrade). */
+export function deleteInternalHeaders(headers: IncomingHttpHeaders): void {
+  for (const name in headers) if (isInternalHeaderName(name)) delete headers[name];
 }
 
 /** Strips an IPv4-mapped IPv6 prefix so `::ffff:127.0.0.1` compares equal to `127.0.0.1`. */
@@ -173,8 +185,7 @@ export function readRequestHead(
         break;
       }
     }
-    const first = name.charCodeAt(0);
-    if ((first === 120 || first === 88) && isInternalHeaderName(name)) continue;
+    if (isInternalHeaderName(name)) continue;
     if (listed !== undefined && listed.includes(name.toLowerCase())) continue;
     headers.push(name, value);
   }

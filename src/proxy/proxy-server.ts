@@ -194,12 +194,12 @@ export class ProxyServer {
     this.#fast.onResponse = hook;
   }
 
-  /** Applies reloaded timeouts and limits to the running server (SIGHUP); nothing is dropped. */
   /** How often the fast path checks its connections' timeouts (follows a reload). */
   get timeoutSweepMs(): number {
     return this.#fast.sweepIntervalMs;
   }
 
+  /** Applies reloaded timeouts and limits to the running server (SIGHUP); nothing is dropped. */
   reconfigure(config: Config['proxy']): void {
     this.#fast.reconfigure(config);
     this.server.headersTimeout = config.timeouts.headers;

@@ -32,6 +32,11 @@ const MAX_ATTEMPTS = 2;
 
 const RETRY_AFTER = { 'retry-after': '1' };
 
+/** A body over `proxy.maxBodyBytes` once read whole: it cannot be replayed, and the client still gets an answer. */
+function bodyTooLargeToReplay(): StickyError {
+  return toClientError(new Error('request body too large to replay'));
+}
+
 export interface RecoveryOptions {
   router: Router;
   counters: ProxyCounters;
@@ -134,7 +139,7 @@ export class Recovery {
     }
     const body = req[kBody];
     if (res.destroyed || body === null) {
-      if (!res.destroyed) sendError(res, toClientError(new Error('request body too large to replay')));
+      if (!res.destroyed) sendError(res, bodyTooLargeToReplay());
       return;
     }
     from.inFlight--;
@@ -217,8 +222,7 @@ export class Recovery {
     }
     const body = req[kBody];
     if (res.destroyed || body === null) {
-      // Over maxBodyBytes once read whole: not replayable, and the client still gets an answer.
-      if (!res.destroyed) sendError(res, toClientError(new Error('request body too large to replay')));
+      if (!res.destroyed) sendError(res, bodyTooLargeToReplay());
       return;
     }
     const head = req[kHead] as RequestHead;

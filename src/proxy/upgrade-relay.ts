@@ -15,7 +15,7 @@ import type { ProxyNode } from '../nodes/index.js';
 import { SESSION_HEADER, SESSION_NEW_HEADER, SESSION_USED_HEADER } from '../protocol.js';
 import {
   checkRequestHead,
-  isInternalHeaderName,
+  deleteInternalHeaders,
   normalizeAddress,
   sanitizeRequestHeaders,
 } from './header-hygiene.js';
@@ -114,9 +114,7 @@ export class UpgradeRelay {
       void this.#moveThenRelay(req, socket, head, decision, decision.fromNodeId);
       return;
     }
-    req.headers[SESSION_HEADER] = decision.sessionId;
-    if (decision.isNew) req.headers[SESSION_NEW_HEADER] = '1';
-    this.#proxy.ws(req, socket, head, decision.node.proxyOptions, this.#onError);
+    this.#relayTo(decision.node, req, socket, head, decision);
   };
 
   /** Shutdown: asks every upgraded connection to end (`end`), or cuts them (`destroy`). */
@@ -147,6 +145,17 @@ export class UpgradeRelay {
     }
     if (socket.destroyed) return;
     this.#options.router.reroute(decision, node);
+    this.#relayTo(node, req, socket, head, decision);
+  }
+
+  /** Sends the handshake to `node` under the decision's session id. */
+  #relayTo(
+    node: ProxyNode,
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    decision: RouteDecision,
+  ): void {
     req.headers[SESSION_HEADER] = decision.sessionId;
     if (decision.isNew) req.headers[SESSION_NEW_HEADER] = '1';
     this.#proxy.ws(req, socket, head, node.proxyOptions, this.#onError);
@@ -246,7 +255,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** Drops our internal headers (`x-stickylb-*`, the session-used one too) from a node's answer before it is relayed. */
 function stripInternalHeaders(res: IncomingMessage): void {
-  for (const name in res.headers) if (isInternalHeaderName(name)) delete res.headers[name];
+  deleteInternalHeaders(res.headers);
 }
 
 /**

@@ -133,13 +133,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandlers {
           break;
       }
       // Our other internal headers are for us, never the client.
-      if (
-        name.length > 10 &&
-        (name.charCodeAt(0) | 32) === 120 &&
-        (name.charCodeAt(2) | 32) === 115 &&
-        isInternalHeaderName(name)
-      )
-        continue;
+      if (isInternalHeaderName(name)) continue;
       headers.push(name, (raw[i + 1] as Buffer).toString('latin1'));
     }
     // Headers the node's `Connection:` lists are hop-by-hop too: they were meant for us.

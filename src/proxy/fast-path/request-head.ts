@@ -159,8 +159,7 @@ export function readFastRequest(
         drop = isNamed(line, colon, 'proxy-authorization');
         break;
     }
-    const first = line.charCodeAt(0);
-    if (!drop && (first === 120 || first === 88) && isInternalHeaderName(line.slice(0, colon))) drop = true;
+    if (!drop && isInternalHeaderName(line)) drop = true;
     if (drop) {
       head = (head ?? '') + text.slice(keptFrom, start - 2);
       keptFrom = lineEnd < 0 ? text.length : lineEnd;
